@@ -1,1 +1,1 @@
-
+//! Greenlight's storage: one `Storage` over SQLite or PostgreSQL.

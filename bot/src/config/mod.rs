@@ -1,0 +1,1 @@
+//! `greenlight.toml`: typed configuration, `${VAR}` interpolation and validation.

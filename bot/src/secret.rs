@@ -1,0 +1,1 @@
+//! Secrets that never show in logs or `Debug` output.
