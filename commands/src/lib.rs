@@ -4,7 +4,9 @@
 //! an argument. Nothing here knows the JSON of Slack, Discord or GitHub.
 
 pub mod domain;
+pub mod image;
 pub mod states;
 
 pub use domain::{AppName, CommitSha, DomainError, EnvironmentName, PersonName};
+pub use image::{ImageRef, ImageRefError};
 pub use states::{ApprovalState, DecisionVerdict, DeploymentKind, DeploymentState, Platform};

@@ -1,1 +1,9 @@
+//! Test harness for Greenlight: the real app on port 0 with a fresh SQLite file, request signing
+//! exactly as Slack, GitHub and Discord sign, fake platform servers, and the shared fixtures.
 
+pub mod app;
+pub mod fakes;
+pub mod fixtures;
+pub mod signing;
+
+pub use app::{spawn_app, spawn_app_with, TestApp};

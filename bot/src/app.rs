@@ -1,0 +1,94 @@
+//! Builds the whole application from a `Config`. `main` and the end-to-end tests both start
+//! Greenlight through `App::build` + `App::serve`, so tests exercise what ships.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use greenlight_storage::Storage;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::background::{Background, TaskPanic};
+use crate::config::Config;
+use crate::{http, telemetry};
+
+/// How long shutdown waits for background work to finish after the server stopped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    pub metrics: PrometheusHandle,
+    pub background: Background,
+}
+
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Connects to the database, applies migrations and prepares the router. Nothing listens
+    /// yet: `serve` does that on a listener the caller bound (port 0 in tests).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let storage = Storage::connect(config.database.url.as_str())
+            .await
+            .context("opening the database (database.url)")?;
+        storage
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+        Ok(Self::with_storage(config, storage))
+    }
+
+    /// For callers that opened storage themselves (tests that share a database).
+    pub fn with_storage(config: Config, storage: Storage) -> Self {
+        Self {
+            state: AppState {
+                config: Arc::new(config),
+                storage,
+                metrics: telemetry::metrics_handle(),
+                background: Background::new(),
+            },
+        }
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn router(&self) -> Router {
+        http::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish, stops background work
+    /// and closes the database. Background panics are returned as an error.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("HTTP server stopped; finishing background work");
+        let panics = self.state.background.shutdown(SHUTDOWN_GRACE).await;
+        self.state.storage.close().await;
+        if panics.is_empty() {
+            Ok(())
+        } else {
+            Err(BackgroundPanicked(panics).into())
+        }
+    }
+}
+
+/// One or more background tasks panicked while the app ran.
+#[derive(Debug, thiserror::Error)]
+#[error("{} background task(s) panicked: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct BackgroundPanicked(pub Vec<TaskPanic>);

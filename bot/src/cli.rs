@@ -1,0 +1,185 @@
+//! The command line: one binary, a subcommand per job, `--help` everywhere.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use greenlight_storage::Storage;
+
+use crate::app::App;
+use crate::config::{self, Config};
+use crate::shutdown;
+
+/// Where the config file is looked for when neither `--config` nor `GREENLIGHT_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "greenlight.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "greenlight",
+    version,
+    about = "Chat-ops deployment gate: production deploys approved in Slack or Discord",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Configuration file [default: ./greenlight.toml, embedded defaults when absent]
+    #[arg(long, global = true, env = "GREENLIGHT_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot: HTTP routes, timers and the outbox worker
+    Serve,
+    /// Validate the configuration and print every problem with its key path
+    CheckConfig,
+    /// Apply database migrations (serve also does this at start)
+    Migrate,
+    /// Read the release log
+    Releases {
+        /// Only this app
+        #[arg(long)]
+        app: Option<String>,
+        /// Only this environment
+        #[arg(long)]
+        env: Option<String>,
+        /// How many releases, newest first
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print JSON (the shape of GET /api/v1/releases) instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of the SQLite database, safe while the bot is serving
+    Backup {
+        /// Where to write the copy; must not exist yet
+        path: PathBuf,
+    },
+}
+
+/// Environment lookup, injected so only the binary's edge reads the process environment.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve => serve(cli.config.as_deref(), env).await,
+        Command::CheckConfig => Ok(check_config(cli.config.as_deref(), env)),
+        Command::Migrate => {
+            let config = load_config(cli.config.as_deref(), env)?;
+            let storage = open_storage(&config).await?;
+            storage.migrate().await.context("applying migrations")?;
+            storage.close().await;
+            println!("migrations applied to {}", storage.backend().as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Releases {
+            app,
+            env: environment,
+            limit,
+            json,
+        } => {
+            let config = load_config(cli.config.as_deref(), env)?;
+            let storage = open_storage(&config).await?;
+            storage.migrate().await.context("applying migrations")?;
+            let filter = greenlight_storage::ReleaseFilter {
+                app,
+                environment,
+                limit,
+            };
+            let releases = storage
+                .list_releases(&filter)
+                .await
+                .context("reading the release log")?;
+            storage.close().await;
+            let out = if json {
+                crate::release_log::to_json(&releases).to_string()
+            } else {
+                crate::release_log::to_table(&releases)
+            };
+            println!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { path } => {
+            let config = load_config(cli.config.as_deref(), env)?;
+            let storage = open_storage(&config).await?;
+            storage
+                .backup_to(&path)
+                .await
+                .with_context(|| format!("writing the backup to {}", path.display()))?;
+            storage.close().await;
+            println!("backup written to {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let config = load_config(path, env)?;
+    if config.slack.is_none() && config.discord.is_none() {
+        tracing::warn!(
+            "no chat platform is configured ([slack] / [discord]); approvals cannot be posted"
+        );
+    }
+    let listen = config.server.listen;
+    let app = App::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen} (server.listen / GREENLIGHT_LISTEN)"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(
+        address = %local,
+        database = app.state().storage.backend().as_str(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "greenlight is serving"
+    );
+    app.serve(listener, shutdown::signal()).await?;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_config(path: Option<&Path>, env: Env<'_>) -> ExitCode {
+    let path = path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    let result = Config::load(path, env);
+    print!("{}", config::check_config_report(&result));
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// An explicit path must exist; without one, `./greenlight.toml` is used if present and the
+/// embedded defaults otherwise (still honouring environment overrides such as
+/// `GREENLIGHT_LISTEN`).
+pub fn load_config(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<Config> {
+    let (path, explicit) = match path {
+        Some(path) => (path, true),
+        None => (Path::new(DEFAULT_CONFIG_PATH), false),
+    };
+    if !explicit && !path.exists() {
+        tracing::info!(
+            "no {DEFAULT_CONFIG_PATH} here; starting on the embedded defaults \
+             (SQLite greenlight.db, 127.0.0.1:8080, no chat platforms)"
+        );
+        return Config::from_toml_str("", env)
+            .map_err(|errors| anyhow::anyhow!("{}", config::check_config_report(&Err(errors))));
+    }
+    match Config::load(path, env) {
+        Ok(config) => Ok(config),
+        Err(errors) => bail!(
+            "{} is not valid:\n{}",
+            path.display(),
+            config::check_config_report(&Err(errors))
+        ),
+    }
+}
+
+async fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+    Storage::connect(config.database.url.as_str())
+        .await
+        .context("opening the database (database.url)")
+}

@@ -1,0 +1,146 @@
+//! The HTTP surface: the router, its shared layers (request ids, tracing, body limits, panic
+//! catching, metrics) and the routes that belong to no platform.
+
+pub mod error;
+mod health;
+mod metrics;
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, Response};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::app::AppState;
+pub use error::ApiError;
+
+/// Default request body limit (SPEC §5); routes that need more (GitHub: 25 MB) raise their own.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/health", get(health::health))
+        .route("/api/v1/status", get(health::status))
+        .route("/metrics", get(metrics::render));
+    with_common_layers(routes).with_state(state)
+}
+
+/// The layers every route shares. Kept apart from the route table so tests can wrap their own
+/// routes (a panicking one, say) in exactly what production uses.
+pub fn with_common_layers<S>(routes: Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(make_span)
+                        .on_response(on_response),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see the README for the list of routes")
+}
+
+fn make_span<B>(request: &Request<B>) -> Span {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+fn on_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "handled"
+    );
+}
+
+/// A panicking handler answers 500 with the usual error body; the panic text goes to the log
+/// only, since it may contain request data.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<axum::body::Body> {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = message, "request handler panicked");
+    metrics::counter!("greenlight_http_panics_total").increment(1);
+    ApiError::internal().into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{to_bytes, Body, Bytes};
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    fn test_routes() -> Router {
+        with_common_layers(
+            Router::new()
+                .route("/boom", get(|| async { panic!("secret request data") }))
+                .route("/echo", post(|body: Bytes| async move { body.len().to_string() })),
+        )
+    }
+
+    async fn call(request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let response = test_routes().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_without_leaking_the_panic() {
+        let request = Request::get("/boom").body(Body::empty()).expect("request");
+        let (status, body) = call(request).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "internal");
+        assert!(!body.to_string().contains("secret request data"));
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_default_limit_are_413() {
+        let request = Request::post("/echo")
+            .body(Body::from(vec![b'x'; DEFAULT_BODY_LIMIT + 1]))
+            .expect("request");
+        let (status, _) = call(request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        let request = Request::post("/echo")
+            .body(Body::from(vec![b'x'; DEFAULT_BODY_LIMIT]))
+            .expect("request");
+        let response = test_routes().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}

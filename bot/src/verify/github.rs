@@ -1,0 +1,62 @@
+//! GitHub's webhook signature: `X-Hub-Signature-256: sha256=` + hex HMAC-SHA256 of the body.
+
+use super::{any_key_matches, VerifyError};
+
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+pub fn verify<I, K>(webhook_secrets: I, signature: Option<&str>, body: &[u8]) -> Result<(), VerifyError>
+where
+    I: IntoIterator<Item = K>,
+    K: AsRef<[u8]>,
+{
+    let signature = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
+    let hex_digest = signature
+        .strip_prefix("sha256=")
+        .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+    let expected =
+        hex::decode(hex_digest).map_err(|_| VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+    any_key_matches(webhook_secrets, &[body], &expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // GitHub docs, "Validating webhook deliveries".
+    const SECRET: &str = "It's a Secret to Everybody";
+    const SIGNATURE: &str =
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+
+    #[test]
+    fn documentation_vector_verifies() {
+        assert_eq!(verify([SECRET], Some(SIGNATURE), b"Hello, World!"), Ok(()));
+    }
+
+    #[test]
+    fn wrong_secret_body_or_format_is_refused() {
+        assert_eq!(
+            verify(["another"], Some(SIGNATURE), b"Hello, World!"),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify([SECRET], Some(SIGNATURE), b"Hello, World?"),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify([SECRET], Some(&SIGNATURE[7..]), b"Hello, World!"),
+            Err(VerifyError::MalformedHeader(SIGNATURE_HEADER))
+        );
+        assert_eq!(
+            verify([SECRET], None, b"Hello, World!"),
+            Err(VerifyError::MissingHeader(SIGNATURE_HEADER))
+        );
+    }
+
+    #[test]
+    fn rotation_list_accepts_the_new_and_the_old_secret() {
+        assert_eq!(
+            verify(["new-secret", SECRET], Some(SIGNATURE), b"Hello, World!"),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! `spawn_app`: the real Greenlight, built through the same `App::build` as `main`, listening on
+//! 127.0.0.1 port 0 with its own SQLite file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use greenlight::app::{App, AppState};
+use greenlight::config::Config;
+use greenlight_storage::Storage;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    /// Holds the database file; removed when the test ends.
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Greenlight on its embedded defaults (no platforms, no apps).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with("", &[]).await
+}
+
+/// Greenlight on `config_toml`, with `env` as the only environment variables it can see. The
+/// database is always a fresh SQLite file in a temporary folder.
+pub async fn spawn_app_with(config_toml: &str, env: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database_url = format!("sqlite://{}", dir.path().join("greenlight.db").display());
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let lookup = move |name: &str| env.get(name).cloned();
+    let mut config = Config::from_toml_str(config_toml, &lookup)
+        .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+    config.database.url = database_url;
+    start(config, dir).await
+}
+
+async fn start(config: Config, dir: TempDir) -> TestApp {
+    let app = App::build(config).await.expect("app builds");
+    let state = app.state().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address = listener.local_addr().expect("local address");
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client"),
+        state,
+        dir,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.state.storage
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"))
+    }
+
+    /// Stops the app the way SIGTERM does and fails the test if the server errored or any
+    /// background task panicked while it ran.
+    pub async fn teardown(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let outcome = tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("app stops within 30 s of shutdown");
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => panic!("app ended with an error: {error:#}"),
+                Err(join) => panic!("app task panicked: {join}"),
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that forgot `teardown` still must not hide a background panic.
+        let panics = self.state.background.panics_so_far();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if !panics.is_empty() && !std::thread::panicking() {
+            panic!("background task(s) panicked during the test: {panics:?}");
+        }
+    }
+}

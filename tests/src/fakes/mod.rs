@@ -1,0 +1,8 @@
+//! Fake platform servers on 127.0.0.1 that speak the real wire formats. Each records what
+//! Greenlight sent; tests read those records in order and teardown fails on unread ones.
+
+mod inbox;
+pub mod slack;
+
+pub use inbox::{Inbox, Recorded};
+pub use slack::FakeSlack;
