@@ -1,0 +1,365 @@
+//! Approval requests: the gate before a gated environment; left `waiting` only by a
+//! conditional update, so concurrent clicks and replicas produce one outcome (SPEC §1, §2).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::states::UnknownWord;
+use greenlight_commands::{AppName, ApprovalState, CommitSha, EnvironmentName};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
+
+use crate::columns::{count, json, millis, opt_time, parsed, time, to_json, word};
+use crate::{Storage, StorageError};
+
+/// What opened the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalSource {
+    /// A CI `deployed` event (or GitHub `deployment_status`) for the previous environment.
+    Ci,
+    /// A GitHub deployment protection rule.
+    Github,
+}
+
+impl ApprovalSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ci => "ci",
+            Self::Github => "github",
+        }
+    }
+}
+
+impl FromStr for ApprovalSource {
+    type Err = UnknownWord;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "ci" => Ok(Self::Ci),
+            "github" => Ok(Self::Github),
+            _ => Err(UnknownWord {
+                kind: "approval source",
+                value: value.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ApprovalSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalRequest {
+    pub id: i64,
+    pub release_id: i64,
+    pub app: AppName,
+    pub environment: EnvironmentName,
+    pub sha: CommitSha,
+    pub state: ApprovalState,
+    pub source: ApprovalSource,
+    /// The policy as it was when the request opened (reviewers, flags), for the card and audit.
+    pub policy: serde_json::Value,
+    pub required_approvals: u32,
+    pub opens_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub next_reminder_at: Option<DateTime<Utc>>,
+    /// Said with the final state: the reject reason, "expired", what superseded it.
+    pub outcome_comment: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApprovalRequest {
+    pub release_id: i64,
+    pub environment: EnvironmentName,
+    pub source: ApprovalSource,
+    pub policy: serde_json::Value,
+    pub required_approvals: u32,
+    pub opens_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub next_reminder_at: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// Ends a waiting request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalTransition {
+    pub to: ApprovalState,
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT a.id, a.release_id, a.app, a.environment, r.sha, a.state, a.source, \
+     a.policy, a.required_approvals, a.opens_at, a.expires_at, a.next_reminder_at, \
+     a.outcome_comment, a.decided_at, a.created_at, a.updated_at, a.version \
+     FROM approval_requests a JOIN releases r ON r.id = a.release_id";
+
+impl<'r> FromRow<'r, AnyRow> for ApprovalRequest {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            release_id: row.try_get("release_id")?,
+            app: parsed(row, "app", AppName::parse)?,
+            environment: parsed(row, "environment", EnvironmentName::parse)?,
+            sha: parsed(row, "sha", CommitSha::parse)?,
+            state: word(row, "state")?,
+            source: word(row, "source")?,
+            policy: json(row, "policy")?,
+            required_approvals: count(row, "required_approvals")?,
+            opens_at: time(row, "opens_at")?,
+            expires_at: time(row, "expires_at")?,
+            next_reminder_at: opt_time(row, "next_reminder_at")?,
+            outcome_comment: row.try_get("outcome_comment")?,
+            decided_at: opt_time(row, "decided_at")?,
+            created_at: time(row, "created_at")?,
+            updated_at: time(row, "updated_at")?,
+            version: row.try_get("version")?,
+        })
+    }
+}
+
+/// Opens a request in `waiting`. `Conflict` if one is already waiting for the app and
+/// environment: supersede it first, in the same write.
+pub async fn insert_approval_request(
+    conn: &mut AnyConnection,
+    new: &NewApprovalRequest,
+) -> Result<ApprovalRequest, StorageError> {
+    if new.required_approvals == 0 {
+        return Err(StorageError::invalid(
+            "required_approvals",
+            "at least one approval is required",
+        ));
+    }
+    let at = millis(new.at);
+    // DO NOTHING rather than failing on the one-waiting index: a failed statement would abort
+    // the whole PostgreSQL transaction, and the caller may want to react inside it.
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO approval_requests (release_id, app, environment, state, source, policy, \
+         required_approvals, opens_at, expires_at, next_reminder_at, created_at, updated_at) \
+         SELECT id, app, $2, 'waiting', $3, $4, $5, $6, $7, $8, $9, $9 FROM releases WHERE id = $1 \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(new.release_id)
+    .bind(new.environment.as_str())
+    .bind(new.source.as_str())
+    .bind(to_json("policy", &new.policy)?)
+    .bind(i64::from(new.required_approvals))
+    .bind(millis(new.opens_at))
+    .bind(millis(new.expires_at))
+    .bind(new.next_reminder_at.map(millis))
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = id {
+        return get_approval_request(conn, id).await;
+    }
+    let release = crate::releases::get_release(conn, new.release_id).await?;
+    let waiting = waiting_approval_request(conn, &release.app, &new.environment).await?;
+    Err(StorageError::conflict(match waiting {
+        Some(other) => format!(
+            "approval request {} for {} is already waiting in {}/{}",
+            other.id,
+            other.sha.short(),
+            other.app,
+            other.environment
+        ),
+        None => format!(
+            "an approval request is already waiting in {}/{}",
+            release.app, new.environment
+        ),
+    }))
+}
+
+pub async fn get_approval_request(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<ApprovalRequest, StorageError> {
+    sqlx::query_as::<_, ApprovalRequest>(&format!("{SELECT} WHERE a.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("approval request {id}")))
+}
+
+/// The request waiting for the app and environment, if any (there is at most one).
+pub async fn waiting_approval_request(
+    conn: &mut AnyConnection,
+    app: &AppName,
+    environment: &EnvironmentName,
+) -> Result<Option<ApprovalRequest>, StorageError> {
+    Ok(sqlx::query_as::<_, ApprovalRequest>(&format!(
+        "{SELECT} WHERE a.app = $1 AND a.environment = $2 AND a.state = 'waiting'"
+    ))
+    .bind(app.as_str())
+    .bind(environment.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The newest request for a release in an environment, whatever its state.
+pub async fn latest_approval_request(
+    conn: &mut AnyConnection,
+    release_id: i64,
+    environment: &EnvironmentName,
+) -> Result<Option<ApprovalRequest>, StorageError> {
+    Ok(sqlx::query_as::<_, ApprovalRequest>(&format!(
+        "{SELECT} WHERE a.release_id = $1 AND a.environment = $2 ORDER BY a.id DESC LIMIT 1"
+    ))
+    .bind(release_id)
+    .bind(environment.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Ends waiting request `id` (approved, rejected, expired, superseded, cancelled). Exactly one
+/// of several concurrent callers wins; the others get `Conflict`.
+pub async fn transition_approval_request(
+    conn: &mut AnyConnection,
+    id: i64,
+    change: &ApprovalTransition,
+) -> Result<ApprovalRequest, StorageError> {
+    if change.to == ApprovalState::Waiting {
+        return Err(StorageError::invalid(
+            "approval state",
+            "a request cannot go back to waiting",
+        ));
+    }
+    let updated: Option<i64> = sqlx::query_scalar(
+        "UPDATE approval_requests SET state = $2, outcome_comment = $3, decided_at = $4, \
+         updated_at = $4, next_reminder_at = NULL, version = version + 1 \
+         WHERE id = $1 AND state = 'waiting' RETURNING id",
+    )
+    .bind(id)
+    .bind(change.to.as_str())
+    .bind(change.comment.as_deref())
+    .bind(millis(change.at))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match updated {
+        Some(id) => get_approval_request(conn, id).await,
+        None => {
+            let current = get_approval_request(conn, id).await?;
+            Err(StorageError::conflict(format!(
+                "approval request {id} is already {}",
+                current.state
+            )))
+        }
+    }
+}
+
+/// Sets when the next reminder is due (`None`: no more reminders) on a waiting request.
+pub async fn set_next_reminder(
+    conn: &mut AnyConnection,
+    id: i64,
+    next_reminder_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> Result<ApprovalRequest, StorageError> {
+    let updated: Option<i64> = sqlx::query_scalar(
+        "UPDATE approval_requests SET next_reminder_at = $2, updated_at = $3, \
+         version = version + 1 WHERE id = $1 AND state = 'waiting' RETURNING id",
+    )
+    .bind(id)
+    .bind(next_reminder_at.map(millis))
+    .bind(millis(at))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match updated {
+        Some(id) => get_approval_request(conn, id).await,
+        None => {
+            let current = get_approval_request(conn, id).await?;
+            Err(StorageError::conflict(format!(
+                "approval request {id} is {}, no reminders",
+                current.state
+            )))
+        }
+    }
+}
+
+/// Waiting requests whose `approval_timeout` has passed, oldest first.
+pub async fn due_expirations(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<ApprovalRequest>, StorageError> {
+    Ok(sqlx::query_as::<_, ApprovalRequest>(&format!(
+        "{SELECT} WHERE a.state = 'waiting' AND a.expires_at <= $1 ORDER BY a.expires_at LIMIT $2"
+    ))
+    .bind(millis(now))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Waiting requests whose reminder is due, oldest first.
+pub async fn due_reminders(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<ApprovalRequest>, StorageError> {
+    Ok(sqlx::query_as::<_, ApprovalRequest>(&format!(
+        "{SELECT} WHERE a.state = 'waiting' AND a.next_reminder_at <= $1 \
+         ORDER BY a.next_reminder_at LIMIT $2"
+    ))
+    .bind(millis(now))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?)
+}
+
+impl Storage {
+    pub async fn insert_approval_request(
+        &self,
+        new: NewApprovalRequest,
+    ) -> Result<ApprovalRequest, StorageError> {
+        self.write(move |conn| Box::pin(async move { insert_approval_request(conn, &new).await }))
+            .await
+    }
+
+    /// See [`transition_approval_request`].
+    pub async fn transition_approval_request(
+        &self,
+        id: i64,
+        change: ApprovalTransition,
+    ) -> Result<ApprovalRequest, StorageError> {
+        self.write(move |conn| {
+            Box::pin(async move { transition_approval_request(conn, id, &change).await })
+        })
+        .await
+    }
+
+    pub async fn approval_request(&self, id: i64) -> Result<ApprovalRequest, StorageError> {
+        get_approval_request(&mut *self.reader().await?, id).await
+    }
+
+    pub async fn waiting_approval_request(
+        &self,
+        app: &AppName,
+        environment: &EnvironmentName,
+    ) -> Result<Option<ApprovalRequest>, StorageError> {
+        waiting_approval_request(&mut *self.reader().await?, app, environment).await
+    }
+
+    pub async fn due_expirations(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRequest>, StorageError> {
+        due_expirations(&mut *self.reader().await?, now, limit).await
+    }
+
+    pub async fn due_reminders(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRequest>, StorageError> {
+        due_reminders(&mut *self.reader().await?, now, limit).await
+    }
+}

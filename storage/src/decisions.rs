@@ -1,0 +1,147 @@
+//! Decisions: each reviewer's approve or reject, and every refused attempt, on a request.
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::{DecisionVerdict, PersonName, Platform};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
+
+use crate::columns::{millis, opt_parsed, parsed, time, word};
+use crate::{Storage, StorageError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub id: i64,
+    pub request_id: i64,
+    /// `None` for a chat user who is not in `[people]`.
+    pub person: Option<PersonName>,
+    pub platform: Platform,
+    /// The platform's own user id, kept even for known people.
+    pub platform_user: String,
+    pub verdict: DecisionVerdict,
+    pub comment: Option<String>,
+    /// Why the attempt was refused (not a reviewer, self-review, too early, ...); `None` when
+    /// the decision counted.
+    pub refused_reason: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDecision {
+    pub request_id: i64,
+    pub person: Option<PersonName>,
+    pub platform: Platform,
+    pub platform_user: String,
+    pub verdict: DecisionVerdict,
+    pub comment: Option<String>,
+    pub refused_reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, request_id, person, platform, platform_user, verdict, comment, \
+     refused_reason, decided_at";
+
+impl<'r> FromRow<'r, AnyRow> for Decision {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            request_id: row.try_get("request_id")?,
+            person: opt_parsed(row, "person", PersonName::parse)?,
+            platform: word(row, "platform")?,
+            platform_user: row.try_get("platform_user")?,
+            verdict: word(row, "verdict")?,
+            comment: row.try_get("comment")?,
+            refused_reason: row.try_get("refused_reason")?,
+            decided_at: time(row, "decided_at")?,
+        })
+    }
+}
+
+/// Records a decision. One that counts (no `refused_reason`) is accepted only while the request
+/// is waiting, in the same statement, so a click racing the request's end gets `Conflict`.
+/// Refused attempts are always recorded (they are audit).
+pub async fn record_decision(
+    conn: &mut AnyConnection,
+    new: &NewDecision,
+) -> Result<Decision, StorageError> {
+    if new.person.is_none() && new.refused_reason.is_none() {
+        return Err(StorageError::invalid(
+            "decision",
+            "only a known person's decision can count; record unknown users as refused",
+        ));
+    }
+    let inserted = sqlx::query_as::<_, Decision>(&format!(
+        "INSERT INTO decisions (request_id, person, platform, platform_user, verdict, comment, \
+         refused_reason, decided_at) \
+         SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM approval_requests \
+         WHERE id = $1 AND (state = 'waiting' OR $7 IS NOT NULL) RETURNING {COLUMNS}"
+    ))
+    .bind(new.request_id)
+    .bind(new.person.as_ref().map(PersonName::as_str))
+    .bind(new.platform.as_str())
+    .bind(&new.platform_user)
+    .bind(new.verdict.as_str())
+    .bind(new.comment.as_deref())
+    .bind(new.refused_reason.as_deref())
+    .bind(millis(new.at))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match inserted {
+        Some(decision) => Ok(decision),
+        None => {
+            let request = crate::approvals::get_approval_request(conn, new.request_id).await?;
+            Err(StorageError::conflict(format!(
+                "approval request {} is already {}",
+                request.id, request.state
+            )))
+        }
+    }
+}
+
+/// Every decision and refused attempt on a request, oldest first.
+pub async fn list_decisions(
+    conn: &mut AnyConnection,
+    request_id: i64,
+) -> Result<Vec<Decision>, StorageError> {
+    Ok(sqlx::query_as::<_, Decision>(&format!(
+        "SELECT {COLUMNS} FROM decisions WHERE request_id = $1 ORDER BY id"
+    ))
+    .bind(request_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The distinct people whose approval counts, in the order they first approved: one person
+/// approving on both Slack and Discord counts once.
+pub async fn approvers(
+    conn: &mut AnyConnection,
+    request_id: i64,
+) -> Result<Vec<PersonName>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT person, MIN(id) AS first FROM decisions WHERE request_id = $1 \
+         AND verdict = 'approve' AND refused_reason IS NULL AND person IS NOT NULL \
+         GROUP BY person ORDER BY first",
+    )
+    .bind(request_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok(parsed(row, "person", PersonName::parse)?))
+        .collect()
+}
+
+impl Storage {
+    /// See [`record_decision`].
+    pub async fn record_decision(&self, new: NewDecision) -> Result<Decision, StorageError> {
+        self.write(move |conn| Box::pin(async move { record_decision(conn, &new).await }))
+            .await
+    }
+
+    pub async fn decisions(&self, request_id: i64) -> Result<Vec<Decision>, StorageError> {
+        list_decisions(&mut *self.reader().await?, request_id).await
+    }
+
+    pub async fn approvers(&self, request_id: i64) -> Result<Vec<PersonName>, StorageError> {
+        approvers(&mut *self.reader().await?, request_id).await
+    }
+}

@@ -1,0 +1,372 @@
+//! The durable outbox: outgoing effects written in the same transaction as the state change,
+//! then delivered with retries by a worker holding a lease (SPEC §8).
+//!
+//! While an item is leased, its `next_attempt_at` is the lease's end: if the worker dies, the
+//! item simply comes due again. The attempt number returned by a claim fences later updates, so
+//! a worker whose lease ran out cannot overwrite what the next worker decided.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::states::UnknownWord;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
+
+use crate::columns::{count, dialect, json, millis, opt_time, time, to_json, word};
+use crate::{Backend, Storage, StorageError, Upserted};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Pending,
+    Delivered,
+    /// Given up on; kept for operators to inspect.
+    Dead,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl FromStr for OutboxState {
+    type Err = UnknownWord;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "dead" => Ok(Self::Dead),
+            _ => Err(UnknownWord {
+                kind: "outbox state",
+                value: value.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxItem {
+    pub id: i64,
+    /// What to do, e.g. `slack.post`, `deploy.trigger`, `github.callback`.
+    pub kind: String,
+    /// Sent along (e.g. as `Idempotency-Key`) so a repeated delivery has no second effect.
+    pub idempotency_key: String,
+    pub payload: serde_json::Value,
+    pub state: OutboxState,
+    /// Claims so far; the claim's number fences [`mark_outbox_failed`].
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub leased_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutboxItem {
+    pub kind: String,
+    pub idempotency_key: String,
+    pub payload: serde_json::Value,
+    pub at: DateTime<Utc>,
+    /// Not before this time (e.g. after `smoke_settle`); `None` means at once.
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// What to do after a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxRetry {
+    /// Try again then (the caller computes backoff and honours `Retry-After`).
+    At(DateTime<Utc>),
+    /// Give up: the item becomes `dead`.
+    Never,
+}
+
+/// How many items wait, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub dead: u64,
+}
+
+const COLUMNS: &str = "id, kind, idempotency_key, payload, state, attempts, next_attempt_at, \
+     leased_by, last_error, created_at, delivered_at";
+
+impl<'r> FromRow<'r, AnyRow> for OutboxItem {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            payload: json(row, "payload")?,
+            state: word(row, "state")?,
+            attempts: count(row, "attempts")?,
+            next_attempt_at: time(row, "next_attempt_at")?,
+            leased_by: row.try_get("leased_by")?,
+            last_error: row.try_get("last_error")?,
+            created_at: time(row, "created_at")?,
+            delivered_at: opt_time(row, "delivered_at")?,
+        })
+    }
+}
+
+/// Adds an item; call it inside the write that makes the state change. The same idempotency
+/// key twice returns the existing item unchanged.
+pub async fn enqueue_outbox(
+    conn: &mut AnyConnection,
+    new: &NewOutboxItem,
+) -> Result<Upserted<OutboxItem>, StorageError> {
+    if new.idempotency_key.is_empty() {
+        return Err(StorageError::invalid(
+            "idempotency key",
+            "must not be empty",
+        ));
+    }
+    let inserted = sqlx::query_as::<_, OutboxItem>(&format!(
+        "INSERT INTO outbox (kind, idempotency_key, payload, state, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(&new.kind)
+    .bind(&new.idempotency_key)
+    .bind(to_json("payload", &new.payload)?)
+    .bind(millis(new.not_before.unwrap_or(new.at).max(new.at)))
+    .bind(millis(new.at))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(item) = inserted {
+        return Ok(Upserted::Created(item));
+    }
+    let existing = sqlx::query_as::<_, OutboxItem>(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE idempotency_key = $1"
+    ))
+    .bind(&new.idempotency_key)
+    .fetch_one(conn)
+    .await?;
+    Ok(Upserted::Existing(existing))
+}
+
+/// Leases up to `limit` due items to `worker` until `lease_until` and counts an attempt for
+/// each. Two workers never get the same item while its lease holds.
+pub async fn claim_due_outbox(
+    conn: &mut AnyConnection,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<OutboxItem>, StorageError> {
+    if lease_until <= now {
+        return Err(StorageError::invalid("lease", "must end after now"));
+    }
+    // The outer conditions repeat the inner ones: on PostgreSQL a worker that waited for another's
+    // row lock re-checks them against the row as the other left it, and so skips it.
+    let skip_locked = match dialect(conn) {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let mut items = sqlx::query_as::<_, OutboxItem>(&format!(
+        "UPDATE outbox SET next_attempt_at = $2, leased_by = $1, attempts = attempts + 1 \
+         WHERE state = 'pending' AND next_attempt_at <= $3 AND id IN (\
+           SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 \
+           ORDER BY next_attempt_at, id LIMIT $4{skip_locked}) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(worker)
+    .bind(millis(lease_until))
+    .bind(millis(now))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    items.sort_by_key(|item| item.id);
+    Ok(items)
+}
+
+/// Marks an item delivered. Repeating it is harmless; `NotFound` if there is no such item,
+/// `Conflict` if it was already given up on.
+pub async fn mark_outbox_delivered(
+    conn: &mut AnyConnection,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<OutboxItem, StorageError> {
+    let updated = sqlx::query_as::<_, OutboxItem>(&format!(
+        "UPDATE outbox SET state = 'delivered', delivered_at = $2, leased_by = NULL \
+         WHERE id = $1 AND state = 'pending' RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(millis(at))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(item) = updated {
+        return Ok(item);
+    }
+    let item = get_outbox_item(conn, id).await?;
+    match item.state {
+        OutboxState::Delivered => Ok(item),
+        _ => Err(StorageError::conflict(format!(
+            "outbox item {id} is {}",
+            item.state
+        ))),
+    }
+}
+
+/// Records a failed attempt `attempt` (as returned by the claim) and when to retry, or that the
+/// item is dead. `Conflict` if the item was claimed again since, or is no longer pending.
+pub async fn mark_outbox_failed(
+    conn: &mut AnyConnection,
+    id: i64,
+    attempt: u32,
+    error: &str,
+    retry: OutboxRetry,
+) -> Result<OutboxItem, StorageError> {
+    let (state, next) = match retry {
+        OutboxRetry::At(at) => (OutboxState::Pending, Some(millis(at))),
+        OutboxRetry::Never => (OutboxState::Dead, None),
+    };
+    let updated = sqlx::query_as::<_, OutboxItem>(&format!(
+        "UPDATE outbox SET state = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
+         last_error = $5, leased_by = NULL \
+         WHERE id = $1 AND attempts = $2 AND state = 'pending' RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(i64::from(attempt))
+    .bind(state.as_str())
+    .bind(next)
+    .bind(error)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(item) = updated {
+        return Ok(item);
+    }
+    let item = get_outbox_item(conn, id).await?;
+    Err(StorageError::conflict(format!(
+        "outbox item {id} is {} at attempt {}, not pending at attempt {attempt}",
+        item.state, item.attempts
+    )))
+}
+
+pub async fn get_outbox_item(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<OutboxItem, StorageError> {
+    sqlx::query_as::<_, OutboxItem>(&format!("SELECT {COLUMNS} FROM outbox WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("outbox item {id}")))
+}
+
+pub async fn outbox_counts(conn: &mut AnyConnection) -> Result<OutboxCounts, StorageError> {
+    let mut counts = OutboxCounts::default();
+    for (state, slot) in [("pending", &mut counts.pending), ("dead", &mut counts.dead)] {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = $1")
+            .bind(state)
+            .fetch_one(&mut *conn)
+            .await?;
+        *slot = u64::try_from(n).unwrap_or_default();
+    }
+    Ok(counts)
+}
+
+/// When the next pending item comes due (a lease's end counts), for the worker's sleep.
+pub async fn next_outbox_due(
+    conn: &mut AnyConnection,
+) -> Result<Option<DateTime<Utc>>, StorageError> {
+    let next: Option<i64> = sqlx::query_scalar(
+        "SELECT next_attempt_at FROM outbox WHERE state = 'pending' \
+         ORDER BY next_attempt_at LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(next.and_then(DateTime::from_timestamp_millis))
+}
+
+/// Dead items, newest first, for operators.
+pub async fn dead_outbox_items(
+    conn: &mut AnyConnection,
+    limit: u32,
+) -> Result<Vec<OutboxItem>, StorageError> {
+    Ok(sqlx::query_as::<_, OutboxItem>(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE state = 'dead' ORDER BY id DESC LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?)
+}
+
+impl Storage {
+    /// Enqueues in a write of its own; to enqueue with a state change use [`enqueue_outbox`]
+    /// inside that change's write.
+    pub async fn enqueue_outbox(
+        &self,
+        new: NewOutboxItem,
+    ) -> Result<Upserted<OutboxItem>, StorageError> {
+        self.write(move |conn| Box::pin(async move { enqueue_outbox(conn, &new).await }))
+            .await
+    }
+
+    /// See [`claim_due_outbox`].
+    pub async fn claim_due_outbox(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StorageError> {
+        let worker = worker.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move { claim_due_outbox(conn, &worker, now, lease_until, limit).await })
+        })
+        .await
+    }
+
+    pub async fn mark_outbox_delivered(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<OutboxItem, StorageError> {
+        self.write(move |conn| Box::pin(async move { mark_outbox_delivered(conn, id, at).await }))
+            .await
+    }
+
+    /// See [`mark_outbox_failed`].
+    pub async fn mark_outbox_failed(
+        &self,
+        id: i64,
+        attempt: u32,
+        error: &str,
+        retry: OutboxRetry,
+    ) -> Result<OutboxItem, StorageError> {
+        let error = error.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move { mark_outbox_failed(conn, id, attempt, &error, retry).await })
+        })
+        .await
+    }
+
+    pub async fn outbox_item(&self, id: i64) -> Result<OutboxItem, StorageError> {
+        get_outbox_item(&mut *self.reader().await?, id).await
+    }
+
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StorageError> {
+        outbox_counts(&mut *self.reader().await?).await
+    }
+
+    pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        next_outbox_due(&mut *self.reader().await?).await
+    }
+
+    pub async fn dead_outbox_items(&self, limit: u32) -> Result<Vec<OutboxItem>, StorageError> {
+        dead_outbox_items(&mut *self.reader().await?, limit).await
+    }
+}

@@ -1,0 +1,242 @@
+//! `Storage`: the handle the rest of Greenlight holds, chosen by the database URL.
+
+use std::path::Path;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection};
+
+use crate::writer::{Counters, WriteStats, Writer};
+use crate::{sqlite, StorageError};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Connections per replica on PostgreSQL; the server is shared by every replica.
+const POSTGRES_CONNECTIONS: u32 = 10;
+
+/// Which database a `Storage` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn from_url(url: &str) -> Result<Self, StorageError> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+        match scheme {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            _ => Err(StorageError::invalid(
+                "database url",
+                "expected sqlite://PATH or postgres://USER@HOST/DB",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// Greenlight's database. Cheap to clone; every clone shares the same connections and writer.
+///
+/// Reads go to a pool. Writes go through [`Storage::write`]: on SQLite to the single group-commit
+/// writer, on PostgreSQL to a transaction on a pooled connection.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    /// The normalized URL; on PostgreSQL it may hold a password, so it is never logged.
+    url: String,
+    /// SQLite: read-only connections. PostgreSQL: every connection.
+    pool: AnyPool,
+    /// SQLite only.
+    writer: Option<Writer>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn install_drivers() {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+}
+
+impl Storage {
+    /// Opens `sqlite://PATH` / `sqlite:PATH` (the file is created if missing) or
+    /// `postgres://…` / `postgresql://…`. Does not migrate; call [`Storage::migrate`].
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        install_drivers();
+        let backend = Backend::from_url(url)?;
+        let counters = Arc::new(Counters::default());
+        let (url, pool, writer) = match backend {
+            Backend::Sqlite => {
+                let url = sqlite::normalize_url(url)?;
+                // The writer's connection opens first: it creates the file and switches it to
+                // WAL before any reader sees it.
+                let conn = sqlite::open(&url).await?;
+                let pool = sqlite::read_pool(&url).await?;
+                let writer = Writer::spawn(conn, url.clone(), Arc::clone(&counters));
+                (url, pool, Some(writer))
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(POSTGRES_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?;
+                (url.to_owned(), pool, None)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                url,
+                pool,
+                writer,
+                counters,
+            }),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Applies the embedded migrations of this backend's dialect.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        match self.inner.backend {
+            Backend::Sqlite => {
+                // Readers are query-only; migrations get a read-write connection of their own.
+                let mut conn = sqlite::open(&self.inner.url).await?;
+                SQLITE_MIGRATIONS.run(&mut conn).await?;
+                conn.close().await?;
+            }
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.inner.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A trivial query, for `/api/v1/status`: fails when the database (or the writer) is gone.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        if let Some(writer) = &self.inner.writer {
+            if !writer.is_running() {
+                return Err(StorageError::Closed);
+            }
+        }
+        sqlx::query("SELECT 1").execute(&self.inner.pool).await?;
+        Ok(())
+    }
+
+    /// Runs `work` as one atomic write and returns its value once it is committed.
+    ///
+    /// If `work` returns an error nothing it did is kept. Inside, use the operation functions of
+    /// this crate's modules (they take `&mut AnyConnection`), so several changes and their outbox
+    /// items commit together. `work` must only talk to the database: on SQLite it runs on the
+    /// single writer, and anything slow in it delays every other write.
+    ///
+    /// ```ignore
+    /// let entry = storage
+    ///     .write(move |conn| Box::pin(async move { audit::append_audit(conn, &new).await }))
+    ///     .await?;
+    /// ```
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StorageError>>
+            + Send
+            + 'static,
+    {
+        if let Some(writer) = &self.inner.writer {
+            return writer.write(work).await;
+        }
+        // PostgreSQL batches commits itself; each write is its own transaction.
+        let mut tx = self.inner.pool.begin().await?;
+        match work(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                self.inner.counters.record_commit(1);
+                Ok(value)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A pooled connection for reads (query-only on SQLite); pass it to the modules' functions.
+    pub async fn reader(&self) -> Result<PoolConnection<Any>, StorageError> {
+        Ok(self.inner.pool.acquire().await?)
+    }
+
+    /// Commits and writes since start: shows group commit at work.
+    pub fn write_stats(&self) -> WriteStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// A consistent copy of the SQLite database at `target`, taken while serving
+    /// (`VACUUM INTO`). Refuses to overwrite an existing file.
+    pub async fn backup_to(&self, target: &Path) -> Result<(), StorageError> {
+        if self.inner.backend != Backend::Sqlite {
+            return Err(StorageError::Unsupported {
+                backend: self.inner.backend,
+                hint: "backups copy a SQLite file; for PostgreSQL use pg_dump".to_owned(),
+            });
+        }
+        if target.exists() {
+            return Err(StorageError::invalid(
+                "backup path",
+                format!(
+                    "{} already exists; refusing to overwrite it",
+                    target.display()
+                ),
+            ));
+        }
+        let target = target
+            .to_str()
+            .ok_or_else(|| StorageError::invalid("backup path", "the path must be valid UTF-8"))?;
+        let mut conn = sqlite::open(&self.inner.url).await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Commits queued writes, then closes every connection. Later calls fail with `Closed`.
+    pub async fn close(&self) {
+        if let Some(writer) = &self.inner.writer {
+            writer.shutdown().await;
+        }
+        self.inner.pool.close().await;
+    }
+}
