@@ -20,7 +20,7 @@ use super::reader::{
     FromValue, Invalid,
 };
 use super::types::{
-    default_api_url, AppConfig, ApprovalGate, Channels, Config, DatabaseConfig, Deployer,
+    constant_url, AppConfig, ApprovalGate, Channels, Config, DatabaseConfig, Deployer,
     DiscordConfig, EnvironmentConfig, ExpectStatus, GithubApp, GithubConfig, Group,
     JsonExpectation, Person, ServerConfig, SlackConfig, SmokeCheck,
 };
@@ -236,7 +236,7 @@ fn slack(value: &Value, at: &KeyPath, problems: &mut Problems) -> Result<SlackCo
     Ok(SlackConfig {
         bot_token: bot_token?,
         signing_secret: signing_secret?,
-        api_url: api_url?.unwrap_or_else(|| default_api_url(SlackConfig::DEFAULT_API_URL)),
+        api_url: api_url?.unwrap_or_else(|| constant_url(SlackConfig::DEFAULT_API_URL)),
     })
 }
 
@@ -260,7 +260,7 @@ fn discord(value: &Value, at: &KeyPath, problems: &mut Problems) -> Result<Disco
         application_id: application_id?,
         public_key: public_key?,
         bot_token: bot_token?,
-        api_url: api_url?.unwrap_or_else(|| default_api_url(DiscordConfig::DEFAULT_API_URL)),
+        api_url: api_url?.unwrap_or_else(|| constant_url(DiscordConfig::DEFAULT_API_URL)),
     })
 }
 
@@ -310,7 +310,7 @@ fn github(value: &Value, at: &KeyPath, problems: &mut Problems) -> Result<Github
         webhook_secret: webhook_secret?,
         app: app?,
         token: token?,
-        api_url: api_url?.unwrap_or_else(|| default_api_url(GithubConfig::DEFAULT_API_URL)),
+        api_url: api_url?.unwrap_or_else(|| constant_url(GithubConfig::DEFAULT_API_URL)),
     })
 }
 
