@@ -1,0 +1,154 @@
+use greenlight_commands::{ApprovalState, DecisionVerdict, PersonName, Platform};
+use greenlight_storage::{NewDecision, StorageError};
+
+use crate::approvals::{ended, new_request};
+use crate::support::{at, each_backend, release};
+
+fn click(
+    request_id: i64,
+    person: Option<&str>,
+    platform: Platform,
+    verdict: DecisionVerdict,
+) -> NewDecision {
+    NewDecision {
+        request_id,
+        person: person.map(|p| PersonName::parse(p).expect("person")),
+        platform,
+        platform_user: format!("{platform}-user-{}", person.unwrap_or("stranger")),
+        verdict,
+        comment: None,
+        refused_reason: None,
+        at: at(400),
+    }
+}
+
+#[tokio::test]
+async fn decisions_count_people_once_and_keep_refusals() {
+    each_backend(|storage| async move {
+        let release = release(&storage, "shop", 1, at(0)).await;
+        let request = storage
+            .insert_approval_request(new_request(release.id, "production"))
+            .await
+            .expect("request");
+
+        let alice_slack = storage
+            .record_decision(click(
+                request.id,
+                Some("alice"),
+                Platform::Slack,
+                DecisionVerdict::Approve,
+            ))
+            .await
+            .expect("alice on slack");
+        assert_eq!(alice_slack.refused_reason, None);
+        assert_eq!(alice_slack.decided_at, at(400));
+        storage
+            .record_decision(click(
+                request.id,
+                Some("alice"),
+                Platform::Discord,
+                DecisionVerdict::Approve,
+            ))
+            .await
+            .expect("alice on discord");
+
+        let mut stranger = click(request.id, None, Platform::Slack, DecisionVerdict::Approve);
+        stranger.refused_reason = Some("not in [people]".to_owned());
+        let refused = storage
+            .record_decision(stranger)
+            .await
+            .expect("refusal recorded");
+        assert_eq!(refused.person, None);
+        assert_eq!(refused.refused_reason.as_deref(), Some("not in [people]"));
+
+        let mut author = click(
+            request.id,
+            Some("bob"),
+            Platform::Discord,
+            DecisionVerdict::Approve,
+        );
+        author.refused_reason = Some("self-review".to_owned());
+        storage
+            .record_decision(author)
+            .await
+            .expect("self-review recorded");
+
+        let people = storage.approvers(request.id).await.expect("approvers");
+        assert_eq!(people, vec![PersonName::parse("alice").expect("alice")]);
+        assert_eq!(storage.decisions(request.id).await.expect("all").len(), 4);
+
+        // An unknown user's click can only be a refusal.
+        let err = storage
+            .record_decision(click(
+                request.id,
+                None,
+                Platform::Slack,
+                DecisionVerdict::Reject,
+            ))
+            .await
+            .expect_err("must be refused");
+        assert!(matches!(err, StorageError::Invalid { .. }), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn decisions_after_the_outcome_are_conflicts_but_refusals_are_kept() {
+    each_backend(|storage| async move {
+        let release = release(&storage, "shop", 1, at(0)).await;
+        let request = storage
+            .insert_approval_request(new_request(release.id, "production"))
+            .await
+            .expect("request");
+        let mut reject = click(
+            request.id,
+            Some("carol"),
+            Platform::Discord,
+            DecisionVerdict::Reject,
+        );
+        reject.comment = Some("breaks checkout".to_owned());
+        let decision = storage.record_decision(reject).await.expect("reject");
+        assert_eq!(decision.comment.as_deref(), Some("breaks checkout"));
+        storage
+            .transition_approval_request(request.id, ended(ApprovalState::Rejected, 401))
+            .await
+            .expect("rejected");
+
+        let err = storage
+            .record_decision(click(
+                request.id,
+                Some("alice"),
+                Platform::Slack,
+                DecisionVerdict::Approve,
+            ))
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_conflict(), "{err:?}");
+        assert!(err.to_string().contains("rejected"), "{err}");
+
+        let mut late = click(
+            request.id,
+            Some("alice"),
+            Platform::Slack,
+            DecisionVerdict::Approve,
+        );
+        late.refused_reason = Some("request already rejected".to_owned());
+        storage
+            .record_decision(late)
+            .await
+            .expect("late refusal recorded");
+        assert_eq!(storage.decisions(request.id).await.expect("all").len(), 2);
+
+        let err = storage
+            .record_decision(click(
+                777_777,
+                Some("alice"),
+                Platform::Slack,
+                DecisionVerdict::Approve,
+            ))
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_not_found(), "{err:?}");
+    })
+    .await;
+}

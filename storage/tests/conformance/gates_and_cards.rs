@@ -1,0 +1,143 @@
+use greenlight_commands::Platform;
+use greenlight_storage::{GateAnswer, NewGithubGate, StorageError};
+
+use crate::support::{app, at, each_backend, env, sha};
+
+fn gate(url: &str) -> NewGithubGate {
+    NewGithubGate {
+        app: app("shop"),
+        environment: env("production"),
+        sha: sha(1),
+        callback_url: url.to_owned(),
+        installation_id: Some(4_200_000_001),
+        github_environment: "Production".to_owned(),
+        received_at: at(0),
+        expires_at: at(86_400),
+    }
+}
+
+#[tokio::test]
+async fn github_gates_are_recorded_once_and_answered_once() {
+    each_backend(|storage| async move {
+        let first = storage
+            .record_github_gate(gate("https://api.github.test/cb/1"))
+            .await
+            .expect("first");
+        assert!(first.is_created());
+        assert_eq!(
+            first.get().installation_id,
+            Some(4_200_000_001),
+            "ids beyond i32 survive"
+        );
+        assert!(!storage
+            .record_github_gate(gate("https://api.github.test/cb/1"))
+            .await
+            .expect("again")
+            .is_created());
+        storage
+            .record_github_gate(gate("https://api.github.test/cb/2"))
+            .await
+            .expect("second job");
+
+        let waiting = storage
+            .waiting_github_gates(&app("shop"), &env("production"), &sha(1))
+            .await
+            .expect("waiting");
+        assert_eq!(waiting.len(), 2);
+        assert!(waiting.iter().all(|g| g.answer.is_none()));
+
+        let id = first.get().id;
+        let answered = storage
+            .write(move |conn| {
+                Box::pin(greenlight_storage::gates::answer_github_gate(
+                    conn,
+                    id,
+                    GateAnswer::Rejected,
+                    Some("staging smoke failed"),
+                    at(10),
+                ))
+            })
+            .await
+            .expect("answer");
+        assert_eq!(answered.answer, Some(GateAnswer::Rejected));
+        assert_eq!(answered.comment.as_deref(), Some("staging smoke failed"));
+        let err = storage
+            .write(move |conn| {
+                Box::pin(greenlight_storage::gates::answer_github_gate(
+                    conn,
+                    id,
+                    GateAnswer::Approved,
+                    None,
+                    at(11),
+                ))
+            })
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_conflict(), "{err:?}");
+        assert_eq!(
+            storage
+                .due_github_gates(at(86_400), 10)
+                .await
+                .expect("due")
+                .len(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn chat_messages_remember_where_cards_are() {
+    each_backend(|storage| async move {
+        let slack = storage
+            .record_chat_message(
+                "approval:1",
+                Platform::Slack,
+                "C0DEPLOYS",
+                "1700000000.000100",
+                at(0),
+            )
+            .await
+            .expect("slack");
+        storage
+            .record_chat_message(
+                "approval:1",
+                Platform::Discord,
+                "1100000000000000000",
+                "1200000000000000001",
+                at(1),
+            )
+            .await
+            .expect("discord");
+        let reposted = storage
+            .record_chat_message(
+                "approval:1",
+                Platform::Slack,
+                "C0DEPLOYS",
+                "1700000000.000200",
+                at(2),
+            )
+            .await
+            .expect("repost");
+        assert_eq!(reposted.id, slack.id);
+        assert_eq!((reposted.created_at, reposted.updated_at), (at(0), at(2)));
+
+        let messages = storage.chat_messages("approval:1").await.expect("list");
+        assert_eq!(
+            messages
+                .iter()
+                .map(|m| (m.platform, m.message_ref.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (Platform::Slack, "1700000000.000200"),
+                (Platform::Discord, "1200000000000000001")
+            ]
+        );
+        let err = storage
+            .record_chat_message("approval:1", Platform::Cli, "x", "y", at(3))
+            .await
+            .expect_err("must be refused");
+        assert!(matches!(err, StorageError::Invalid { .. }), "{err:?}");
+    })
+    .await;
+}

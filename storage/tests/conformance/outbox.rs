@@ -1,0 +1,265 @@
+use std::collections::HashSet;
+
+use greenlight_storage::outbox::enqueue_outbox;
+use greenlight_storage::{NewOutboxItem, OutboxCounts, OutboxRetry, OutboxState, StorageError};
+use serde_json::json;
+
+use crate::audit::entry;
+use crate::support::{at, each_backend};
+
+fn item(key: &str, secs: i64) -> NewOutboxItem {
+    NewOutboxItem {
+        kind: "slack.post".to_owned(),
+        idempotency_key: key.to_owned(),
+        payload: json!({"channel": "C0DEPLOYS", "text": key}),
+        at: at(secs),
+        not_before: None,
+    }
+}
+
+#[tokio::test]
+async fn enqueue_is_idempotent_per_key() {
+    each_backend(|storage| async move {
+        let first = storage
+            .enqueue_outbox(item("post:1", 0))
+            .await
+            .expect("first");
+        assert!(first.is_created());
+        let created = first.get();
+        assert_eq!((created.state, created.attempts), (OutboxState::Pending, 0));
+        assert_eq!(created.payload["text"], "post:1");
+        assert_eq!(created.next_attempt_at, at(0));
+
+        let mut changed = item("post:1", 5);
+        changed.payload = json!({"other": true});
+        let again = storage.enqueue_outbox(changed).await.expect("again");
+        assert!(!again.is_created());
+        assert_eq!(again.get(), created);
+        assert_eq!(
+            storage.outbox_counts().await.expect("counts"),
+            OutboxCounts {
+                pending: 1,
+                dead: 0
+            }
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn leases_keep_two_workers_from_one_item() {
+    each_backend(|storage| async move {
+        storage.enqueue_outbox(item("a", 0)).await.expect("a");
+        storage.enqueue_outbox(item("b", 1)).await.expect("b");
+        let mut later = item("c", 0);
+        later.not_before = Some(at(100));
+        storage.enqueue_outbox(later).await.expect("c");
+
+        let claimed = storage
+            .claim_due_outbox("w1", at(10), at(40), 10)
+            .await
+            .expect("claim");
+        assert_eq!(
+            claimed
+                .iter()
+                .map(|i| i.idempotency_key.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(claimed
+            .iter()
+            .all(|i| i.attempts == 1 && i.leased_by.as_deref() == Some("w1")));
+        assert!(
+            storage
+                .claim_due_outbox("w2", at(20), at(50), 10)
+                .await
+                .expect("second")
+                .is_empty(),
+            "leased items are not handed out again"
+        );
+        assert_eq!(storage.next_outbox_due().await.expect("next"), Some(at(40)));
+
+        // w1 dies; after the lease w2 gets both, and w1's late report is fenced off.
+        let retaken = storage
+            .claim_due_outbox("w2", at(41), at(70), 10)
+            .await
+            .expect("retake");
+        assert_eq!(retaken.len(), 2);
+        assert!(retaken.iter().all(|i| i.attempts == 2));
+        let a = &claimed[0];
+        let err = storage
+            .mark_outbox_failed(a.id, a.attempts, "timeout", OutboxRetry::At(at(60)))
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_conflict(), "{err:?}");
+
+        let delivered = storage
+            .mark_outbox_delivered(a.id, at(45))
+            .await
+            .expect("delivered");
+        assert_eq!(
+            (delivered.state, delivered.delivered_at),
+            (OutboxState::Delivered, Some(at(45)))
+        );
+        let twice = storage
+            .mark_outbox_delivered(a.id, at(46))
+            .await
+            .expect("idempotent");
+        assert_eq!(twice.delivered_at, Some(at(45)));
+
+        let c = storage
+            .claim_due_outbox("w2", at(100), at(130), 10)
+            .await
+            .expect("c due");
+        assert_eq!(
+            c.iter()
+                .map(|i| i.idempotency_key.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failures_retry_then_die() {
+    each_backend(|storage| async move {
+        let created = storage
+            .enqueue_outbox(item("deploy:7", 0))
+            .await
+            .expect("enqueue")
+            .into_inner();
+        let first = storage
+            .claim_due_outbox("w", at(0), at(30), 1)
+            .await
+            .expect("claim")
+            .remove(0);
+        let retried = storage
+            .mark_outbox_failed(
+                first.id,
+                first.attempts,
+                "429 Retry-After: 20",
+                OutboxRetry::At(at(20)),
+            )
+            .await
+            .expect("retry");
+        assert_eq!(retried.state, OutboxState::Pending);
+        assert_eq!(retried.next_attempt_at, at(20));
+        assert_eq!(retried.leased_by, None);
+        assert_eq!(retried.last_error.as_deref(), Some("429 Retry-After: 20"));
+        assert!(storage
+            .claim_due_outbox("w", at(19), at(49), 1)
+            .await
+            .expect("not yet")
+            .is_empty());
+
+        let second = storage
+            .claim_due_outbox("w", at(20), at(50), 1)
+            .await
+            .expect("again")
+            .remove(0);
+        assert_eq!(second.attempts, 2);
+        let dead = storage
+            .mark_outbox_failed(second.id, second.attempts, "500", OutboxRetry::Never)
+            .await
+            .expect("dead");
+        assert_eq!(dead.state, OutboxState::Dead);
+        assert_eq!(
+            storage.outbox_counts().await.expect("counts"),
+            OutboxCounts {
+                pending: 0,
+                dead: 1
+            }
+        );
+        assert!(storage
+            .claim_due_outbox("w", at(1_000), at(1_030), 10)
+            .await
+            .expect("none")
+            .is_empty());
+        assert_eq!(
+            storage.dead_outbox_items(10).await.expect("dead list")[0].id,
+            created.id
+        );
+        let err = storage
+            .mark_outbox_delivered(created.id, at(60))
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_conflict(), "{err:?}");
+        let err = storage
+            .mark_outbox_delivered(987_654, at(60))
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_not_found(), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_workers_never_share_an_item() {
+    each_backend(|storage| async move {
+        for n in 0..40 {
+            storage
+                .enqueue_outbox(item(&format!("k{n}"), n))
+                .await
+                .expect("enqueue");
+        }
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let storage = storage.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = storage
+                            .claim_due_outbox(&format!("w{w}"), at(100), at(200), 3)
+                            .await
+                            .expect("claim");
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.into_iter().map(|i| i.id));
+                    }
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for worker in workers {
+            for id in worker.await.expect("worker") {
+                assert!(seen.insert(id), "item {id} was claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 40);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outbox_items_commit_or_vanish_with_their_write() {
+    each_backend(|storage| async move {
+        let err = storage
+            .write(|conn| {
+                Box::pin(async move {
+                    greenlight_storage::audit::append_audit(conn, &entry(Some("shop"), None, 1))
+                        .await?;
+                    enqueue_outbox(conn, &item("effect:1", 1)).await?;
+                    Err::<(), _>(StorageError::conflict("lost the race"))
+                })
+            })
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_conflict());
+        assert_eq!(storage.outbox_counts().await.expect("counts").pending, 0);
+
+        storage
+            .write(|conn| {
+                Box::pin(async move {
+                    greenlight_storage::audit::append_audit(conn, &entry(Some("shop"), None, 2))
+                        .await?;
+                    enqueue_outbox(conn, &item("effect:2", 2)).await
+                })
+            })
+            .await
+            .expect("committed");
+        assert_eq!(storage.outbox_counts().await.expect("counts").pending, 1);
+    })
+    .await;
+}

@@ -1,0 +1,120 @@
+use greenlight_storage::audit::append_audit;
+use greenlight_storage::{AuditFilter, Backend, StorageError};
+
+use crate::audit::entry;
+use crate::support::each_backend;
+
+fn everything() -> AuditFilter {
+    AuditFilter {
+        limit: 1_000,
+        ..AuditFilter::default()
+    }
+}
+
+#[tokio::test]
+async fn a_failing_write_keeps_nothing_it_did() {
+    each_backend(|storage| async move {
+        let err = storage
+            .write(|conn| {
+                Box::pin(async move {
+                    append_audit(conn, &entry(Some("shop"), None, 1)).await?;
+                    append_audit(conn, &entry(Some("shop"), None, 2)).await?;
+                    Err::<(), _>(StorageError::conflict("changed my mind"))
+                })
+            })
+            .await
+            .expect_err("must be refused");
+        assert!(
+            err.is_conflict(),
+            "the write's own error comes back: {err:?}"
+        );
+        assert!(storage
+            .list_audit(&everything())
+            .await
+            .expect("list")
+            .is_empty());
+
+        let kept = storage
+            .write(|conn| {
+                Box::pin(async move {
+                    let first = append_audit(conn, &entry(Some("shop"), None, 1)).await?;
+                    let second = append_audit(conn, &entry(Some("shop"), None, 2)).await?;
+                    Ok((first.id, second.id))
+                })
+            })
+            .await
+            .expect("commit");
+        let listed: Vec<i64> = storage
+            .list_audit(&everything())
+            .await
+            .expect("list")
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(listed, [kept.1, kept.0]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_write_refused_by_the_schema_is_a_database_error() {
+    each_backend(|storage| async move {
+        let err = storage
+            .write(|conn| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO flags (app, environment, key, enabled, rollout, updated_by, updated_at) VALUES ('shop', 'production', 'x', 1, 101, 'a', 0)")
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+            .expect_err("must be refused");
+        assert!(matches!(err, StorageError::Database(_)), "{err:?}");
+        storage.ping().await.expect("still healthy");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ping_backend_and_close() {
+    each_backend(|storage| async move {
+        storage.ping().await.expect("ping");
+        assert!(format!("{storage:?}").contains(&format!("{:?}", storage.backend())));
+        let before = storage.write_stats().commits;
+        storage
+            .append_audit(entry(None, None, 1))
+            .await
+            .expect("append");
+        assert!(storage.write_stats().commits > before);
+
+        storage.close().await;
+        let err = storage
+            .append_audit(entry(None, None, 2))
+            .await
+            .expect_err("must be refused");
+        assert!(
+            matches!(err, StorageError::Closed | StorageError::Database(_)),
+            "{err:?}"
+        );
+        assert!(storage.ping().await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn backup_is_refused_on_postgres_with_a_hint() {
+    each_backend(|storage| async move {
+        if storage.backend() != Backend::Postgres {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let err = storage
+            .backup_to(&dir.path().join("copy.db"))
+            .await
+            .expect_err("must be refused");
+        assert!(matches!(err, StorageError::Unsupported { .. }), "{err:?}");
+        assert!(err.to_string().contains("pg_dump"), "{err}");
+    })
+    .await;
+}
