@@ -35,7 +35,7 @@ impl App {
     /// Connects to the database, applies migrations and prepares the router. Nothing listens
     /// yet: `serve` does that on a listener the caller bound (port 0 in tests).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let storage = Storage::connect(config.database.url.as_str())
+        let storage = Storage::connect(config.database.url.expose())
             .await
             .context("opening the database (database.url)")?;
         storage

@@ -105,7 +105,10 @@ impl Background {
             }
         };
         if tokio::time::timeout(grace, drain).await.is_err() {
-            tracing::warn!(?grace, "background tasks did not stop in time; aborting them");
+            tracing::warn!(
+                ?grace,
+                "background tasks did not stop in time; aborting them"
+            );
         }
         panics
     }
@@ -113,7 +116,9 @@ impl Background {
     fn lock_tasks(&self) -> std::sync::MutexGuard<'_, JoinSet<Result<(), TaskPanic>>> {
         // A poisoned lock only means another thread panicked while holding it; the set itself
         // is still consistent.
-        self.tasks.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -159,6 +164,9 @@ mod tests {
             let _ = done_tx.send(());
         });
         assert!(background.shutdown(Duration::from_secs(5)).await.is_empty());
-        assert!(done_rx.await.is_ok(), "worker did not finish before shutdown returned");
+        assert!(
+            done_rx.await.is_ok(),
+            "worker did not finish before shutdown returned"
+        );
     }
 }

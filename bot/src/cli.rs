@@ -179,7 +179,7 @@ pub fn load_config(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<Config> 
 }
 
 async fn open_storage(config: &Config) -> anyhow::Result<Storage> {
-    Storage::connect(config.database.url.as_str())
+    Storage::connect(config.database.url.expose())
         .await
         .context("opening the database (database.url)")
 }

@@ -1,4 +1,15 @@
 //! Greenlight, the bot: configuration, HTTP routes, platform clients and the engine.
+//!
+//! Entry points: [`app::App::build`] and [`app::App::serve`] (used by `main` and by the
+//! end-to-end tests alike), and [`cli::run`] for the subcommands.
 
+pub mod app;
+pub mod background;
+pub mod cli;
 pub mod config;
+pub mod http;
+pub mod release_log;
 pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+pub mod verify;

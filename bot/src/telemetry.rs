@@ -24,8 +24,8 @@ impl LogFormat {
 /// Installs the global log subscriber. `filter` is a `RUST_LOG`-style directive string.
 /// Calling it twice is harmless (the second call keeps the first subscriber).
 pub fn init_logging(format: LogFormat, filter: Option<&str>) {
-    let filter = EnvFilter::try_new(filter.unwrap_or("info"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(filter.unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder

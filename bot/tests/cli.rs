@@ -25,6 +25,8 @@ struct Server {
     child: Child,
     address: String,
     log: mpsc::Receiver<String>,
+    /// Lines read while waiting for the server to come up.
+    early_log: Vec<String>,
 }
 
 impl Server {
@@ -53,13 +55,22 @@ impl Server {
             let line = log
                 .recv_timeout(remaining)
                 .unwrap_or_else(|_| panic!("no 'serving' log line; log so far: {seen:#?}"));
-            let parsed: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
-            if parsed["message"] == "greenlight is serving" {
-                let address = parsed["address"].as_str().expect("address field").to_owned();
-                return Self { child, address, log };
-            }
+            let parsed: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+            let serving = parsed["message"] == "greenlight is serving";
             seen.push(line);
+            if serving {
+                let address = parsed["address"]
+                    .as_str()
+                    .expect("address field")
+                    .to_owned();
+                return Self {
+                    child,
+                    address,
+                    log,
+                    early_log: seen,
+                };
+            }
         }
     }
 
@@ -76,13 +87,19 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("wait on child") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "greenlight still running 10 s after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "greenlight still running 10 s after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    /// Everything the server logged so far.
     fn logged(&self) -> Vec<String> {
-        self.log.try_iter().collect()
+        let mut lines = self.early_log.clone();
+        lines.extend(self.log.try_iter());
+        lines
     }
 }
 
@@ -120,7 +137,10 @@ fn serves_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = Server::start(dir.path());
 
-    assert_eq!(get_json(&server.url("/health")), (200, serde_json::json!({"status": "ok"})));
+    assert_eq!(
+        get_json(&server.url("/health")),
+        (200, serde_json::json!({"status": "ok"}))
+    );
     let (status, body) = get_json(&server.url("/api/v1/status"));
     assert_eq!(status, 200);
     assert_eq!(body["database"], "ok");
@@ -162,7 +182,10 @@ fn backup_copies_the_database_while_serving() {
     // The copy is a complete Greenlight database: the CLI can read its release log.
     let output = greenlight(dir.path())
         .args(["releases", "--json"])
-        .env("GREENLIGHT_DATABASE_URL", format!("sqlite://{}", copy.display()))
+        .env(
+            "GREENLIGHT_DATABASE_URL",
+            format!("sqlite://{}", copy.display()),
+        )
         .output()
         .expect("releases runs");
     assert!(output.status.success(), "releases failed: {output:?}");

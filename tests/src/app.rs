@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use greenlight::app::{App, AppState};
-use greenlight::config::Config;
+use greenlight::config::{Config, DatabaseUrl};
 use greenlight_storage::Storage;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -39,7 +39,7 @@ pub async fn spawn_app_with(config_toml: &str, env: &[(&str, &str)]) -> TestApp 
     let lookup = move |name: &str| env.get(name).cloned();
     let mut config = Config::from_toml_str(config_toml, &lookup)
         .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
-    config.database.url = database_url;
+    config.database.url = DatabaseUrl::parse(&database_url).expect("temporary SQLite URL");
     start(config, dir).await
 }
 

@@ -17,7 +17,10 @@ pub fn slack_signature(signing_secret: &str, timestamp: i64, body: &[u8]) -> Str
     let ts = timestamp.to_string();
     format!(
         "v0={}",
-        hmac_hex(signing_secret.as_bytes(), &[b"v0:", ts.as_bytes(), b":", body])
+        hmac_hex(
+            signing_secret.as_bytes(),
+            &[b"v0:", ts.as_bytes(), b":", body]
+        )
     )
 }
 

@@ -4,12 +4,16 @@
 use std::path::PathBuf;
 
 fn repo_file(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn fly() -> toml::Table {
-    repo_file("fly.toml").parse().expect("fly.toml is valid TOML")
+    repo_file("fly.toml")
+        .parse()
+        .expect("fly.toml is valid TOML")
 }
 
 #[test]

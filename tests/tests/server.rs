@@ -53,9 +53,10 @@ async fn metrics_count_requests_per_route() {
     assert_eq!(response.status(), 200);
     let text = response.text().await.expect("text");
     assert!(
-        text.lines().any(|line| line.starts_with("greenlight_http_requests_total")
-            && line.contains(r#"route="/health""#)
-            && line.contains(r#"status="200""#)),
+        text.lines()
+            .any(|line| line.starts_with("greenlight_http_requests_total")
+                && line.contains(r#"route="/health""#)
+                && line.contains(r#"status="200""#)),
         "metrics:\n{text}"
     );
     assert!(

@@ -44,7 +44,11 @@ fn github_signature_matches_githubs_documented_vector() {
         expected
     );
     assert_eq!(
-        verify::github::verify(["It's a Secret to Everybody"], Some(expected), b"Hello, World!"),
+        verify::github::verify(
+            ["It's a Secret to Everybody"],
+            Some(expected),
+            b"Hello, World!"
+        ),
         Ok(())
     );
 }

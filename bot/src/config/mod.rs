@@ -25,7 +25,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 pub use error::{check_config_report, ConfigErrors, ConfigProblem};
-pub use sections::LISTEN_VARIABLE;
+pub use sections::{DATABASE_URL_VARIABLE, LISTEN_VARIABLE};
 pub use types::{
     AppConfig, ApprovalGate, Channels, Config, DatabaseConfig, Deployer, DiscordConfig,
     EnvironmentConfig, ExpectStatus, GithubApp, GithubConfig, Group, JsonExpectation, Person,

@@ -24,11 +24,13 @@ use super::types::{
     DiscordConfig, EnvironmentConfig, ExpectStatus, GithubApp, GithubConfig, Group,
     JsonExpectation, Person, ServerConfig, SlackConfig, SmokeCheck,
 };
-use super::values::{GroupName, Principal};
+use super::values::{DatabaseUrl, GroupName, Principal};
 use crate::secret::{Secret, SecretList};
 
 /// The environment variable that overrides `server.listen`.
 pub const LISTEN_VARIABLE: &str = "GREENLIGHT_LISTEN";
+/// Overrides `database.url`, so a container can keep its database on a volume (fly.toml).
+pub const DATABASE_URL_VARIABLE: &str = "GREENLIGHT_DATABASE_URL";
 
 /// Which platform sections the file has, even when they could not be read: references to a
 /// present but broken section must not be reported as references to a missing one.
@@ -172,9 +174,19 @@ pub(crate) fn read_config(
             ),
         }
     }
+    let mut database = database.ok().flatten().unwrap_or_default();
+    if let Some(url) = env(DATABASE_URL_VARIABLE) {
+        match DatabaseUrl::parse(&url) {
+            Ok(url) => database.url = url,
+            Err(message) => problems.add(
+                &KeyPath::root().key("database").key("url"),
+                format!("{message} (from {DATABASE_URL_VARIABLE})"),
+            ),
+        }
+    }
     let config = Config {
         server,
-        database: database.ok().flatten().unwrap_or_default(),
+        database,
         slack: slack.ok().flatten(),
         discord: discord.ok().flatten(),
         github: github.ok().flatten(),

@@ -813,6 +813,23 @@ fn listen_can_be_overridden_from_the_environment() {
 }
 
 #[test]
+fn database_url_can_be_overridden_from_the_environment() {
+    let env = |name: &str| {
+        (name == DATABASE_URL_VARIABLE).then(|| "sqlite:///data/greenlight.db".to_owned())
+    };
+    let config =
+        Config::from_toml_str("[database]\nurl = \"sqlite://other.db\"", &env).expect("valid");
+    assert_eq!(config.database.url.expose(), "sqlite:///data/greenlight.db");
+
+    let bad = |name: &str| (name == DATABASE_URL_VARIABLE).then(|| "mysql://u:pw@h/db".to_owned());
+    let errors = Config::default_with_env(&bad).expect_err("bad override");
+    let report = errors.to_string();
+    assert!(report.contains("database.url"), "{report}");
+    assert!(report.contains("GREENLIGHT_DATABASE_URL"), "{report}");
+    assert!(!report.contains("pw"), "password leaked: {report}");
+}
+
+#[test]
 fn syntax_errors_give_line_and_column_but_not_the_line() {
     let text = "[slack]\nbot_token = \"xoxb-hunter2\nsigning_secret = \"s\"\n";
     let errors = parse(text).expect_err("not TOML");

@@ -93,7 +93,7 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<axum::body::
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(panic = message, "request handler panicked");
-    metrics::counter!("greenlight_http_panics_total").increment(1);
+    ::metrics::counter!("greenlight_http_panics_total").increment(1);
     ApiError::internal().into_response()
 }
 
@@ -105,19 +105,27 @@ mod tests {
     use axum::routing::post;
     use tower::ServiceExt;
 
+    async fn boom() -> &'static str {
+        panic!("secret request data")
+    }
+
     fn test_routes() -> Router {
-        with_common_layers(
-            Router::new()
-                .route("/boom", get(|| async { panic!("secret request data") }))
-                .route("/echo", post(|body: Bytes| async move { body.len().to_string() })),
-        )
+        with_common_layers(Router::new().route("/boom", get(boom)).route(
+            "/echo",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        ))
     }
 
     async fn call(request: Request<Body>) -> (StatusCode, serde_json::Value) {
         let response = test_routes().oneshot(request).await.expect("infallible");
         let status = response.status();
-        let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        let bytes = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[tokio::test]

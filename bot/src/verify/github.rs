@@ -4,7 +4,11 @@ use super::{any_key_matches, VerifyError};
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
-pub fn verify<I, K>(webhook_secrets: I, signature: Option<&str>, body: &[u8]) -> Result<(), VerifyError>
+pub fn verify<I, K>(
+    webhook_secrets: I,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<(), VerifyError>
 where
     I: IntoIterator<Item = K>,
     K: AsRef<[u8]>,

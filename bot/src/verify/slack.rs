@@ -103,11 +103,23 @@ mod tests {
             Err(VerifyError::MissingHeader(TIMESTAMP_HEADER))
         );
         assert_eq!(
-            verify([SECRET], Some(TIMESTAMP), Some("a2114d57"), BODY.as_bytes(), 1531420618),
+            verify(
+                [SECRET],
+                Some(TIMESTAMP),
+                Some("a2114d57"),
+                BODY.as_bytes(),
+                1531420618
+            ),
             Err(VerifyError::MalformedHeader(SIGNATURE_HEADER))
         );
         assert_eq!(
-            verify([""], Some(TIMESTAMP), Some(SIGNATURE), BODY.as_bytes(), 1531420618),
+            verify(
+                [""],
+                Some(TIMESTAMP),
+                Some(SIGNATURE),
+                BODY.as_bytes(),
+                1531420618
+            ),
             Err(VerifyError::NoSecret)
         );
     }

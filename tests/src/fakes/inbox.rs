@@ -67,6 +67,8 @@ impl Inbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Recorded>> {
-        self.items.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.items
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }

@@ -161,7 +161,8 @@ impl Respond for WebApi {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == format!("Bearer {}", self.bot_token));
         if !authorized {
-            return ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "not_authed"}));
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": false, "error": "not_authed"}));
         }
         let recorded = record(request);
         let method_name = recorded.path.trim_start_matches("/api/").to_owned();
