@@ -48,28 +48,17 @@ impl Server {
                 }
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let line = log
-                .recv_timeout(remaining)
-                .unwrap_or_else(|_| panic!("no 'serving' log line; log so far: {seen:#?}"));
-            let parsed: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
-            let serving = parsed["message"] == "greenlight is serving";
-            seen.push(line);
-            if serving {
-                let address = parsed["address"]
-                    .as_str()
-                    .expect("address field")
-                    .to_owned();
-                return Self {
-                    child,
-                    address,
-                    log,
-                    early_log: seen,
-                };
+        match wait_until_serving(&log) {
+            Ok((address, early_log)) => Self {
+                child,
+                address,
+                log,
+                early_log,
+            },
+            Err(problem) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{problem}");
             }
         }
     }
@@ -118,6 +107,28 @@ fn send_signal(pid: i32, signal: &str) -> bool {
         .status()
         .map(|status| status.success())
         .unwrap_or(false)
+}
+
+/// Reads log lines until "greenlight is serving"; returns its address and the lines so far.
+fn wait_until_serving(log: &mpsc::Receiver<String>) -> Result<(String, Vec<String>), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = log.recv_timeout(remaining) else {
+            return Err(format!("no 'serving' log line; log so far: {seen:#?}"));
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|_| format!("log line is not JSON: {line}"))?;
+        let address = (parsed["message"] == "greenlight is serving")
+            .then(|| parsed["address"].as_str().map(str::to_owned));
+        seen.push(line);
+        match address {
+            Some(Some(address)) => return Ok((address, seen)),
+            Some(None) => return Err(format!("'serving' line without an address: {seen:#?}")),
+            None => {}
+        }
+    }
 }
 
 fn get_json(url: &str) -> (u16, serde_json::Value) {
