@@ -118,8 +118,8 @@ fn wait_until_serving(log: &mpsc::Receiver<String>) -> Result<(String, Vec<Strin
         let Ok(line) = log.recv_timeout(remaining) else {
             return Err(format!("no 'serving' log line; log so far: {seen:#?}"));
         };
-        let parsed: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|_| format!("log line is not JSON: {line}"))?;
+        let parsed: serde_json::Value =
+            serde_json::from_str(&line).map_err(|_| format!("log line is not JSON: {line}"))?;
         let address = (parsed["message"] == "greenlight is serving")
             .then(|| parsed["address"].as_str().map(str::to_owned));
         seen.push(line);
