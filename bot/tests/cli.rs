@@ -237,3 +237,108 @@ fn an_explicit_config_path_that_does_not_exist_is_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("missing.toml"), "stderr: {stderr}");
 }
+
+const EXAMPLE_ENV: [(&str, &str); 13] = [
+    ("GREENLIGHT_API_TOKEN", "api-token-1"),
+    ("SLACK_BOT_TOKEN", "xoxb-bot-token"),
+    ("SLACK_SIGNING_SECRET", "slack-signing"),
+    ("DISCORD_APPLICATION_ID", "1100000000000000001"),
+    (
+        "DISCORD_PUBLIC_KEY",
+        "8e4ce25b4a1c3e1f1a7a8d3a32c1c0b0f7e6d5c4b3a29180716253443526170a",
+    ),
+    ("DISCORD_BOT_TOKEN", "discord-bot-token"),
+    ("GITHUB_WEBHOOK_SECRET", "github-webhook"),
+    ("GITHUB_APP_KEY_FILE", "github-app.pem"),
+    ("GITHUB_TOKEN", "ghp_token"),
+    ("SHOP_CI_TOKEN", "shop-ci"),
+    ("SHOP_STAGING_FLAGS_TOKEN", "staging-flags"),
+    ("SHOP_HOOK_SECRET", "hook-secret"),
+    ("SHOP_PROD_FLAGS_TOKEN", "prod-flags"),
+];
+
+fn example_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../greenlight.example.toml")
+}
+
+#[test]
+fn check_config_accepts_the_example_when_its_variables_are_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("github-app.pem"),
+        "not read by check-config",
+    )
+    .expect("key file");
+    let output = greenlight(dir.path())
+        .arg("--config")
+        .arg(example_path())
+        .arg("check-config")
+        .envs(EXAMPLE_ENV)
+        .output()
+        .expect("check-config runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {:?}",
+        output.stderr
+    );
+    assert!(stdout.contains("configuration is valid"), "{stdout}");
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Without the variables: one problem per variable, each naming it and its key.
+    let output = greenlight(dir.path())
+        .arg("--config")
+        .arg(example_path())
+        .arg("check-config")
+        .output()
+        .expect("check-config runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for (variable, _) in EXAMPLE_ENV {
+        assert!(
+            stdout.contains(variable),
+            "{variable} not named in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("apps.shop.ci_token"), "{stdout}");
+
+    // A broken file: every problem is listed with its key path.
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        r#"
+[server]
+listen = "nope"
+[people]
+alice = { slack = "U012AB3CD" }
+[apps.shop]
+image = "ghcr.io/acme/shop"
+ci_token = "t"
+operators = ["group:sre2"]
+colour = "blue"
+[apps.shop.environments.staging]
+smoke = [{ name = "health", url = "ftp://x", timeout = "soon" }]
+"#,
+    )
+    .expect("write");
+    let output = greenlight(dir.path())
+        .args(["--config", "broken.toml", "check-config"])
+        .output()
+        .expect("check-config runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for path in [
+        "server.listen",
+        "apps.shop.operators[0]",
+        "apps.shop.colour",
+        "apps.shop.environments.staging.smoke[0].url",
+        "apps.shop.environments.staging.smoke[0].timeout",
+    ] {
+        assert!(
+            stdout.contains(&format!("{path}:")),
+            "{path} missing from:\n{stdout}"
+        );
+    }
+}
