@@ -12,7 +12,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::background::{Background, TaskPanic};
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::engine::{self, Engine};
+use crate::smoke::SmokeRunner;
 use crate::{http, telemetry};
 
 /// How long shutdown waits for background work to finish after the server stopped.
@@ -23,6 +26,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub config: Arc<Config>,
     pub storage: Storage,
+    pub engine: Engine,
     pub metrics: PrometheusHandle,
     pub background: Background,
 }
@@ -35,6 +39,11 @@ impl App {
     /// Connects to the database, applies migrations and prepares the router. Nothing listens
     /// yet: `serve` does that on a listener the caller bound (port 0 in tests).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// As [`Self::build`], reading time from `clock` (tests move a manual clock).
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let storage = Storage::connect(config.database.url.expose())
             .await
             .context("opening the database (database.url)")?;
@@ -42,19 +51,22 @@ impl App {
             .migrate()
             .await
             .context("applying database migrations")?;
-        Ok(Self::with_storage(config, storage))
+        Self::with_storage(config, storage, clock)
     }
 
     /// For callers that opened storage themselves (tests that share a database).
-    pub fn with_storage(config: Config, storage: Storage) -> Self {
-        Self {
+    pub fn with_storage(config: Config, storage: Storage, clock: Clock) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let smoke = SmokeRunner::new().context("building the HTTP client for smoke checks")?;
+        Ok(Self {
             state: AppState {
-                config: Arc::new(config),
+                engine: Engine::new(config.clone(), storage.clone(), clock, smoke),
+                config,
                 storage,
                 metrics: telemetry::metrics_handle(),
                 background: Background::new(),
             },
-        }
+        })
     }
 
     pub fn state(&self) -> &AppState {
@@ -73,6 +85,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
+        let background = &self.state.background;
+        background.spawn(
+            "verifier",
+            engine::run_verifier(self.state.engine.clone(), background.stop_signal()),
+        );
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await

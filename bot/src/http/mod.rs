@@ -1,9 +1,12 @@
 //! The HTTP surface: the router, its shared layers (request ids, tracing, body limits, panic
 //! catching, metrics) and the routes that belong to no platform.
 
+mod auth;
 pub mod error;
+mod events;
 mod health;
 mod metrics;
+mod read_api;
 
 use std::any::Any;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Response};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -31,7 +34,13 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/health", get(health::health))
         .route("/api/v1/status", get(health::status))
-        .route("/metrics", get(metrics::render));
+        .route("/metrics", get(metrics::render))
+        .route("/api/v1/events", post(events::post_event))
+        .route("/api/v1/releases", get(read_api::releases))
+        .route(
+            "/api/v1/apps/{app}/environments/{environment}",
+            get(read_api::environment),
+        );
     with_common_layers(routes).with_state(state)
 }
 
@@ -102,7 +111,6 @@ mod tests {
     use super::*;
     use axum::body::{to_bytes, Body, Bytes};
     use axum::http::StatusCode;
-    use axum::routing::post;
     use tower::ServiceExt;
 
     async fn boom() -> &'static str {

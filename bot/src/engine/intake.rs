@@ -1,0 +1,504 @@
+//! What CI and GitHub report: builds (releases) and deployment results, recorded once each,
+//! with the promotion that a healthy result may trigger.
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::{
+    AppName, CommitSha, DeploymentKind, DeploymentState, EnvironmentName, ImageRef, ImageRefError,
+};
+use greenlight_storage::{
+    audit, deliveries, deployments, releases, AnyConnection, ApprovalRequest, Deployment,
+    DeploymentTransition, NewAuditEntry, NewDeployment, NewRelease, Release, SmokeResult,
+    StorageError,
+};
+use serde_json::{json, Value};
+
+use super::{promotion, Engine};
+use crate::config::AppConfig;
+
+/// A build CI finished: the release it produced.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub app: AppName,
+    pub sha: CommitSha,
+    pub image: String,
+    pub git_ref: Option<String>,
+    pub author: Option<String>,
+    pub message: Option<String>,
+    pub committed_at: Option<DateTime<Utc>>,
+    pub ci_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportedStatus {
+    Success,
+    Failure,
+}
+
+/// Smoke results CI ran itself and sent along.
+#[derive(Debug, Clone)]
+pub struct CiSmoke {
+    pub passed: bool,
+    pub checks: Vec<SmokeResult>,
+}
+
+/// A deployment of a release to an environment finished (CI event or GitHub
+/// `deployment_status`).
+#[derive(Debug, Clone)]
+pub struct DeploymentReport {
+    pub app: AppName,
+    pub environment: EnvironmentName,
+    pub sha: CommitSha,
+    pub status: ReportedStatus,
+    /// Needed when the release was never reported as a build.
+    pub image: Option<String>,
+    pub smoke: Option<CiSmoke>,
+    /// The id Greenlight gave its deployer, when this completes a deploy Greenlight triggered.
+    pub deployment_id: Option<i64>,
+    pub url: Option<String>,
+    pub detail: Option<String>,
+    /// Who reported it, for the release log (`ci`, `github:octocat`).
+    pub actor: String,
+}
+
+/// How a repeated delivery of the same report is recognised.
+#[derive(Debug, Clone)]
+pub enum Dedup {
+    /// A CI idempotency key: a repeat gets the first reply again.
+    Key(String),
+    /// A webhook delivery id: a repeat is acknowledged and ignored.
+    Delivery {
+        source: &'static str,
+        id: String,
+    },
+    None,
+}
+
+/// The answer to a report: what was recorded, as JSON for the caller, and whether this call was
+/// a repeat of an earlier one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeReply {
+    pub body: Value,
+    pub duplicate: bool,
+}
+
+/// Why a report was refused. `field` names what the sender must fix.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("unknown app {0:?}; configured apps are listed in greenlight.toml [apps]")]
+    UnknownApp(String),
+    #[error("app {app} has no environment {environment:?}")]
+    UnknownEnvironment { app: String, environment: String },
+    #[error(transparent)]
+    Image(#[from] ImageRefError),
+    #[error("release {app}@{sha} is not known: send a `build` event first, or include `image`")]
+    UnknownRelease { app: String, sha: String },
+    #[error("release {app}@{sha} was already recorded with image {recorded}; a release's image cannot change")]
+    ImageChanged {
+        app: String,
+        sha: String,
+        recorded: String,
+    },
+    #[error("deployment {id} is not a deployment of {app}@{sha} to {environment}")]
+    DeploymentMismatch {
+        id: i64,
+        app: String,
+        sha: String,
+        environment: String,
+    },
+    #[error("deployment {id} already finished as {state}; a later result cannot change it")]
+    DeploymentFinished { id: i64, state: DeploymentState },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl IntakeError {
+    /// The request field at fault; `None` for internal failures.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::UnknownApp(_) => Some("app"),
+            Self::UnknownEnvironment { .. } => Some("environment"),
+            Self::Image(_) | Self::ImageChanged { .. } => Some("image"),
+            Self::UnknownRelease { .. } => Some("sha"),
+            Self::DeploymentMismatch { .. } | Self::DeploymentFinished { .. } => {
+                Some("deployment_id")
+            }
+            Self::Storage(_) => None,
+        }
+    }
+}
+
+/// A write's domain outcome: refusals found inside the transaction come back as `Err` without
+/// having written anything.
+type Outcome = Result<IntakeReply, IntakeError>;
+
+impl Engine {
+    /// Records a release after checking its image is immutable and belongs to the app.
+    pub async fn record_build(&self, report: BuildReport, dedup: Dedup) -> Outcome {
+        let app = self.known_app(&report.app)?;
+        let image = ImageRef::parse(
+            &report.image,
+            app.image.as_str(),
+            &report.sha,
+            app.allow_version_tags,
+        )?;
+        let now = self.clock.now();
+        let commit_url = app
+            .repository
+            .as_ref()
+            .map(|repository| format!("https://github.com/{repository}/commit/{}", report.sha));
+        let new = NewRelease {
+            app: report.app.clone(),
+            sha: report.sha.clone(),
+            image: image.to_string(),
+            author: report.author.clone(),
+            message: report.message.clone(),
+            git_ref: report.git_ref.clone(),
+            commit_url,
+            ci_url: report.ci_url.clone(),
+            committed_at: report.committed_at,
+            created_at: now,
+        };
+        self.write_deduplicated(dedup, now, move |conn| {
+            Box::pin(async move {
+                let upserted = releases::insert_release(conn, &new).await?;
+                let created = upserted.is_created();
+                let release = upserted.into_inner();
+                if release.image != new.image {
+                    return Ok(Err(IntakeError::ImageChanged {
+                        app: release.app.to_string(),
+                        sha: release.sha.to_string(),
+                        recorded: release.image,
+                    }));
+                }
+                if created {
+                    audit::append_audit(
+                        conn,
+                        &NewAuditEntry {
+                            occurred_at: now,
+                            actor: "ci".to_owned(),
+                            app: Some(release.app.clone()),
+                            environment: None,
+                            sha: Some(release.sha.clone()),
+                            kind: "release_recorded".to_owned(),
+                            detail: json!({ "image": release.image, "ref": release.git_ref }),
+                        },
+                    )
+                    .await?;
+                }
+                Ok(Ok(reply(&release, None, &[])))
+            })
+        })
+        .await
+    }
+
+    /// Records a deployment result. Success runs (or waits for) smoke checks; a release that
+    /// ends up healthy before a gated environment opens its approval request.
+    pub async fn record_deployment(&self, report: DeploymentReport, dedup: Dedup) -> Outcome {
+        let app = self.known_app(&report.app)?;
+        let environment = app.environment(&report.environment).ok_or_else(|| {
+            IntakeError::UnknownEnvironment {
+                app: report.app.to_string(),
+                environment: report.environment.to_string(),
+            }
+        })?;
+        let image = report
+            .image
+            .as_deref()
+            .map(|image| {
+                ImageRef::parse(
+                    image,
+                    app.image.as_str(),
+                    &report.sha,
+                    app.allow_version_tags,
+                )
+            })
+            .transpose()?;
+        let has_own_smoke = !environment.smoke.is_empty();
+        let now = self.clock.now();
+        let config = self.config.clone();
+        let verifying = self
+            .write_deduplicated(dedup, now, move |conn| {
+                Box::pin(async move {
+                    let release =
+                        match releases::find_release(conn, &report.app, &report.sha).await? {
+                            Some(release) => release,
+                            None => match image {
+                                Some(image) => {
+                                    let new = NewRelease {
+                                        app: report.app.clone(),
+                                        sha: report.sha.clone(),
+                                        image: image.to_string(),
+                                        author: None,
+                                        message: None,
+                                        git_ref: None,
+                                        commit_url: None,
+                                        ci_url: report.url.clone(),
+                                        committed_at: None,
+                                        created_at: now,
+                                    };
+                                    releases::insert_release(conn, &new).await?.into_inner()
+                                }
+                                None => {
+                                    return Ok(Err(IntakeError::UnknownRelease {
+                                        app: report.app.to_string(),
+                                        sha: report.sha.to_string(),
+                                    }))
+                                }
+                            },
+                        };
+                    let state = state_after(&report, has_own_smoke);
+                    let smoke = report
+                        .smoke
+                        .as_ref()
+                        .map(|s| s.checks.clone())
+                        .unwrap_or_default();
+                    let deployment = match report.deployment_id {
+                        Some(id) => {
+                            match complete_deployment(
+                                conn, id, &release, &report, state, smoke, now,
+                            )
+                            .await?
+                            {
+                                Ok(deployment) => deployment,
+                                Err(error) => return Ok(Err(error)),
+                            }
+                        }
+                        None => {
+                            record_new_deployment(conn, &release, &report, state, smoke, now)
+                                .await?
+                        }
+                    };
+                    let opened = if deployment.state == DeploymentState::Healthy {
+                        promotion::on_healthy(conn, &config, &release, &deployment, now).await?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(Ok(reply(&release, Some(&deployment), &opened)))
+                })
+            })
+            .await?;
+        if verifying.body["deployment"]["state"] == DeploymentState::Verifying.as_str() {
+            self.verifier_wakeup.notify_one();
+        }
+        Ok(verifying)
+    }
+
+    fn known_app(&self, name: &AppName) -> Result<&AppConfig, IntakeError> {
+        self.config
+            .app(name)
+            .ok_or_else(|| IntakeError::UnknownApp(name.to_string()))
+    }
+
+    /// Runs `work` once per dedup key: the key is recorded in the same write, so a crash cannot
+    /// apply a report without remembering it, nor remember it without applying it.
+    async fn write_deduplicated<F>(&self, dedup: Dedup, now: DateTime<Utc>, work: F) -> Outcome
+    where
+        F: for<'c> FnOnce(
+                &'c mut AnyConnection,
+            )
+                -> greenlight_storage::BoxFuture<'c, Result<Outcome, StorageError>>
+            + Send
+            + 'static,
+    {
+        let key = match &dedup {
+            Dedup::Key(key) => Some(key.clone()),
+            _ => None,
+        };
+        if let Some(key) = &key {
+            if let Some(body) = self.storage.find_idempotency_key(key).await? {
+                return Ok(IntakeReply {
+                    body,
+                    duplicate: true,
+                });
+            }
+        }
+        let attempt = self
+            .storage
+            .write(move |conn| {
+                Box::pin(async move {
+                    if let Dedup::Delivery { source, id } = &dedup {
+                        if !deliveries::record_webhook_delivery(conn, source, id, now).await? {
+                            return Ok(Ok(IntakeReply {
+                                body: json!({ "duplicate_delivery": id }),
+                                duplicate: true,
+                            }));
+                        }
+                    }
+                    let outcome = work(conn).await?;
+                    if let (Dedup::Key(key), Ok(reply)) = (&dedup, &outcome) {
+                        deliveries::insert_idempotency_key(conn, key, &reply.body, now).await?;
+                    }
+                    Ok(outcome)
+                })
+            })
+            .await;
+        match attempt {
+            Ok(outcome) => outcome,
+            // Two identical reports raced and the other one applied it: answer as it did.
+            Err(error) if error.is_conflict() => match &key {
+                Some(key) => match self.storage.find_idempotency_key(key).await? {
+                    Some(body) => Ok(IntakeReply {
+                        body,
+                        duplicate: true,
+                    }),
+                    None => Err(error.into()),
+                },
+                None => Err(error.into()),
+            },
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// The state a reported deployment lands in.
+fn state_after(report: &DeploymentReport, has_own_smoke: bool) -> DeploymentState {
+    match report.status {
+        ReportedStatus::Failure => DeploymentState::Failed,
+        ReportedStatus::Success if report.smoke.as_ref().is_some_and(|s| !s.passed) => {
+            DeploymentState::Faulty
+        }
+        ReportedStatus::Success if has_own_smoke => DeploymentState::Verifying,
+        ReportedStatus::Success => DeploymentState::Healthy,
+    }
+}
+
+async fn record_new_deployment(
+    conn: &mut AnyConnection,
+    release: &Release,
+    report: &DeploymentReport,
+    state: DeploymentState,
+    smoke: Vec<SmokeResult>,
+    now: DateTime<Utc>,
+) -> Result<Deployment, StorageError> {
+    let current = deployments::current_deployment(conn, &release.app, &report.environment).await?;
+    let previous_sha = current
+        .as_ref()
+        .filter(|current| current.release_id != release.id)
+        .map(|current| current.sha.clone());
+    // Reporting the running release again (a redeploy) also replaces its older deployment, so
+    // one deployment at a time is what runs.
+    let deployment = deployments::insert_deployment(
+        conn,
+        &NewDeployment {
+            release_id: release.id,
+            environment: report.environment.clone(),
+            kind: DeploymentKind::Deploy,
+            state,
+            previous_sha,
+            deployer: None,
+            deployer_ref: report.url.clone(),
+            triggered_by: Some(report.actor.clone()),
+            smoke,
+            detail: report.detail.clone(),
+            at: now,
+        },
+    )
+    .await?;
+    if state != DeploymentState::Failed {
+        if let Some(current) = current {
+            supersede(conn, &current, now).await?;
+        }
+    }
+    audit_deployment(conn, &deployment, &report.actor, now).await?;
+    Ok(deployment)
+}
+
+/// Completes a deployment Greenlight's deployer started: it must be the same app, release and
+/// environment, and still in progress.
+async fn complete_deployment(
+    conn: &mut AnyConnection,
+    id: i64,
+    release: &Release,
+    report: &DeploymentReport,
+    state: DeploymentState,
+    smoke: Vec<SmokeResult>,
+    now: DateTime<Utc>,
+) -> Result<Result<Deployment, IntakeError>, StorageError> {
+    let mismatch = || IntakeError::DeploymentMismatch {
+        id,
+        app: release.app.to_string(),
+        sha: release.sha.to_string(),
+        environment: report.environment.to_string(),
+    };
+    let existing = match deployments::get_deployment(conn, id).await {
+        Ok(existing) => existing,
+        Err(error) if error.is_not_found() => return Ok(Err(mismatch())),
+        Err(error) => return Err(error),
+    };
+    if existing.release_id != release.id || existing.environment != report.environment {
+        return Ok(Err(mismatch()));
+    }
+    if existing.state.is_final() {
+        return Ok(Err(IntakeError::DeploymentFinished {
+            id,
+            state: existing.state,
+        }));
+    }
+    let mut change = DeploymentTransition::new(existing.state, state, now);
+    change.smoke = Some(smoke);
+    change.detail = report.detail.clone();
+    let deployment = deployments::transition_deployment(conn, id, &change).await?;
+    audit_deployment(conn, &deployment, &report.actor, now).await?;
+    Ok(Ok(deployment))
+}
+
+/// The release that ran before is no longer what runs; it stays a rollback target.
+async fn supersede(
+    conn: &mut AnyConnection,
+    previous: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    // A deploy still in progress belongs to its deployer, which settles it.
+    if previous.state == DeploymentState::Deploying {
+        return Ok(());
+    }
+    let change = DeploymentTransition::new(previous.state, DeploymentState::Superseded, now);
+    match deployments::transition_deployment(conn, previous.id, &change).await {
+        Ok(_) => Ok(()),
+        // Already moved on (a verifier finished it concurrently): nothing to replace.
+        Err(error) if error.is_conflict() => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+async fn audit_deployment(
+    conn: &mut AnyConnection,
+    deployment: &Deployment,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    audit::append_audit(
+        conn,
+        &NewAuditEntry {
+            occurred_at: now,
+            actor: actor.to_owned(),
+            app: Some(deployment.app.clone()),
+            environment: Some(deployment.environment.clone()),
+            sha: Some(deployment.sha.clone()),
+            kind: format!("deployment_{}", deployment.state),
+            detail: json!({
+                "deployment_id": deployment.id,
+                "image": deployment.image,
+                "smoke": deployment.smoke,
+                "detail": deployment.detail,
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn reply(
+    release: &Release,
+    deployment: Option<&Deployment>,
+    approvals: &[ApprovalRequest],
+) -> IntakeReply {
+    IntakeReply {
+        body: json!({
+            "release": release,
+            "deployment": deployment,
+            "approval_requests": approvals,
+        }),
+        duplicate: false,
+    }
+}

@@ -1,0 +1,49 @@
+//! The engine: turns what CI, GitHub and people report into state changes, each one storage
+//! write with its audit entries (and, later, its outbox items).
+//!
+//! Architecture invariant: handlers never write state themselves; they call the engine, which
+//! checks the request against configuration once and applies it in one transaction.
+
+mod intake;
+mod promotion;
+mod verifier;
+
+use std::sync::Arc;
+
+use greenlight_storage::Storage;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::smoke::SmokeRunner;
+
+pub use intake::{
+    BuildReport, CiSmoke, Dedup, DeploymentReport, IntakeError, IntakeReply, ReportedStatus,
+};
+pub use verifier::run_verifier;
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) config: Arc<Config>,
+    pub(crate) storage: Storage,
+    pub(crate) clock: Clock,
+    /// Poked when a deployment starts verifying, so the verifier need not poll.
+    pub(crate) verifier_wakeup: Arc<Notify>,
+    pub(crate) smoke: SmokeRunner,
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>, storage: Storage, clock: Clock, smoke: SmokeRunner) -> Self {
+        Self {
+            config,
+            storage,
+            clock,
+            verifier_wakeup: Arc::new(Notify::new()),
+            smoke,
+        }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}

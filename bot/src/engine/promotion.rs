@@ -1,0 +1,134 @@
+//! Promotion: a release that became healthy in an environment asks for approval to enter each
+//! gated environment that comes after it, superseding an older release still waiting there.
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::ApprovalState;
+use greenlight_storage::{
+    approvals, audit, AnyConnection, ApprovalRequest, ApprovalSource, ApprovalTransition,
+    Deployment, NewApprovalRequest, NewAuditEntry, Release, StorageError,
+};
+use serde_json::json;
+
+use crate::config::{ApprovalGate, Config};
+
+/// Opens the approval requests `deployment` (now healthy) makes possible. Runs inside the write
+/// that made it healthy, so the request exists exactly when the health does.
+pub(super) async fn on_healthy(
+    conn: &mut AnyConnection,
+    config: &Config,
+    release: &Release,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<Vec<ApprovalRequest>, StorageError> {
+    let Some(app) = config.app(&release.app) else {
+        return Ok(Vec::new());
+    };
+    let healthy_at = deployment.healthy_at.unwrap_or(now);
+    let mut opened = Vec::new();
+    for target in app.environments_after(&deployment.environment) {
+        let Some(gate) = &target.gate else { continue };
+        // A release asks once per environment: a rejection stays a rejection even if the
+        // release is redeployed to staging.
+        if approvals::latest_approval_request(conn, release.id, &target.name)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        if let Some(waiting) =
+            approvals::waiting_approval_request(conn, &release.app, &target.name).await?
+        {
+            if waiting.release_id > release.id {
+                // A newer release already waits; an older one turning healthy again does not
+                // take its place.
+                continue;
+            }
+            let change = ApprovalTransition {
+                to: ApprovalState::Superseded,
+                comment: Some(format!("superseded by {}", release.sha.short())),
+                at: now,
+            };
+            let superseded =
+                approvals::transition_approval_request(conn, waiting.id, &change).await?;
+            audit_request(conn, &superseded, "approval_superseded", now).await?;
+        }
+        let request = approvals::insert_approval_request(
+            conn,
+            &NewApprovalRequest {
+                release_id: release.id,
+                environment: target.name.clone(),
+                source: ApprovalSource::Ci,
+                policy: policy_snapshot(config, gate, release),
+                required_approvals: gate.required_approvals,
+                opens_at: healthy_at + to_chrono(gate.wait_timer),
+                expires_at: now + to_chrono(gate.approval_timeout),
+                next_reminder_at: gate.reminder_every.map(|every| now + to_chrono(every)),
+                at: now,
+            },
+        )
+        .await?;
+        audit_request(conn, &request, "approval_requested", now).await?;
+        opened.push(request);
+    }
+    Ok(opened)
+}
+
+/// The policy as it stood when the request opened: what the card shows and the audit keeps,
+/// even if the configuration changes while the request waits.
+fn policy_snapshot(config: &Config, gate: &ApprovalGate, release: &Release) -> serde_json::Value {
+    let reviewers: Vec<String> = gate.reviewers.iter().map(ToString::to_string).collect();
+    let people: Vec<String> = config
+        .expand(&gate.reviewers)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let author = release
+        .author
+        .as_deref()
+        .and_then(|author| config.person_by_author(author))
+        .map(ToString::to_string);
+    json!({
+        "reviewers": reviewers,
+        "reviewer_people": people,
+        "required_approvals": gate.required_approvals,
+        "prevent_self_review": gate.prevent_self_review,
+        "wait_timer_secs": gate.wait_timer.as_secs(),
+        "approval_timeout_secs": gate.approval_timeout.as_secs(),
+        "reminder_every_secs": gate.reminder_every.map(|every| every.as_secs()),
+        "author": release.author,
+        "author_person": author,
+    })
+}
+
+async fn audit_request(
+    conn: &mut AnyConnection,
+    request: &ApprovalRequest,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    audit::append_audit(
+        conn,
+        &NewAuditEntry {
+            occurred_at: now,
+            actor: "greenlight".to_owned(),
+            app: Some(request.app.clone()),
+            environment: Some(request.environment.clone()),
+            sha: Some(request.sha.clone()),
+            kind: kind.to_owned(),
+            detail: json!({
+                "approval_request_id": request.id,
+                "state": request.state,
+                "opens_at": request.opens_at,
+                "expires_at": request.expires_at,
+                "comment": request.outcome_comment,
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Config durations are capped at a year, so they always fit.
+fn to_chrono(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or_else(|_| chrono::Duration::days(3650))
+}
