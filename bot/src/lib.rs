@@ -11,5 +11,6 @@ pub mod http;
 pub mod release_log;
 pub mod secret;
 pub mod shutdown;
+pub mod smoke;
 pub mod telemetry;
 pub mod verify;
