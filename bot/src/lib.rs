@@ -5,8 +5,11 @@
 
 pub mod app;
 pub mod background;
+pub mod ci;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod release_log;
 pub mod secret;
