@@ -58,6 +58,78 @@ pub enum Command {
         /// Where to write the copy; must not exist yet
         path: PathBuf,
     },
+    /// Send a CI event to a running Greenlight (token from GREENLIGHT_TOKEN)
+    Notify {
+        #[command(flatten)]
+        target: NotifyTarget,
+        #[command(subcommand)]
+        event: NotifyEvent,
+    },
+}
+
+/// Where `notify` sends its event.
+#[derive(Debug, clap::Args)]
+pub struct NotifyTarget {
+    /// Greenlight's base URL [default: server.public_url of the config]
+    #[arg(long, global = true, env = "GREENLIGHT_URL", value_name = "URL")]
+    pub server: Option<String>,
+    /// Makes retries of this step harmless even if the event's content changes
+    #[arg(long, global = true, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyEvent {
+    /// A build finished: record the release and its image
+    Build {
+        #[arg(long)]
+        app: String,
+        /// Full commit SHA [default: $GITHUB_SHA]
+        #[arg(long, env = "GITHUB_SHA")]
+        sha: String,
+        /// Immutable image reference: REPO:<sha tag> or REPO@sha256:<digest>
+        #[arg(long)]
+        image: String,
+        /// Git ref [default: $GITHUB_REF]
+        #[arg(long = "ref", env = "GITHUB_REF")]
+        git_ref: Option<String>,
+        /// Commit author (GitHub login, e-mail or a [people] name) [default: $GITHUB_ACTOR]
+        #[arg(long, env = "GITHUB_ACTOR")]
+        author: Option<String>,
+        /// Commit message
+        #[arg(long)]
+        message: Option<String>,
+        /// Commit time, RFC 3339
+        #[arg(long)]
+        committed_at: Option<String>,
+        /// Link to the CI run
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// A deployment finished: record its result (and smoke outcome) for an environment
+    Deployed {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        environment: String,
+        /// Full commit SHA [default: $GITHUB_SHA]
+        #[arg(long, env = "GITHUB_SHA")]
+        sha: String,
+        #[arg(long, value_parser = ["success", "failure"])]
+        status: String,
+        /// Smoke test outcome CI measured itself
+        #[arg(long, value_parser = ["passed", "failed"])]
+        smoke: Option<String>,
+        /// Needed only if no build event was sent for this SHA
+        #[arg(long)]
+        image: Option<String>,
+        /// The deployment id Greenlight gave its deployer, when completing one
+        #[arg(long)]
+        deployment_id: Option<i64>,
+        /// Link to the CI run
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// Environment lookup, injected so only the binary's edge reads the process environment.
@@ -102,6 +174,9 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
             println!("{out}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Notify { target, event } => {
+            notify(cli.config.as_deref(), env, target, event).await
+        }
         Command::Backup { path } => {
             let config = load_config(cli.config.as_deref(), env)?;
             let storage = open_storage(&config).await?;
@@ -114,6 +189,80 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn notify(
+    config_path: Option<&Path>,
+    env: Env<'_>,
+    target: NotifyTarget,
+    event: NotifyEvent,
+) -> anyhow::Result<ExitCode> {
+    let token = env("GREENLIGHT_TOKEN")
+        .filter(|token| !token.trim().is_empty())
+        .context("set GREENLIGHT_TOKEN to the app's ci_token")?;
+    let server = match target.server {
+        Some(server) => server,
+        None => load_config(config_path, env)?.server.public_url.to_string(),
+    };
+    let text = |value: Option<String>| value.map(serde_json::Value::String);
+    let event = match event {
+        NotifyEvent::Build {
+            app,
+            sha,
+            image,
+            git_ref,
+            author,
+            message,
+            committed_at,
+            url,
+        } => crate::notify::event(
+            "build",
+            &[
+                ("app", text(Some(app))),
+                ("sha", text(Some(sha))),
+                ("image", text(Some(image))),
+                ("ref", text(git_ref)),
+                ("author", text(author)),
+                ("message", text(message)),
+                ("committed_at", text(committed_at)),
+                ("url", text(url)),
+            ],
+        ),
+        NotifyEvent::Deployed {
+            app,
+            environment,
+            sha,
+            status,
+            smoke,
+            image,
+            deployment_id,
+            url,
+        } => crate::notify::event(
+            "deployed",
+            &[
+                ("app", text(Some(app))),
+                ("environment", text(Some(environment))),
+                ("sha", text(Some(sha))),
+                ("status", text(Some(status))),
+                (
+                    "smoke",
+                    smoke.map(|status| serde_json::json!({ "status": status })),
+                ),
+                ("image", text(image)),
+                ("deployment_id", deployment_id.map(serde_json::Value::from)),
+                ("url", text(url)),
+            ],
+        ),
+    };
+    let reply = crate::notify::send(&crate::notify::Notification {
+        server,
+        token,
+        idempotency_key: target.idempotency_key,
+        event,
+    })
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<ExitCode> {

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod notify;
 pub mod release_log;
 pub mod secret;
 pub mod shutdown;

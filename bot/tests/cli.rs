@@ -15,6 +15,11 @@ fn greenlight(dir: &Path) -> Command {
         .current_dir(dir)
         .env_remove("GREENLIGHT_CONFIG")
         .env_remove("GREENLIGHT_DATABASE_URL")
+        .env_remove("GREENLIGHT_URL")
+        .env_remove("GREENLIGHT_TOKEN")
+        .env_remove("GITHUB_SHA")
+        .env_remove("GITHUB_REF")
+        .env_remove("GITHUB_ACTOR")
         .env("GREENLIGHT_LOG_FORMAT", "json")
         .env("RUST_LOG", "info");
     command
@@ -215,7 +220,14 @@ fn backup_copies_the_database_while_serving() {
 #[test]
 fn every_subcommand_has_help() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for subcommand in ["serve", "check-config", "migrate", "releases", "backup"] {
+    for subcommand in [
+        "serve",
+        "check-config",
+        "migrate",
+        "releases",
+        "backup",
+        "notify",
+    ] {
         let output = greenlight(dir.path())
             .args([subcommand, "--help"])
             .output()
@@ -341,4 +353,95 @@ smoke = [{ name = "health", url = "ftp://x", timeout = "soon" }]
             "{path} missing from:\n{stdout}"
         );
     }
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+#[test]
+fn notify_sends_ci_events_and_releases_reads_them_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("greenlight.toml"),
+        r#"
+[apps.shop]
+image = "ghcr.io/acme/shop"
+ci_token = "shop-ci-token"
+[apps.shop.environments.staging]
+"#,
+    )
+    .expect("config");
+    let mut server = Server::start(dir.path());
+    let base = format!("http://{}", server.address);
+
+    // The SHA comes from $GITHUB_SHA, as in a GitHub Actions step.
+    let output = greenlight(dir.path())
+        .args(["notify", "--server", &base, "build", "--app", "shop"])
+        .args([
+            "--image",
+            &format!("ghcr.io/acme/shop:{SHA}"),
+            "--message",
+            "Fix checkout",
+        ])
+        .env("GITHUB_SHA", SHA)
+        .env("GREENLIGHT_TOKEN", "shop-ci-token")
+        .output()
+        .expect("notify runs");
+    assert!(output.status.success(), "notify build: {output:?}");
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON reply");
+    assert_eq!(reply["release"]["sha"], SHA);
+
+    let output = greenlight(dir.path())
+        .args(["notify", "--server", &base, "deployed", "--app", "shop"])
+        .args([
+            "--environment",
+            "staging",
+            "--sha",
+            SHA,
+            "--status",
+            "success",
+        ])
+        .args(["--smoke", "passed"])
+        .env("GREENLIGHT_TOKEN", "shop-ci-token")
+        .output()
+        .expect("notify runs");
+    assert!(output.status.success(), "notify deployed: {output:?}");
+
+    // The release log, read by the CLI from the database the server is using.
+    let output = greenlight(dir.path())
+        .arg("releases")
+        .output()
+        .expect("releases runs");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}");
+    assert!(table.contains("staging:healthy"), "{table}");
+    assert!(
+        table.contains(&SHA[..7]) && table.contains("Fix checkout"),
+        "{table}"
+    );
+
+    // A refused event fails the step with the server's explanation.
+    let output = greenlight(dir.path())
+        .args([
+            "notify", "--server", &base, "build", "--app", "shop", "--sha", SHA,
+        ])
+        .args(["--image", "ghcr.io/acme/shop:latest"])
+        .env("GREENLIGHT_TOKEN", "shop-ci-token")
+        .output()
+        .expect("notify runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("mutable"), "{stderr}");
+
+    // No token: says which variable to set.
+    let output = greenlight(dir.path())
+        .args([
+            "notify", "--server", &base, "build", "--app", "shop", "--sha", SHA,
+        ])
+        .args(["--image", "x"])
+        .env_remove("GREENLIGHT_TOKEN")
+        .output()
+        .expect("notify runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("GREENLIGHT_TOKEN"));
+    server.terminate();
 }
