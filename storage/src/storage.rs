@@ -162,10 +162,21 @@ impl Storage {
     /// items commit together. `work` must only talk to the database: on SQLite it runs on the
     /// single writer, and anything slow in it delays every other write.
     ///
-    /// ```ignore
-    /// let entry = storage
-    ///     .write(move |conn| Box::pin(async move { audit::append_audit(conn, &new).await }))
+    /// ```no_run
+    /// # use greenlight_storage::{audit, outbox, NewAuditEntry, NewOutboxItem, Storage, StorageError};
+    /// # async fn example(storage: Storage, entry: NewAuditEntry, item: NewOutboxItem)
+    /// # -> Result<(), StorageError> {
+    /// // The release-log entry and the chat post commit together, or neither does.
+    /// let (logged, queued) = storage
+    ///     .write(move |conn| {
+    ///         Box::pin(async move {
+    ///             let logged = audit::append_audit(conn, &entry).await?;
+    ///             let queued = outbox::enqueue_outbox(conn, &item).await?;
+    ///             Ok((logged, queued))
+    ///         })
+    ///     })
     ///     .await?;
+    /// # Ok(()) }
     /// ```
     pub async fn write<T, F>(&self, work: F) -> Result<T, StorageError>
     where

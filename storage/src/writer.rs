@@ -221,8 +221,10 @@ async fn commit_batch(
         return;
     };
     match run_transaction(open, batch).await {
-        Ok(()) => {
-            counters.record_commit(batch.len());
+        Ok(committed) => {
+            if committed {
+                counters.record_commit(batch.len());
+            }
             for job in batch.drain(..) {
                 job.finish(Ok(()));
             }
@@ -236,13 +238,24 @@ async fn commit_batch(
     }
 }
 
+/// Returns whether the transaction was committed (rather than rolled back with its only write).
 async fn run_transaction(
     conn: &mut AnyConnection,
     batch: &mut [Box<dyn Job>],
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     // IMMEDIATE takes the write lock up front: a deferred transaction that upgrades from read to
     // write fails with SQLITE_BUSY at once instead of honouring busy_timeout.
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    if let [job] = batch {
+        // Alone in its batch, a write needs no savepoint: its failure rolls back everything.
+        let keep = job.run(&mut tx).await;
+        if keep {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        return Ok(keep);
+    }
     for job in batch.iter_mut() {
         let mut savepoint = tx.begin().await?;
         if job.run(&mut savepoint).await {
@@ -251,7 +264,8 @@ async fn run_transaction(
             savepoint.rollback().await?;
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
 fn fail_all(batch: &mut Vec<Box<dyn Job>>, error: sqlx::Error) {
