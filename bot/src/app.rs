@@ -15,6 +15,7 @@ use crate::background::{Background, TaskPanic};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{self, Engine};
+use crate::outbox::{OutboxWorker, RetryPolicy};
 use crate::smoke::SmokeRunner;
 use crate::{http, telemetry};
 
@@ -27,6 +28,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub storage: Storage,
     pub engine: Engine,
+    pub outbox: OutboxWorker,
     pub metrics: PrometheusHandle,
     pub background: Background,
 }
@@ -60,7 +62,8 @@ impl App {
         let smoke = SmokeRunner::new().context("building the HTTP client for smoke checks")?;
         Ok(Self {
             state: AppState {
-                engine: Engine::new(config.clone(), storage.clone(), clock, smoke),
+                engine: Engine::new(config.clone(), storage.clone(), clock.clone(), smoke),
+                outbox: OutboxWorker::new(storage.clone(), clock, RetryPolicy::default()),
                 config,
                 storage,
                 metrics: telemetry::metrics_handle(),
@@ -89,6 +92,10 @@ impl App {
         background.spawn(
             "verifier",
             engine::run_verifier(self.state.engine.clone(), background.stop_signal()),
+        );
+        background.spawn(
+            "outbox",
+            self.state.outbox.clone().run(background.stop_signal()),
         );
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)

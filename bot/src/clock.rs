@@ -53,3 +53,9 @@ impl std::fmt::Debug for Clock {
         }
     }
 }
+
+/// A configuration duration as a span to add to a time. Configured durations are capped at a
+/// year, so the fallback (ten years) is never reached in practice but cannot overflow either.
+pub fn span(duration: std::time::Duration) -> Duration {
+    Duration::from_std(duration).unwrap_or_else(|_| Duration::days(3650))
+}

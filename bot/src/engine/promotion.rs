@@ -9,6 +9,7 @@ use greenlight_storage::{
 };
 use serde_json::json;
 
+use crate::clock::span;
 use crate::config::{ApprovalGate, Config};
 
 /// Opens the approval requests `deployment` (now healthy) makes possible. Runs inside the write
@@ -60,9 +61,9 @@ pub(super) async fn on_healthy(
                 source: ApprovalSource::Ci,
                 policy: policy_snapshot(config, gate, release),
                 required_approvals: gate.required_approvals,
-                opens_at: healthy_at + to_chrono(gate.wait_timer),
-                expires_at: now + to_chrono(gate.approval_timeout),
-                next_reminder_at: gate.reminder_every.map(|every| now + to_chrono(every)),
+                opens_at: healthy_at + span(gate.wait_timer),
+                expires_at: now + span(gate.approval_timeout),
+                next_reminder_at: gate.reminder_every.map(|every| now + span(every)),
                 at: now,
             },
         )
@@ -126,9 +127,4 @@ async fn audit_request(
     )
     .await?;
     Ok(())
-}
-
-/// Config durations are capped at a year, so they always fit.
-fn to_chrono(duration: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or_else(|_| chrono::Duration::days(3650))
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{promotion, Engine};
 use crate::background::StopSignal;
+use crate::clock::span;
 
 /// The longest the verifier sleeps without looking, in case a wake-up was missed.
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -59,8 +60,7 @@ impl Engine {
                 .environment(&deployment.app, &deployment.environment)
                 .map(|environment| environment.smoke_settle)
                 .unwrap_or_default();
-            let due_at = deployment.updated_at
-                + chrono::Duration::from_std(settle).unwrap_or_else(|_| chrono::Duration::zero());
+            let due_at = deployment.updated_at + span(settle);
             if due_at <= now {
                 due.push(deployment);
             } else {

@@ -1,0 +1,258 @@
+//! The outbox worker: delivers effects that state changes wrote to the outbox (chat posts,
+//! deploy triggers, GitHub callbacks), with retries, backoff and `Retry-After`, under a lease so
+//! that two workers (or two replicas) never deliver the same item at once.
+//!
+//! Architecture invariant: nothing else in the bot talks to Slack, Discord, GitHub or a
+//! deployer on behalf of a state change; each kind of effect has one `Deliverer`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use greenlight_storage::{OutboxItem, OutboxRetry, Storage, StorageError};
+use tokio::sync::Notify;
+
+use crate::background::StopSignal;
+use crate::clock::{span, Clock};
+
+#[cfg(test)]
+mod tests;
+
+/// Why a delivery did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// Try again: the platform was down, slow or throttling. `after` is its `Retry-After`.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Trying again cannot help (refused by the platform, malformed item).
+    Permanent(String),
+}
+
+impl DeliveryError {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Self::Retry {
+            after: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Delivers one kind of effect. Must be idempotent per item: a crash after the effect but
+/// before `delivered` is recorded delivers it again, with the same idempotency key.
+pub trait Deliverer: Send + Sync + 'static {
+    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>>;
+}
+
+/// How persistent the worker is.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// After this many failed attempts the item is given up on (`dead`).
+    pub max_attempts: u32,
+    /// How long a claimed item is ours; longer than any delivery's own timeout.
+    pub lease: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(5 * 60),
+            // With the caps above, about a day of trying: outages delay messages, lose none.
+            max_attempts: 300,
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// When to try again after failed attempt number `attempt` (1-based) of item `id`.
+    /// `Retry-After` is honoured as a minimum; otherwise exponential backoff with a small
+    /// per-item spread so a burst of failures does not retry in lockstep.
+    pub fn next_attempt(
+        &self,
+        id: i64,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        now: DateTime<Utc>,
+    ) -> OutboxRetry {
+        if attempt >= self.max_attempts {
+            return OutboxRetry::Never;
+        }
+        let exponential = self
+            .first_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.max_delay);
+        let spread = Duration::from_millis(id.unsigned_abs() % 7 * 100);
+        let delay = match retry_after {
+            Some(after) => after.max(Duration::from_millis(100)),
+            None => exponential + spread,
+        };
+        OutboxRetry::At(now + span(delay))
+    }
+}
+
+/// What one pass delivered, for tests and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassSummary {
+    pub delivered: u32,
+    pub retried: u32,
+    pub dead: u32,
+}
+
+/// Claims due items and hands each to the deliverer of its kind (the part before the first
+/// `.`, e.g. `slack` for `slack.post`).
+#[derive(Clone)]
+pub struct OutboxWorker {
+    storage: Storage,
+    clock: Clock,
+    name: String,
+    deliverers: Arc<HashMap<String, Arc<dyn Deliverer>>>,
+    policy: RetryPolicy,
+    wakeup: Arc<Notify>,
+}
+
+/// How many items one pass claims.
+const BATCH: u32 = 32;
+/// The longest the worker sleeps without looking, in case a wake-up was missed.
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+impl OutboxWorker {
+    pub fn new(storage: Storage, clock: Clock, policy: RetryPolicy) -> Self {
+        Self {
+            storage,
+            clock,
+            name: format!("worker-{}", uuid::Uuid::new_v4()),
+            deliverers: Arc::new(HashMap::new()),
+            policy,
+            wakeup: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Routes items of `kind` (e.g. `slack`) to `deliverer`.
+    pub fn with_deliverer(mut self, kind: &str, deliverer: Arc<dyn Deliverer>) -> Self {
+        Arc::make_mut(&mut self.deliverers).insert(kind.to_owned(), deliverer);
+        self
+    }
+
+    /// Call after enqueueing, so delivery starts at once instead of at the next poll.
+    pub fn wake(&self) {
+        self.wakeup.notify_one();
+    }
+
+    pub fn wakeup_handle(&self) -> Arc<Notify> {
+        self.wakeup.clone()
+    }
+
+    /// Delivers everything due now. Tests call this to drive the outbox step by step.
+    pub async fn run_once(&self) -> Result<PassSummary, StorageError> {
+        let now = self.clock.now();
+        let lease_until = now + span(self.policy.lease);
+        let items = self
+            .storage
+            .claim_due_outbox(&self.name, now, lease_until, BATCH)
+            .await?;
+        let outcomes =
+            futures::future::join_all(items.iter().map(|item| self.deliver_one(item))).await;
+        let mut summary = PassSummary::default();
+        for outcome in outcomes {
+            match outcome? {
+                Outcome::Delivered => summary.delivered += 1,
+                Outcome::Retried => summary.retried += 1,
+                Outcome::Dead => summary.dead += 1,
+            }
+        }
+        if let Ok(counts) = self.storage.outbox_counts().await {
+            metrics::gauge!("greenlight_outbox_pending").set(counts.pending as f64);
+            metrics::gauge!("greenlight_outbox_dead").set(counts.dead as f64);
+        }
+        Ok(summary)
+    }
+
+    /// Runs until the app stops.
+    pub async fn run(self, mut stop: StopSignal) {
+        loop {
+            let busy = match self.run_once().await {
+                Ok(summary) => summary.delivered + summary.retried + summary.dead >= BATCH,
+                Err(error) => {
+                    tracing::error!(%error, "outbox pass failed");
+                    false
+                }
+            };
+            if stop.is_stopping() {
+                return;
+            }
+            if busy {
+                continue;
+            }
+            let idle = match self.storage.next_outbox_due().await {
+                Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or_default(),
+                _ => MAX_IDLE,
+            }
+            .min(MAX_IDLE);
+            tokio::select! {
+                () = stop.stopped() => return,
+                () = self.wakeup.notified() => {}
+                () = tokio::time::sleep(idle) => {}
+            }
+        }
+    }
+
+    async fn deliver_one(&self, item: &OutboxItem) -> Result<Outcome, StorageError> {
+        let kind = item.kind.split('.').next().unwrap_or_default();
+        let result = match self.deliverers.get(kind) {
+            Some(deliverer) => deliverer.deliver(item).await,
+            None => Err(DeliveryError::Permanent(format!(
+                "no deliverer for {:?} (is that platform configured?)",
+                item.kind
+            ))),
+        };
+        let now = self.clock.now();
+        match result {
+            Ok(()) => {
+                self.storage.mark_outbox_delivered(item.id, now).await?;
+                metrics::counter!("greenlight_outbox_deliveries_total", "kind" => item.kind.clone(), "outcome" => "delivered").increment(1);
+                Ok(Outcome::Delivered)
+            }
+            Err(error) => {
+                let (retry, reason) = match error {
+                    DeliveryError::Retry { after, reason } => (
+                        self.policy.next_attempt(item.id, item.attempts, after, now),
+                        reason,
+                    ),
+                    DeliveryError::Permanent(reason) => (OutboxRetry::Never, reason),
+                };
+                self.storage
+                    .mark_outbox_failed(item.id, item.attempts, &reason, retry)
+                    .await?;
+                let outcome = match retry {
+                    OutboxRetry::At(at) => {
+                        tracing::warn!(item = item.id, kind = %item.kind, attempt = item.attempts, %reason, retry_at = %at, "delivery failed; will retry");
+                        Outcome::Retried
+                    }
+                    OutboxRetry::Never => {
+                        tracing::error!(item = item.id, kind = %item.kind, attempt = item.attempts, %reason, "delivery failed for good");
+                        Outcome::Dead
+                    }
+                };
+                let label = match outcome {
+                    Outcome::Retried => "retried",
+                    _ => "dead",
+                };
+                metrics::counter!("greenlight_outbox_deliveries_total", "kind" => item.kind.clone(), "outcome" => label).increment(1);
+                Ok(outcome)
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Delivered,
+    Retried,
+    Dead,
+}

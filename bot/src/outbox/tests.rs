@@ -1,0 +1,220 @@
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use chrono::TimeZone;
+use greenlight_storage::{NewOutboxItem, OutboxState};
+
+use super::*;
+
+/// Answers deliveries from a script, then succeeds; records what it was asked to deliver.
+#[derive(Default)]
+struct Scripted {
+    answers: Mutex<VecDeque<Result<(), DeliveryError>>>,
+    seen: Mutex<Vec<(i64, u32)>>,
+}
+
+impl Scripted {
+    fn with(answers: Vec<Result<(), DeliveryError>>) -> Arc<Self> {
+        Arc::new(Self {
+            answers: Mutex::new(answers.into()),
+            seen: Mutex::default(),
+        })
+    }
+
+    fn seen(&self) -> Vec<(i64, u32)> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+impl Deliverer for Scripted {
+    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .push((item.id, item.attempts));
+        let answer = self
+            .answers
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(Ok(()));
+        Box::pin(async move { answer })
+    }
+}
+
+struct Fixture {
+    storage: Storage,
+    clock: Clock,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("outbox.db").display());
+    let storage = Storage::connect(&url).await.expect("open");
+    storage.migrate().await.expect("migrate");
+    let clock = Clock::manual(
+        Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    Fixture {
+        storage,
+        clock,
+        _dir: dir,
+    }
+}
+
+async fn enqueue(fixture: &Fixture, kind: &str, key: &str) -> i64 {
+    fixture
+        .storage
+        .enqueue_outbox(NewOutboxItem {
+            kind: kind.to_owned(),
+            idempotency_key: key.to_owned(),
+            payload: serde_json::json!({"text": key}),
+            at: fixture.clock.now(),
+            not_before: None,
+        })
+        .await
+        .expect("enqueue")
+        .into_inner()
+        .id
+}
+
+fn worker(fixture: &Fixture, deliverer: Arc<Scripted>) -> OutboxWorker {
+    OutboxWorker::new(
+        fixture.storage.clone(),
+        fixture.clock.clone(),
+        RetryPolicy::default(),
+    )
+    .with_deliverer("slack", deliverer)
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_then_the_item_is_delivered_once() {
+    let fixture = fixture().await;
+    let deliverer = Scripted::with(vec![
+        Err(DeliveryError::Retry {
+            after: Some(Duration::from_secs(30)),
+            reason: "429 Too Many Requests".into(),
+        }),
+        Err(DeliveryError::retry("500 Internal Server Error")),
+    ]);
+    let worker = worker(&fixture, deliverer.clone());
+    let id = enqueue(&fixture, "slack.post", "card-1").await;
+
+    assert_eq!(worker.run_once().await.expect("pass").retried, 1);
+    // Not before Retry-After has passed.
+    fixture.clock.advance(chrono::Duration::seconds(29));
+    assert_eq!(
+        worker.run_once().await.expect("pass"),
+        PassSummary::default()
+    );
+    fixture.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(worker.run_once().await.expect("pass").retried, 1);
+    // Exponential backoff after the 500: the second failure waits at least 2 s.
+    fixture.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(
+        worker.run_once().await.expect("pass"),
+        PassSummary::default()
+    );
+    fixture.clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(worker.run_once().await.expect("pass").delivered, 1);
+
+    assert_eq!(deliverer.seen(), vec![(id, 1), (id, 2), (id, 3)]);
+    let item = fixture.storage.outbox_item(id).await.expect("item");
+    assert_eq!(item.state, OutboxState::Delivered);
+    // Nothing is delivered twice.
+    fixture.clock.advance(chrono::Duration::hours(1));
+    assert_eq!(
+        worker.run_once().await.expect("pass"),
+        PassSummary::default()
+    );
+}
+
+#[tokio::test]
+async fn permanent_failures_and_unknown_kinds_are_given_up_on() {
+    let fixture = fixture().await;
+    let deliverer = Scripted::with(vec![Err(DeliveryError::Permanent(
+        "channel_not_found".into(),
+    ))]);
+    let worker = worker(&fixture, deliverer);
+    let refused = enqueue(&fixture, "slack.post", "card-1").await;
+    let unknown = enqueue(&fixture, "pager.page", "page-1").await;
+    let summary = worker.run_once().await.expect("pass");
+    assert_eq!(summary.dead, 2);
+    for id in [refused, unknown] {
+        let item = fixture.storage.outbox_item(id).await.expect("item");
+        assert_eq!(item.state, OutboxState::Dead);
+        assert!(item.last_error.is_some());
+    }
+}
+
+#[tokio::test]
+async fn an_item_leased_by_a_crashed_worker_is_delivered_after_the_lease() {
+    let fixture = fixture().await;
+    let id = enqueue(&fixture, "slack.post", "card-1").await;
+    // A worker claims the item and dies without answering.
+    let lease = RetryPolicy::default().lease;
+    let now = fixture.clock.now();
+    let claimed = fixture
+        .storage
+        .claim_due_outbox("crashed", now, now + span(lease), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+
+    let deliverer = Scripted::with(vec![]);
+    let survivor = worker(&fixture, deliverer.clone());
+    assert_eq!(
+        survivor.run_once().await.expect("pass"),
+        PassSummary::default()
+    );
+    fixture
+        .clock
+        .advance(span(lease) + chrono::Duration::seconds(1));
+    assert_eq!(survivor.run_once().await.expect("pass").delivered, 1);
+    assert_eq!(deliverer.seen(), vec![(id, 2)]);
+}
+
+#[tokio::test]
+async fn two_workers_never_deliver_the_same_item() {
+    let fixture = fixture().await;
+    for n in 0..40 {
+        enqueue(&fixture, "slack.post", &format!("card-{n}")).await;
+    }
+    let deliverer = Scripted::with(vec![]);
+    let a = worker(&fixture, deliverer.clone());
+    let b = worker(&fixture, deliverer.clone());
+    let (x, y) = tokio::join!(a.run_once(), b.run_once());
+    let (x, y) = (x.expect("pass"), y.expect("pass"));
+    let more = a.run_once().await.expect("pass");
+    assert_eq!(x.delivered + y.delivered + more.delivered, 40);
+    let mut ids: Vec<i64> = deliverer.seen().into_iter().map(|(id, _)| id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "every item exactly once");
+    assert_eq!(deliverer.seen().len(), 40);
+}
+
+#[test]
+fn backoff_grows_caps_and_gives_up() {
+    let policy = RetryPolicy::default();
+    let now = Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time");
+    let delay = |attempt| match policy.next_attempt(0, attempt, None, now) {
+        OutboxRetry::At(at) => (at - now).num_seconds(),
+        OutboxRetry::Never => -1,
+    };
+    assert_eq!(delay(1), 2);
+    assert_eq!(delay(2), 4);
+    assert_eq!(delay(5), 32);
+    assert_eq!(delay(30), 300, "capped at max_delay");
+    assert_eq!(delay(policy.max_attempts), -1);
+    match policy.next_attempt(0, 1, Some(Duration::from_secs(90)), now) {
+        OutboxRetry::At(at) => assert_eq!((at - now).num_seconds(), 90),
+        OutboxRetry::Never => panic!("gave up"),
+    }
+}
