@@ -18,6 +18,7 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// Connections per replica on PostgreSQL; the server is shared by every replica.
 const POSTGRES_CONNECTIONS: u32 = 10;
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Which database a `Storage` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,8 +152,16 @@ impl Storage {
                 return Err(StorageError::Closed);
             }
         }
-        sqlx::query("SELECT 1").execute(&self.inner.pool).await?;
-        Ok(())
+        // Bounded, so a status page answers "database: error" instead of hanging on a dead server.
+        match tokio::time::timeout(
+            PING_TIMEOUT,
+            sqlx::query("SELECT 1").execute(&self.inner.pool),
+        )
+        .await
+        {
+            Ok(result) => result.map(drop).map_err(StorageError::from),
+            Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
+        }
     }
 
     /// Runs `work` as one atomic write and returns its value once it is committed.

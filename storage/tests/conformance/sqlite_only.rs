@@ -285,3 +285,30 @@ async fn backup_is_a_readable_copy_taken_while_writing() {
     copy.close().await;
     storage.close().await;
 }
+
+#[tokio::test]
+async fn the_writer_recovers_from_a_broken_batch() {
+    let (_dir, storage) = sqlite().await;
+    // A write that ends the writer's transaction behind its back makes COMMIT fail.
+    let err = storage
+        .write(|conn| {
+            Box::pin(async move {
+                sqlx::query("ROLLBACK").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .await
+        .expect_err("the batch cannot commit");
+    assert!(matches!(err, StorageError::BatchFailed(_)), "{err:?}");
+    // The writer reconnects and goes on.
+    storage
+        .append_audit(entry(Some("shop"), None, 1))
+        .await
+        .expect("writes work again");
+    assert_eq!(
+        storage.list_audit(&everything()).await.expect("list").len(),
+        1
+    );
+    storage.ping().await.expect("ping");
+    storage.close().await;
+}

@@ -118,3 +118,19 @@ async fn backup_is_refused_on_postgres_with_a_hint() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn postgresql_scheme_is_accepted() {
+    let Ok(url) = std::env::var(crate::support::POSTGRES_URL_VAR) else {
+        return;
+    };
+    let Some(rest) = url.strip_prefix("postgres://") else {
+        return;
+    };
+    let storage = greenlight_storage::Storage::connect(&format!("postgresql://{rest}"))
+        .await
+        .expect("postgresql:// connects");
+    assert_eq!(storage.backend(), Backend::Postgres);
+    storage.ping().await.expect("ping");
+    storage.close().await;
+}
