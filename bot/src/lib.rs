@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod background;
+pub mod cards;
 pub mod ci;
 pub mod cli;
 pub mod clock;

@@ -1,0 +1,329 @@
+//! The card: what Greenlight shows in a channel about one approval request (or one release
+//! whose staging smoke failed), as a platform-neutral model. Slack and Discord render it.
+//!
+//! Cards are rebuilt from the database whenever they are posted or edited, so a delayed edit
+//! always shows the latest state and several quick changes collapse into one edit.
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::{
+    AppName, ApprovalState, CommitSha, DecisionVerdict, DeploymentState, EnvironmentName,
+    PersonName, Platform,
+};
+use greenlight_storage::{
+    approvals, decisions, deployments, locks, releases, AnyConnection, SmokeResult, StorageError,
+};
+
+use crate::config::Config;
+
+/// Which card: the key under which its messages are stored (`chat_messages.card_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardKey {
+    /// The approval card of request `id`.
+    Approval(i64),
+    /// The "staging smoke failed" card of deployment `id` (no buttons).
+    SmokeFailed(i64),
+}
+
+impl CardKey {
+    pub fn as_string(self) -> String {
+        match self {
+            Self::Approval(id) => format!("approval:{id}"),
+            Self::SmokeFailed(id) => format!("smoke:{id}"),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, id) = text.split_once(':')?;
+        let id = id.parse().ok()?;
+        match kind {
+            "approval" => Some(Self::Approval(id)),
+            "smoke" => Some(Self::SmokeFailed(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a card shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    pub key: CardKey,
+    pub app: AppName,
+    /// Where the release asks to go (production); for a smoke card, where smoke failed.
+    pub environment: EnvironmentName,
+    /// Where it proved itself (staging), whose smoke results are shown.
+    pub from_environment: Option<EnvironmentName>,
+    pub sha: CommitSha,
+    pub commit_url: Option<String>,
+    /// Compare view from what runs in `environment` now to this release.
+    pub diff_url: Option<String>,
+    pub image: String,
+    pub author: Option<String>,
+    pub message: Option<String>,
+    pub smoke: Vec<SmokeResult>,
+    /// "needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC".
+    pub policy_line: Option<String>,
+    pub decisions: Vec<CardDecision>,
+    pub status: CardStatus,
+    pub lock: Option<CardLock>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardDecision {
+    pub person: PersonName,
+    pub verdict: DecisionVerdict,
+    pub platform: Platform,
+    pub at: DateTime<Utc>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardLock {
+    pub by: String,
+    pub reason: String,
+}
+
+/// Where the card stands. Only `Waiting` has live buttons.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardStatus {
+    Waiting {
+        request_id: i64,
+    },
+    /// Approved; `deployment` is the deploy's state once it was triggered.
+    Approved {
+        deployment: Option<DeploymentState>,
+    },
+    Rejected {
+        comment: Option<String>,
+    },
+    Expired,
+    Superseded {
+        comment: Option<String>,
+    },
+    Cancelled {
+        comment: Option<String>,
+    },
+    /// The release failed its smoke checks in `environment` and is not promotable.
+    SmokeFailed,
+}
+
+impl Card {
+    /// Live Approve / Reject buttons for this request, if any.
+    pub fn buttons_for(&self) -> Option<i64> {
+        match self.status {
+            CardStatus::Waiting { request_id } => Some(request_id),
+            _ => None,
+        }
+    }
+
+    /// One line saying where the request stands, for the card and notifications.
+    pub fn headline(&self) -> String {
+        let target = format!("{} → {}", self.app, self.environment);
+        match &self.status {
+            CardStatus::Waiting { .. } => format!("{target}: waiting for approval"),
+            CardStatus::Approved { deployment } => match deployment {
+                None => format!("{target}: approved — waiting for deploy"),
+                Some(DeploymentState::Healthy) => format!("{target}: deployed and healthy"),
+                Some(DeploymentState::Faulty) => format!("{target}: deployed but faulty"),
+                Some(DeploymentState::Failed) => format!("{target}: approved — deploy failed"),
+                Some(DeploymentState::RolledBack) => format!("{target}: deployed, rolled back"),
+                Some(state) => format!("{target}: approved — deploy {state}"),
+            },
+            CardStatus::Rejected { .. } => format!("{target}: rejected"),
+            CardStatus::Expired => format!("{target}: expired without enough approvals"),
+            CardStatus::Superseded { .. } => format!("{target}: superseded by a newer release"),
+            CardStatus::Cancelled { .. } => format!("{target}: cancelled"),
+            CardStatus::SmokeFailed => format!(
+                "{} → {}: smoke checks failed — not promotable",
+                self.app, self.environment
+            ),
+        }
+    }
+}
+
+/// Builds the card as it stands at `now`.
+pub async fn load_card(
+    conn: &mut AnyConnection,
+    config: &Config,
+    key: CardKey,
+    now: DateTime<Utc>,
+) -> Result<Card, StorageError> {
+    match key {
+        CardKey::Approval(id) => load_approval_card(conn, config, id, now).await,
+        CardKey::SmokeFailed(id) => load_smoke_card(conn, id).await,
+    }
+}
+
+/// The policy as one line, from the snapshot stored with the request:
+/// "needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC".
+pub fn policy_line(
+    policy: &serde_json::Value,
+    opens_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> String {
+    let required = policy["required_approvals"].as_u64().unwrap_or(1);
+    let reviewers: Vec<&str> = policy["reviewers"]
+        .as_array()
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|label| label.as_str())
+                .map(|label| label.strip_prefix("group:").unwrap_or(label))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut parts = vec![format!("needs {required} of: {}", reviewers.join(", "))];
+    if policy["prevent_self_review"].as_bool().unwrap_or(true) {
+        parts.push("self-review blocked".to_owned());
+    }
+    if opens_at > now {
+        parts.push(format!("opens {}", opens_at.format("%H:%M UTC")));
+    }
+    parts.join(" · ")
+}
+
+async fn load_approval_card(
+    conn: &mut AnyConnection,
+    config: &Config,
+    request_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Card, StorageError> {
+    let request = approvals::get_approval_request(conn, request_id).await?;
+    let release = releases::get_release(conn, request.release_id).await?;
+    let app = config.app(&request.app);
+    let from_environment = app
+        .and_then(|app| app.environment(&request.environment))
+        .and_then(|environment| environment.after().cloned());
+    let smoke = match &from_environment {
+        Some(from) => deployments::latest_deployment(conn, release.id, from)
+            .await?
+            .map(|deployment| deployment.smoke)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let running = deployments::current_deployment(conn, &request.app, &request.environment).await?;
+    let diff_url = match (app.and_then(|app| app.repository.as_ref()), &running) {
+        (Some(repository), Some(running)) if running.sha != release.sha => Some(format!(
+            "https://github.com/{repository}/compare/{}...{}",
+            running.sha, release.sha
+        )),
+        _ => None,
+    };
+    let decisions = decisions::list_decisions(conn, request_id)
+        .await?
+        .into_iter()
+        .filter(|decision| decision.refused_reason.is_none())
+        .filter_map(|decision| {
+            Some(CardDecision {
+                person: decision.person?,
+                verdict: decision.verdict,
+                platform: decision.platform,
+                at: decision.decided_at,
+                comment: decision.comment,
+            })
+        })
+        .collect();
+    let status = match request.state {
+        ApprovalState::Waiting => CardStatus::Waiting { request_id },
+        ApprovalState::Approved => {
+            let deployment = deployments::latest_deployment(conn, release.id, &request.environment)
+                .await?
+                .filter(|deployment| deployment.created_at >= request.created_at)
+                .map(|deployment| deployment.state);
+            CardStatus::Approved { deployment }
+        }
+        ApprovalState::Rejected => CardStatus::Rejected {
+            comment: request.outcome_comment.clone(),
+        },
+        ApprovalState::Expired => CardStatus::Expired,
+        ApprovalState::Superseded => CardStatus::Superseded {
+            comment: request.outcome_comment.clone(),
+        },
+        ApprovalState::Cancelled => CardStatus::Cancelled {
+            comment: request.outcome_comment.clone(),
+        },
+    };
+    let lock = locks::active_lock(conn, &request.app, &request.environment)
+        .await?
+        .map(|lock| CardLock {
+            by: lock.locked_by,
+            reason: lock.reason,
+        });
+    let policy_line = (request.state == ApprovalState::Waiting)
+        .then(|| policy_line(&request.policy, request.opens_at, now));
+    Ok(Card {
+        key: CardKey::Approval(request_id),
+        app: request.app,
+        environment: request.environment,
+        from_environment,
+        sha: release.sha,
+        commit_url: release.commit_url,
+        diff_url,
+        image: release.image,
+        author: release.author,
+        message: release.message,
+        smoke,
+        policy_line,
+        decisions,
+        status,
+        lock,
+    })
+}
+
+async fn load_smoke_card(
+    conn: &mut AnyConnection,
+    deployment_id: i64,
+) -> Result<Card, StorageError> {
+    let deployment = deployments::get_deployment(conn, deployment_id).await?;
+    let release = releases::get_release(conn, deployment.release_id).await?;
+    Ok(Card {
+        key: CardKey::SmokeFailed(deployment_id),
+        app: deployment.app,
+        environment: deployment.environment,
+        from_environment: None,
+        sha: release.sha,
+        commit_url: release.commit_url,
+        diff_url: None,
+        image: release.image,
+        author: release.author,
+        message: release.message,
+        smoke: deployment.smoke,
+        policy_line: None,
+        decisions: Vec::new(),
+        status: CardStatus::SmokeFailed,
+        lock: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    #[test]
+    fn policy_line_shows_what_applies() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 27, 12, 30, 0)
+            .single()
+            .expect("time");
+        let opens = now + chrono::Duration::minutes(5);
+        let policy = json!({"reviewers": ["group:sre", "carol"], "required_approvals": 2,
+            "prevent_self_review": true});
+        assert_eq!(
+            policy_line(&policy, opens, now),
+            "needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC"
+        );
+        let relaxed = json!({"reviewers": ["alice"], "required_approvals": 1,
+            "prevent_self_review": false});
+        assert_eq!(policy_line(&relaxed, now, now), "needs 1 of: alice");
+    }
+
+    #[test]
+    fn card_keys_round_trip() {
+        for key in [CardKey::Approval(42), CardKey::SmokeFailed(7)] {
+            assert_eq!(CardKey::parse(&key.as_string()), Some(key));
+        }
+        assert_eq!(CardKey::parse("approval:x"), None);
+        assert_eq!(CardKey::parse("other:1"), None);
+    }
+}
