@@ -109,6 +109,19 @@ impl DeploymentState {
     }
 }
 
+impl Platform {
+    /// The platform's name as its users write it, for messages ("your Slack account …").
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Slack => "Slack",
+            Self::Discord => "Discord",
+            Self::Github => "GitHub",
+            Self::Cli => "CLI",
+            Self::Api => "API",
+        }
+    }
+}
+
 impl ApprovalState {
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Waiting)
