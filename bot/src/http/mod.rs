@@ -36,6 +36,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(health::status))
         .route("/metrics", get(metrics::render))
         .route("/api/v1/events", post(events::post_event))
+        .route(
+            "/webhooks/github",
+            post(crate::github::webhook::receive)
+                .layer(DefaultBodyLimit::max(crate::github::WEBHOOK_BODY_LIMIT)),
+        )
         .route("/api/v1/releases", get(read_api::releases))
         .route(
             "/api/v1/apps/{app}/environments/{environment}",
