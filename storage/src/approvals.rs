@@ -255,6 +255,31 @@ pub async fn transition_approval_request(
     }
 }
 
+/// Claims waiting request `id` for one decision: bumps its version, which on PostgreSQL also
+/// holds the row lock until the write commits, so concurrent deciders on several replicas take
+/// turns and each counts the approvals the previous one committed. (SQLite's single writer
+/// already serializes them.) `Conflict` when the request is no longer waiting.
+pub async fn lock_waiting_request(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<ApprovalRequest, StorageError> {
+    let locked: Option<i64> = sqlx::query_scalar(
+        "UPDATE approval_requests SET version = version + 1 \
+         WHERE id = $1 AND state = 'waiting' RETURNING id",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let request = get_approval_request(conn, id).await?;
+    match locked {
+        Some(_) => Ok(request),
+        None => Err(StorageError::conflict(format!(
+            "approval request {id} is already {}",
+            request.state
+        ))),
+    }
+}
+
 /// Sets when the next reminder is due (`None`: no more reminders) on a waiting request.
 pub async fn set_next_reminder(
     conn: &mut AnyConnection,

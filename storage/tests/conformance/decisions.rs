@@ -1,5 +1,5 @@
 use greenlight_commands::{ApprovalState, DecisionVerdict, PersonName, Platform};
-use greenlight_storage::{NewDecision, StorageError};
+use greenlight_storage::{approvals, decisions, ApprovalTransition, NewDecision, StorageError};
 
 use crate::approvals::{ended, new_request};
 use crate::support::{at, each_backend, release};
@@ -149,6 +149,79 @@ async fn decisions_after_the_outcome_are_conflicts_but_refusals_are_kept() {
             .await
             .expect_err("must be refused");
         assert!(err.is_not_found(), "{err:?}");
+    })
+    .await;
+}
+
+/// Many reviewers approve at once on several connections (several replicas on PostgreSQL):
+/// each decider locks the request first, so every decider sees the approvals committed before
+/// it and exactly one of them ends the request.
+#[tokio::test]
+async fn concurrent_deciders_take_turns_and_exactly_one_approves() {
+    each_backend(|storage| async move {
+        let release = release(&storage, "shop", 1, at(0)).await;
+        let request = storage
+            .insert_approval_request(new_request(release.id, "production"))
+            .await
+            .expect("request");
+        let deciders = (0..16).map(|n| {
+            let storage = storage.clone();
+            async move {
+                storage
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            approvals::lock_waiting_request(conn, request.id).await?;
+                            let person = format!("reviewer{n}");
+                            decisions::record_decision(
+                                conn,
+                                &click(
+                                    request.id,
+                                    Some(&person),
+                                    Platform::Slack,
+                                    DecisionVerdict::Approve,
+                                ),
+                            )
+                            .await?;
+                            let count = decisions::approvers(conn, request.id).await?.len();
+                            if count >= 2 {
+                                let change = ApprovalTransition {
+                                    to: ApprovalState::Approved,
+                                    comment: None,
+                                    at: at(500),
+                                };
+                                approvals::transition_approval_request(conn, request.id, &change)
+                                    .await?;
+                                return Ok(true);
+                            }
+                            Ok(false)
+                        })
+                    })
+                    .await
+            }
+        });
+        let outcomes = futures::future::join_all(deciders).await;
+        let approved = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
+        let counted = outcomes.iter().filter(|o| matches!(o, Ok(false))).count();
+        let late = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(error) if error.is_conflict()))
+            .count();
+        assert_eq!(approved, 1, "{outcomes:?}");
+        assert_eq!(
+            counted, 1,
+            "exactly one approval before the deciding one: {outcomes:?}"
+        );
+        assert_eq!(late, 14, "{outcomes:?}");
+        let ended = storage.approval_request(request.id).await.expect("request");
+        assert_eq!(ended.state, ApprovalState::Approved);
+        assert_eq!(
+            storage
+                .approvers(request.id)
+                .await
+                .expect("approvers")
+                .len(),
+            2
+        );
     })
     .await;
 }
