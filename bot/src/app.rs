@@ -60,10 +60,17 @@ impl App {
     pub fn with_storage(config: Config, storage: Storage, clock: Clock) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let smoke = SmokeRunner::new().context("building the HTTP client for smoke checks")?;
+        let outbox = OutboxWorker::new(storage.clone(), clock.clone(), RetryPolicy::default());
         Ok(Self {
             state: AppState {
-                engine: Engine::new(config.clone(), storage.clone(), clock.clone(), smoke),
-                outbox: OutboxWorker::new(storage.clone(), clock, RetryPolicy::default()),
+                engine: Engine::new(
+                    config.clone(),
+                    storage.clone(),
+                    clock,
+                    smoke,
+                    outbox.wakeup_handle(),
+                ),
+                outbox,
                 config,
                 storage,
                 metrics: telemetry::metrics_handle(),
@@ -92,6 +99,10 @@ impl App {
         background.spawn(
             "verifier",
             engine::run_verifier(self.state.engine.clone(), background.stop_signal()),
+        );
+        background.spawn(
+            "timers",
+            engine::run_timers(self.state.engine.clone(), background.stop_signal()),
         );
         background.spawn(
             "outbox",

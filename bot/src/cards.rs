@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use greenlight_commands::{
-    AppName, ApprovalState, CommitSha, DecisionVerdict, DeploymentState, EnvironmentName,
+    policy, AppName, ApprovalState, CommitSha, DecisionVerdict, DeploymentState, EnvironmentName,
     PersonName, Platform,
 };
 use greenlight_storage::{
@@ -14,6 +14,7 @@ use greenlight_storage::{
 };
 
 use crate::config::Config;
+use crate::engine::{author_of, policy_of};
 
 /// Which card: the key under which its messages are stored (`chat_messages.card_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,34 +154,6 @@ pub async fn load_card(
     }
 }
 
-/// The policy as one line, from the snapshot stored with the request:
-/// "needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC".
-pub fn policy_line(
-    policy: &serde_json::Value,
-    opens_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> String {
-    let required = policy["required_approvals"].as_u64().unwrap_or(1);
-    let reviewers: Vec<&str> = policy["reviewers"]
-        .as_array()
-        .map(|labels| {
-            labels
-                .iter()
-                .filter_map(|label| label.as_str())
-                .map(|label| label.strip_prefix("group:").unwrap_or(label))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut parts = vec![format!("needs {required} of: {}", reviewers.join(", "))];
-    if policy["prevent_self_review"].as_bool().unwrap_or(true) {
-        parts.push("self-review blocked".to_owned());
-    }
-    if opens_at > now {
-        parts.push(format!("opens {}", opens_at.format("%H:%M UTC")));
-    }
-    parts.join(" · ")
-}
-
 async fn load_approval_card(
     conn: &mut AnyConnection,
     config: &Config,
@@ -248,8 +221,9 @@ async fn load_approval_card(
             by: lock.locked_by,
             reason: lock.reason,
         });
+    let author = author_of(config, &request, release.author.as_deref());
     let policy_line = (request.state == ApprovalState::Waiting)
-        .then(|| policy_line(&request.policy, request.opens_at, now));
+        .then(|| policy::policy_line(&policy_of(&request), author.as_ref(), now));
     Ok(Card {
         key: CardKey::Approval(request_id),
         app: request.app,
@@ -297,26 +271,6 @@ async fn load_smoke_card(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use serde_json::json;
-
-    #[test]
-    fn policy_line_shows_what_applies() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 27, 12, 30, 0)
-            .single()
-            .expect("time");
-        let opens = now + chrono::Duration::minutes(5);
-        let policy = json!({"reviewers": ["group:sre", "carol"], "required_approvals": 2,
-            "prevent_self_review": true});
-        assert_eq!(
-            policy_line(&policy, opens, now),
-            "needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC"
-        );
-        let relaxed = json!({"reviewers": ["alice"], "required_approvals": 1,
-            "prevent_self_review": false});
-        assert_eq!(policy_line(&relaxed, now, now), "needs 1 of: alice");
-    }
 
     #[test]
     fn card_keys_round_trip() {

@@ -29,6 +29,23 @@ pub async fn record_webhook_delivery(
     Ok(inserted.rows_affected() == 1)
 }
 
+/// Whether `source` already delivered `delivery_id` (checked before applying an event whose
+/// delivery is recorded only if it applies).
+pub async fn webhook_delivery_seen(
+    conn: &mut AnyConnection,
+    source: &str,
+    delivery_id: &str,
+) -> Result<bool, StorageError> {
+    let seen: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM webhook_deliveries WHERE source = $1 AND delivery_id = $2",
+    )
+    .bind(source)
+    .bind(delivery_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(seen.is_some())
+}
+
 /// Forgets deliveries received before `before` (senders stop retrying long before that).
 pub async fn prune_webhook_deliveries(
     conn: &mut AnyConnection,

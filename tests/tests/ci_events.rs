@@ -497,3 +497,55 @@ async fn read_apis_need_the_api_token() {
         .is_some_and(|d| d.contains("server.api_token")));
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_refused_webhook_delivery_is_not_remembered_as_applied() {
+    use greenlight::engine::{Dedup, DeploymentReport, IntakeError, ReportedStatus};
+    use greenlight_commands::{AppName, CommitSha, EnvironmentName};
+
+    let app = start("").await;
+    let report = DeploymentReport {
+        app: AppName::parse("shop").expect("app"),
+        environment: EnvironmentName::parse("staging").expect("env"),
+        sha: CommitSha::parse(SHA).expect("sha"),
+        status: ReportedStatus::Success,
+        image: None,
+        smoke: None,
+        deployment_id: None,
+        url: None,
+        detail: None,
+        actor: "github:octocat".to_owned(),
+    };
+    let delivery = || Dedup::Delivery {
+        source: "github",
+        id: "delivery-1".to_owned(),
+    };
+    let refused = app
+        .state
+        .engine
+        .record_deployment(report.clone(), delivery())
+        .await;
+    assert!(
+        matches!(refused, Err(IntakeError::UnknownRelease { .. })),
+        "{refused:?}"
+    );
+
+    // Once the build is known, the same delivery (redelivered from GitHub's UI) applies.
+    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    let applied = app
+        .state
+        .engine
+        .record_deployment(report.clone(), delivery())
+        .await
+        .expect("applied");
+    assert!(!applied.duplicate);
+    assert_eq!(applied.body["deployment"]["state"], "healthy");
+    let again = app
+        .state
+        .engine
+        .record_deployment(report, delivery())
+        .await
+        .expect("duplicate");
+    assert!(again.duplicate);
+    app.teardown().await;
+}

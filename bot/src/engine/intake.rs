@@ -280,6 +280,7 @@ impl Engine {
         if verifying.body["deployment"]["state"] == DeploymentState::Verifying.as_str() {
             self.verifier_wakeup.notify_one();
         }
+        self.outbox_wakeup.notify_one();
         Ok(verifying)
     }
 
@@ -312,21 +313,40 @@ impl Engine {
                 });
             }
         }
+        let delivery = match &dedup {
+            Dedup::Delivery { source, id } => Some((*source, id.clone())),
+            _ => None,
+        };
         let attempt = self
             .storage
             .write(move |conn| {
                 Box::pin(async move {
                     if let Dedup::Delivery { source, id } = &dedup {
-                        if !deliveries::record_webhook_delivery(conn, source, id, now).await? {
-                            return Ok(Ok(IntakeReply {
-                                body: json!({ "duplicate_delivery": id }),
-                                duplicate: true,
-                            }));
+                        if deliveries::webhook_delivery_seen(conn, source, id).await? {
+                            return Ok(Ok(duplicate_delivery(id)));
                         }
                     }
                     let outcome = work(conn).await?;
-                    if let (Dedup::Key(key), Ok(reply)) = (&dedup, &outcome) {
-                        deliveries::insert_idempotency_key(conn, key, &reply.body, now).await?;
+                    // Only an applied report is remembered: a refused one may be sent again
+                    // once its cause is fixed.
+                    if let Ok(reply) = &outcome {
+                        match &dedup {
+                            Dedup::Key(key) => {
+                                deliveries::insert_idempotency_key(conn, key, &reply.body, now)
+                                    .await?;
+                            }
+                            Dedup::Delivery { source, id } => {
+                                if !deliveries::record_webhook_delivery(conn, source, id, now)
+                                    .await?
+                                {
+                                    // A concurrent copy of this delivery applied it first.
+                                    return Err(StorageError::conflict(format!(
+                                        "delivery {id} was applied concurrently"
+                                    )));
+                                }
+                            }
+                            Dedup::None => {}
+                        }
                     }
                     Ok(outcome)
                 })
@@ -335,18 +355,26 @@ impl Engine {
         match attempt {
             Ok(outcome) => outcome,
             // Two identical reports raced and the other one applied it: answer as it did.
-            Err(error) if error.is_conflict() => match &key {
-                Some(key) => match self.storage.find_idempotency_key(key).await? {
+            Err(error) if error.is_conflict() => match (&key, &delivery) {
+                (Some(key), _) => match self.storage.find_idempotency_key(key).await? {
                     Some(body) => Ok(IntakeReply {
                         body,
                         duplicate: true,
                     }),
                     None => Err(error.into()),
                 },
-                None => Err(error.into()),
+                (None, Some((_, id))) => Ok(duplicate_delivery(id)),
+                (None, None) => Err(error.into()),
             },
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+fn duplicate_delivery(id: &str) -> IntakeReply {
+    IntakeReply {
+        body: json!({ "duplicate_delivery": id }),
+        duplicate: true,
     }
 }
 

@@ -4,8 +4,12 @@
 //! Architecture invariant: handlers never write state themselves; they call the engine, which
 //! checks the request against configuration once and applies it in one transaction.
 
+mod decisions;
+mod effects;
 mod intake;
 mod promotion;
+mod snapshot;
+mod timers;
 mod verifier;
 
 use std::sync::Arc;
@@ -17,9 +21,13 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::smoke::SmokeRunner;
 
+pub use decisions::{ChatActor, DecisionReply};
+pub use effects::ReplyTo;
 pub use intake::{
     BuildReport, CiSmoke, Dedup, DeploymentReport, IntakeError, IntakeReply, ReportedStatus,
 };
+pub(crate) use snapshot::{author_of, policy_of};
+pub use timers::{run_timers, TimerPass};
 pub use verifier::run_verifier;
 
 #[derive(Clone)]
@@ -29,16 +37,25 @@ pub struct Engine {
     pub(crate) clock: Clock,
     /// Poked when a deployment starts verifying, so the verifier need not poll.
     pub(crate) verifier_wakeup: Arc<Notify>,
+    /// The outbox worker's wake-up: poked after a write that queued effects.
+    pub(crate) outbox_wakeup: Arc<Notify>,
     pub(crate) smoke: SmokeRunner,
 }
 
 impl Engine {
-    pub fn new(config: Arc<Config>, storage: Storage, clock: Clock, smoke: SmokeRunner) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        storage: Storage,
+        clock: Clock,
+        smoke: SmokeRunner,
+        outbox_wakeup: Arc<Notify>,
+    ) -> Self {
         Self {
             config,
             storage,
             clock,
             verifier_wakeup: Arc::new(Notify::new()),
+            outbox_wakeup,
             smoke,
         }
     }

@@ -2,13 +2,16 @@
 //! gated environment that comes after it, superseding an older release still waiting there.
 
 use chrono::{DateTime, Utc};
-use greenlight_commands::ApprovalState;
+use greenlight_commands::approval;
 use greenlight_storage::{
     approvals, audit, AnyConnection, ApprovalRequest, ApprovalSource, ApprovalTransition,
     Deployment, NewApprovalRequest, NewAuditEntry, Release, StorageError,
 };
 use serde_json::json;
 
+use super::effects::{self, Context, ReplyTo};
+use super::snapshot::load_snapshot;
+use crate::cards::CardKey;
 use crate::clock::span;
 use crate::config::{ApprovalGate, Config};
 
@@ -44,14 +47,7 @@ pub(super) async fn on_healthy(
                 // take its place.
                 continue;
             }
-            let change = ApprovalTransition {
-                to: ApprovalState::Superseded,
-                comment: Some(format!("superseded by {}", release.sha.short())),
-                at: now,
-            };
-            let superseded =
-                approvals::transition_approval_request(conn, waiting.id, &change).await?;
-            audit_request(conn, &superseded, "approval_superseded", now).await?;
+            supersede(conn, config, waiting.id, release, now).await?;
         }
         let request = approvals::insert_approval_request(
             conn,
@@ -69,9 +65,84 @@ pub(super) async fn on_healthy(
         )
         .await?;
         audit_request(conn, &request, "approval_requested", now).await?;
+        let card = CardKey::Approval(request.id);
+        effects::post_card(conn, config, &release.app, card, now).await?;
+        if request.opens_at > now {
+            // The card says when approvals open; refresh it then so it stops saying so.
+            effects::update_card_at(
+                conn,
+                config,
+                &release.app,
+                card,
+                now,
+                Some(request.opens_at),
+            )
+            .await?;
+        }
         opened.push(request);
     }
     Ok(opened)
+}
+
+/// Ends a waiting request because a newer release asks for the same environment.
+async fn supersede(
+    conn: &mut AnyConnection,
+    config: &Config,
+    id: i64,
+    by: &Release,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let waiting = approvals::lock_waiting_request(conn, id).await?;
+    let snapshot = load_snapshot(conn, config, &waiting).await?;
+    let Some(transition) = approval::supersede(&snapshot, &by.sha) else {
+        return Ok(());
+    };
+    let mut request = waiting;
+    if let Some(change) = &transition.change {
+        request = approvals::transition_approval_request(
+            conn,
+            id,
+            &ApprovalTransition {
+                to: change.to,
+                comment: change.comment.clone(),
+                at: now,
+            },
+        )
+        .await?;
+    }
+    audit_request(conn, &request, "approval_superseded", now).await?;
+    effects::enqueue_effects(
+        conn,
+        &Context {
+            config,
+            request: &request,
+            actor: "greenlight",
+            reply_to: &ReplyTo::Nobody,
+            now,
+        },
+        &transition.effects,
+    )
+    .await
+}
+
+/// A deployment that failed its smoke checks in an environment that gates another: the
+/// channel gets a card saying so (each check, "not promotable", no buttons).
+pub(super) async fn on_not_promotable(
+    conn: &mut AnyConnection,
+    config: &Config,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let gates_another = config.app(&deployment.app).is_some_and(|app| {
+        app.environments_after(&deployment.environment)
+            .next()
+            .is_some()
+    });
+    if gates_another {
+        let card = CardKey::SmokeFailed(deployment.id);
+        effects::post_card(conn, config, &deployment.app, card, now).await?;
+    }
+    Ok(())
 }
 
 /// The policy as it stood when the request opened: what the card shows and the audit keeps,

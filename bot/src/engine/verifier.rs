@@ -138,11 +138,14 @@ impl Engine {
                     if settled.state == DeploymentState::Healthy {
                         let release = releases::get_release(conn, settled.release_id).await?;
                         promotion::on_healthy(conn, &config, &release, &settled, now).await?;
+                    } else {
+                        promotion::on_not_promotable(conn, &config, &settled, now).await?;
                     }
                     Ok(())
                 })
             })
             .await;
+        self.outbox_wakeup.notify_one();
         match outcome {
             // Superseded, or settled by another replica, while the checks ran.
             Err(error) if error.is_conflict() => Ok(()),

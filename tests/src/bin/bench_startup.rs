@@ -17,7 +17,9 @@ fn main() {
         .expect("usage: bench_startup PATH_TO_GREENLIGHT [RUNS]");
     // Each run starts in its own folder, so a relative path must be resolved first.
     let binary = std::fs::canonicalize(&binary).expect("the greenlight binary exists");
-    let runs: usize = args.next().map_or(10, |n| n.parse().expect("RUNS is a number"));
+    let runs: usize = args
+        .next()
+        .map_or(10, |n| n.parse().expect("RUNS is a number"));
     let mut startups = Vec::new();
     let mut rss_kib = Vec::new();
     for _ in 0..runs {

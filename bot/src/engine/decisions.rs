@@ -1,0 +1,167 @@
+//! A reviewer's Approve or Reject: authorized once by the pure core, stored with its state
+//! change and effects in one write.
+
+use greenlight_commands::{approval, Actor, Decision, Platform, Refusal, Verdict};
+use greenlight_storage::{
+    approvals, decisions, AnyConnection, ApprovalTransition, NewDecision, StorageError,
+};
+
+use super::effects::{self, Context, ReplyTo};
+use super::snapshot::load_snapshot;
+use super::Engine;
+use crate::config::Config;
+
+/// Someone acting from a chat platform.
+#[derive(Debug, Clone)]
+pub struct ChatActor {
+    pub platform: Platform,
+    /// The platform's user id (Slack `U…`, Discord snowflake).
+    pub user_id: String,
+    pub reply_to: ReplyTo,
+}
+
+/// What the person who acted is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionReply {
+    /// It counted (or changed the request).
+    Accepted(String),
+    /// It was refused; nothing changed but the audit log.
+    Refused(Refusal),
+}
+
+impl DecisionReply {
+    pub fn message(&self) -> String {
+        match self {
+            Self::Accepted(text) => text.clone(),
+            Self::Refused(refusal) => refusal.to_string(),
+        }
+    }
+}
+
+/// How many times a decision is retried when another decision on the same request committed
+/// first (it then re-reads the request and decides again, e.g. "already approved").
+const ATTEMPTS: usize = 8;
+
+impl Engine {
+    /// Applies `verdict` by `actor` to approval request `request_id`.
+    pub async fn decide(
+        &self,
+        request_id: i64,
+        actor: ChatActor,
+        verdict: Verdict,
+    ) -> Result<DecisionReply, StorageError> {
+        let mut last_conflict = None;
+        for _ in 0..ATTEMPTS {
+            let now = self.clock.now();
+            let config = self.config.clone();
+            let actor = actor.clone();
+            let verdict = verdict.clone();
+            let outcome = self
+                .storage
+                .write(move |conn| {
+                    Box::pin(async move {
+                        decide_in(conn, &config, request_id, &actor, &verdict, now).await
+                    })
+                })
+                .await;
+            match outcome {
+                Err(error) if error.is_conflict() => last_conflict = Some(error),
+                other => {
+                    self.outbox_wakeup.notify_one();
+                    return other;
+                }
+            }
+        }
+        Err(last_conflict.unwrap_or_else(|| StorageError::conflict("decision kept conflicting")))
+    }
+}
+
+async fn decide_in(
+    conn: &mut AnyConnection,
+    config: &Config,
+    request_id: i64,
+    actor: &ChatActor,
+    verdict: &Verdict,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<DecisionReply, StorageError> {
+    let mut request = approvals::get_approval_request(conn, request_id).await?;
+    if request.state == greenlight_commands::ApprovalState::Waiting {
+        // Deciders on one request take turns, so each sees the approvals before it.
+        request = approvals::lock_waiting_request(conn, request_id).await?;
+    }
+    let snapshot = load_snapshot(conn, config, &request).await?;
+    let person = config.person_on(actor.platform, &actor.user_id).cloned();
+    let core_actor = Actor {
+        person: person.clone(),
+        platform: actor.platform,
+        platform_user_id: actor.user_id.clone(),
+    };
+    let decided = approval::decide(&snapshot, &core_actor, verdict, now);
+    let transition = approval::transition(&snapshot, &decided);
+    let comment = match verdict {
+        Verdict::Reject { reason } => Some(reason.trim().to_owned()).filter(|r| !r.is_empty()),
+        Verdict::Approve => None,
+    };
+    // A click on a final request changes nothing; recording it would only be noise.
+    let worth_recording = !matches!(&decided, Err(Refusal::Final { .. }));
+    if worth_recording {
+        decisions::record_decision(
+            conn,
+            &NewDecision {
+                request_id,
+                person: person.clone(),
+                platform: actor.platform,
+                platform_user: actor.user_id.clone(),
+                verdict: verdict.word(),
+                comment,
+                refused_reason: decided.as_ref().err().map(|r| r.as_str().to_owned()),
+                at: now,
+            },
+        )
+        .await?;
+    }
+    if let Some(change) = &transition.change {
+        request = approvals::transition_approval_request(
+            conn,
+            request_id,
+            &ApprovalTransition {
+                to: change.to,
+                comment: change.comment.clone(),
+                at: now,
+            },
+        )
+        .await?;
+    }
+    let actor_label = match &person {
+        Some(person) => person.to_string(),
+        None => format!("{}:{}", actor.platform, actor.user_id),
+    };
+    effects::enqueue_effects(
+        conn,
+        &Context {
+            config,
+            request: &request,
+            actor: &actor_label,
+            reply_to: &actor.reply_to,
+            now,
+        },
+        &transition.effects,
+    )
+    .await?;
+    Ok(match decided {
+        Ok(decision) => DecisionReply::Accepted(accepted_text(&decision)),
+        Err(refusal) => DecisionReply::Refused(refusal),
+    })
+}
+
+fn accepted_text(decision: &Decision) -> String {
+    match decision {
+        Decision::AlreadyCounted => "You already approved this release; it counts once.".to_owned(),
+        Decision::Counted { remaining, .. } => format!(
+            "Approval recorded; {remaining} more approval{} needed.",
+            if *remaining == 1 { " is" } else { "s are" }
+        ),
+        Decision::Approved { .. } => "Approved; the card shows what happens next.".to_owned(),
+        Decision::Rejected { .. } => "Rejected. The release will not be deployed.".to_owned(),
+    }
+}

@@ -1,0 +1,312 @@
+//! Turns the pure core's effects into outbox items, in the same write as the state change that
+//! caused them. This is where an effect learns which platforms and channels it goes to.
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::{AppName, Effect, GateAnswer};
+use greenlight_storage::{
+    audit, gates, outbox, AnyConnection, ApprovalRequest, NewAuditEntry, NewOutboxItem,
+    StorageError,
+};
+use serde_json::{json, Value};
+
+use crate::cards::CardKey;
+use crate::config::Config;
+
+/// Where a reply that only the actor sees goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// The interaction's `response_url` (ephemeral to the clicker).
+    SlackResponseUrl(String),
+    /// `chat.postEphemeral` to `user` in `channel`.
+    SlackUser { channel: String, user: String },
+    /// Nobody to tell (CLI, API, timers).
+    Nobody,
+}
+
+pub(super) struct Context<'a> {
+    pub config: &'a Config,
+    pub request: &'a ApprovalRequest,
+    pub actor: &'a str,
+    pub reply_to: &'a ReplyTo,
+    pub now: DateTime<Utc>,
+}
+
+pub(super) async fn enqueue_effects(
+    conn: &mut AnyConnection,
+    context: &Context<'_>,
+    effects: &[Effect],
+) -> Result<(), StorageError> {
+    let card = CardKey::Approval(context.request.id);
+    for effect in effects {
+        match effect {
+            Effect::UpdateCard => {
+                update_card(
+                    conn,
+                    context.config,
+                    &context.request.app,
+                    card,
+                    context.now,
+                )
+                .await?
+            }
+            Effect::Announce(text) => {
+                announce(
+                    conn,
+                    context.config,
+                    &context.request.app,
+                    text,
+                    context.now,
+                )
+                .await?
+            }
+            Effect::TriggerDeploy => {
+                // The approved request itself is the durable record that a deploy is owed; the
+                // deploy starter picks approved requests without a deployment up from there.
+                audit_request(conn, context, "deploy_owed", json!({})).await?;
+            }
+            Effect::HoldDeploy { lock_reason } => {
+                audit_request(conn, context, "deploy_held", json!({ "lock": lock_reason })).await?;
+            }
+            Effect::AnswerGithubGate { state, comment } => {
+                answer_gates(conn, context, *state, comment).await?;
+            }
+            Effect::Ephemeral(text) => reply(conn, context.reply_to, text, context.now).await?,
+            Effect::AuditRefusal(refusal) => {
+                audit_request(
+                    conn,
+                    context,
+                    "decision_refused",
+                    json!({ "reason": refusal.as_str(), "message": refusal.to_string() }),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Posts a new card in every channel of the app.
+pub(super) async fn post_card(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    card: CardKey,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let Some(channel) = slack_channel(config, app) else {
+        return Ok(());
+    };
+    let key = card.as_string();
+    enqueue(
+        conn,
+        "slack.post_card",
+        format!("slack.post_card:{key}:{channel}"),
+        json!({ "card": key, "channel": channel }),
+        now,
+        None,
+    )
+    .await
+}
+
+/// Re-renders the card everywhere it was posted, now or (`not_before`) later.
+pub(super) async fn update_card_at(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    card: CardKey,
+    now: DateTime<Utc>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<(), StorageError> {
+    if slack_channel(config, app).is_none() {
+        return Ok(());
+    }
+    let key = card.as_string();
+    enqueue(
+        conn,
+        "slack.update_card",
+        unique("slack.update_card", &key),
+        json!({ "card": key }),
+        now,
+        not_before,
+    )
+    .await
+}
+
+async fn update_card(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    card: CardKey,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    update_card_at(conn, config, app, card, now, None).await
+}
+
+pub(super) async fn announce(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let Some(channel) = slack_channel(config, app) else {
+        return Ok(());
+    };
+    enqueue(
+        conn,
+        "slack.message",
+        unique("slack.message", channel),
+        json!({ "channel": channel, "text": text }),
+        now,
+        None,
+    )
+    .await
+}
+
+/// A reply in the card's thread (reminders).
+pub(super) async fn thread_reply(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    card: CardKey,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if slack_channel(config, app).is_none() {
+        return Ok(());
+    }
+    let key = card.as_string();
+    enqueue(
+        conn,
+        "slack.thread",
+        unique("slack.thread", &key),
+        json!({ "card": key, "text": text }),
+        now,
+        None,
+    )
+    .await
+}
+
+async fn reply(
+    conn: &mut AnyConnection,
+    reply_to: &ReplyTo,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let payload = match reply_to {
+        ReplyTo::SlackResponseUrl(url) => json!({ "response_url": url, "text": text }),
+        ReplyTo::SlackUser { channel, user } => {
+            json!({ "channel": channel, "user": user, "text": text })
+        }
+        ReplyTo::Nobody => return Ok(()),
+    };
+    enqueue(
+        conn,
+        "slack.ephemeral",
+        unique("slack.ephemeral", ""),
+        payload,
+        now,
+        None,
+    )
+    .await
+}
+
+/// Answers every GitHub protection rule waiting on this request's release and environment:
+/// marks each answered and queues the callback, in one write.
+async fn answer_gates(
+    conn: &mut AnyConnection,
+    context: &Context<'_>,
+    state: GateAnswer,
+    comment: &str,
+) -> Result<(), StorageError> {
+    let release =
+        greenlight_storage::releases::get_release(conn, context.request.release_id).await?;
+    let waiting = gates::waiting_github_gates(
+        conn,
+        &context.request.app,
+        &context.request.environment,
+        &release.sha,
+    )
+    .await?;
+    let answer = match state {
+        GateAnswer::Approved => greenlight_storage::GateAnswer::Approved,
+        GateAnswer::Rejected => greenlight_storage::GateAnswer::Rejected,
+    };
+    for gate in waiting {
+        gates::answer_github_gate(conn, gate.id, answer, Some(comment), context.now).await?;
+        enqueue(
+            conn,
+            "github.answer_gate",
+            format!("github.answer_gate:{}", gate.id),
+            json!({ "gate": gate.id }),
+            context.now,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn audit_request(
+    conn: &mut AnyConnection,
+    context: &Context<'_>,
+    kind: &str,
+    detail: Value,
+) -> Result<(), StorageError> {
+    let release =
+        greenlight_storage::releases::get_release(conn, context.request.release_id).await?;
+    let mut detail = detail;
+    detail["approval_request_id"] = json!(context.request.id);
+    audit::append_audit(
+        conn,
+        &NewAuditEntry {
+            occurred_at: context.now,
+            actor: context.actor.to_owned(),
+            app: Some(context.request.app.clone()),
+            environment: Some(context.request.environment.clone()),
+            sha: Some(release.sha),
+            kind: kind.to_owned(),
+            detail,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn slack_channel<'c>(config: &'c Config, app: &AppName) -> Option<&'c str> {
+    config.slack.as_ref()?;
+    config
+        .app(app)?
+        .channels
+        .slack
+        .as_ref()
+        .map(|channel| channel.as_str())
+}
+
+/// Items that are events in their own right (each edit, each reply) get a fresh key; the
+/// key still travels with the delivery so a retried request is recognised by the platform.
+fn unique(kind: &str, scope: &str) -> String {
+    format!("{kind}:{scope}:{}", uuid::Uuid::new_v4())
+}
+
+async fn enqueue(
+    conn: &mut AnyConnection,
+    kind: &str,
+    idempotency_key: String,
+    payload: Value,
+    now: DateTime<Utc>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<(), StorageError> {
+    outbox::enqueue_outbox(
+        conn,
+        &NewOutboxItem {
+            kind: kind.to_owned(),
+            idempotency_key,
+            payload,
+            at: now,
+            not_before,
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Timers: approval requests that expire and reminders that fall due. Both are rows in the
+//! database with a due time, so a restart simply finds them again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::approval;
+use greenlight_storage::{approvals, ApprovalTransition, StorageError};
+
+use super::effects::{self, Context, ReplyTo};
+use super::snapshot::load_snapshot;
+use super::Engine;
+use crate::background::StopSignal;
+use crate::cards::CardKey;
+
+/// How often timers are checked when nothing wakes them: reminders and expiry are minutes to
+/// hours apart, so a few seconds late is fine.
+const TICK: Duration = Duration::from_secs(5);
+const BATCH: u32 = 50;
+
+/// Delivery ids are kept this long for de-duplication; GitHub redeliveries are manual and
+/// happen within days.
+const KEEP_DELIVERIES: chrono::Duration = chrono::Duration::days(14);
+const PRUNE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
+pub async fn run_timers(engine: Engine, mut stop: StopSignal) {
+    let mut last_prune: Option<DateTime<Utc>> = None;
+    loop {
+        if let Err(error) = engine.run_due_timers().await {
+            tracing::error!(%error, "running approval timers failed");
+        }
+        let now = engine.clock.now();
+        if last_prune.is_none_or(|last| now - last >= PRUNE_EVERY) {
+            match engine
+                .storage
+                .prune_webhook_deliveries(now - KEEP_DELIVERIES)
+                .await
+            {
+                Ok(pruned) if pruned > 0 => tracing::info!(pruned, "forgot old webhook deliveries"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "pruning webhook deliveries failed"),
+            }
+            last_prune = Some(now);
+        }
+        tokio::select! {
+            () = stop.stopped() => return,
+            () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimerPass {
+    pub expired: u32,
+    pub reminded: u32,
+}
+
+impl Engine {
+    /// Expires and reminds whatever is due now. Tests call this after moving the clock.
+    pub async fn run_due_timers(&self) -> Result<TimerPass, StorageError> {
+        let now = self.clock.now();
+        let mut pass = TimerPass::default();
+        for request in self.storage.due_expirations(now, BATCH).await? {
+            if self.expire(request.id, now).await? {
+                pass.expired += 1;
+            }
+        }
+        for request in self.storage.due_reminders(now, BATCH).await? {
+            if self.remind(request.id, now).await? {
+                pass.reminded += 1;
+            }
+        }
+        if pass != TimerPass::default() {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(pass)
+    }
+
+    async fn expire(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StorageError> {
+        let config = self.config.clone();
+        let outcome = self
+            .storage
+            .write(move |conn| {
+                Box::pin(async move {
+                    let request = approvals::lock_waiting_request(conn, id).await?;
+                    let snapshot = load_snapshot(conn, &config, &request).await?;
+                    let Some(transition) = approval::tick(&snapshot, now) else {
+                        return Ok(false);
+                    };
+                    let mut request = request;
+                    if let Some(change) = &transition.change {
+                        request = approvals::transition_approval_request(
+                            conn,
+                            id,
+                            &ApprovalTransition {
+                                to: change.to,
+                                comment: change.comment.clone(),
+                                at: now,
+                            },
+                        )
+                        .await?;
+                    }
+                    effects::enqueue_effects(
+                        conn,
+                        &Context {
+                            config: &config,
+                            request: &request,
+                            actor: "greenlight",
+                            reply_to: &ReplyTo::Nobody,
+                            now,
+                        },
+                        &transition.effects,
+                    )
+                    .await?;
+                    Ok(true)
+                })
+            })
+            .await;
+        match outcome {
+            // Decided or expired by someone else in the meantime.
+            Err(error) if error.is_conflict() => Ok(false),
+            other => other,
+        }
+    }
+
+    async fn remind(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StorageError> {
+        let config = self.config.clone();
+        let outcome = self
+            .storage
+            .write(move |conn| {
+                Box::pin(async move {
+                    let request = approvals::lock_waiting_request(conn, id).await?;
+                    let snapshot = load_snapshot(conn, &config, &request).await?;
+                    let text = approval::reminder_text(&snapshot, now);
+                    let next = snapshot
+                        .policy
+                        .reminder_every
+                        .map(|every| now + every)
+                        .filter(|next| *next < request.expires_at);
+                    approvals::set_next_reminder(conn, id, next, now).await?;
+                    effects::thread_reply(
+                        conn,
+                        &config,
+                        &request.app,
+                        CardKey::Approval(id),
+                        &text,
+                        now,
+                    )
+                    .await?;
+                    Ok(true)
+                })
+            })
+            .await;
+        match outcome {
+            Err(error) if error.is_conflict() => Ok(false),
+            other => other,
+        }
+    }
+}
