@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod release_log;
 pub mod secret;
 pub mod shutdown;
+pub mod slack;
 pub mod smoke;
 pub mod telemetry;
 pub mod verify;

@@ -3,7 +3,7 @@
 //! errors, `ts` per message) and able to throttle with `429 Retry-After` or fail with 5xx.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,10 +16,13 @@ use super::{Inbox, Recorded};
 /// What the fake answers to the next Web API calls before behaving normally again.
 #[derive(Debug, Clone)]
 pub enum Hiccup {
-    /// `429 Too Many Requests` with `Retry-After: seconds`.
+    /// `429 Too Many Requests` with `Retry-After: seconds` and Slack's JSON body
+    /// `{"ok": false, "error": "ratelimited"}`.
     RateLimited { retry_after_secs: u64 },
     /// A bare HTTP error status, e.g. 500 or 503.
     Status(u16),
+    /// HTTP 200 with `{"ok": false, "error": code}`, e.g. `channel_not_found`.
+    ApiError(String),
 }
 
 pub struct FakeSlack {
@@ -27,12 +30,14 @@ pub struct FakeSlack {
     pub bot_token: String,
     inbox: Inbox,
     hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
+    requests: Arc<AtomicUsize>,
 }
 
 struct WebApi {
     bot_token: String,
     inbox: Inbox,
     hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
+    requests: Arc<AtomicUsize>,
     next_ts: AtomicU64,
 }
 
@@ -42,12 +47,14 @@ impl FakeSlack {
         let bot_token = "xoxb-test-token".to_owned();
         let inbox = Inbox::default();
         let hiccups = Arc::new(Mutex::new(VecDeque::new()));
+        let requests = Arc::new(AtomicUsize::new(0));
         Mock::given(method("POST"))
             .and(path_regex(r"^/api/[a-zA-Z.]+$"))
             .respond_with(WebApi {
                 bot_token: bot_token.clone(),
                 inbox: inbox.clone(),
                 hiccups: hiccups.clone(),
+                requests: requests.clone(),
                 next_ts: AtomicU64::new(1_700_000_000_000_100),
             })
             .mount(&server)
@@ -66,6 +73,7 @@ impl FakeSlack {
             bot_token,
             inbox,
             hiccups,
+            requests,
         }
     }
 
@@ -83,6 +91,12 @@ impl FakeSlack {
     pub fn hiccup(&self, hiccups: impl IntoIterator<Item = Hiccup>) {
         let mut queue = self.hiccups.lock().unwrap_or_else(|p| p.into_inner());
         queue.extend(hiccups);
+    }
+
+    /// Web API requests received so far, including those answered with a hiccup or refused
+    /// (which the inbox does not keep).
+    pub fn web_api_requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 
     /// The next call of Web API `method_name` (e.g. `chat.postMessage`) to `channel`.
@@ -142,6 +156,7 @@ fn record(request: &Request) -> Recorded {
 
 impl Respond for WebApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.requests.fetch_add(1, Ordering::SeqCst);
         let hiccup = self
             .hiccups
             .lock()
@@ -149,10 +164,16 @@ impl Respond for WebApi {
             .pop_front();
         match hiccup {
             Some(Hiccup::RateLimited { retry_after_secs }) => {
+                // As Slack answers (JSON envelope, `Retry-After` in seconds).
                 return ResponseTemplate::new(429)
-                    .insert_header("Retry-After", retry_after_secs.to_string().as_str());
+                    .insert_header("Retry-After", retry_after_secs.to_string().as_str())
+                    .set_body_json(json!({"ok": false, "error": "ratelimited"}));
             }
             Some(Hiccup::Status(code)) => return ResponseTemplate::new(code),
+            Some(Hiccup::ApiError(code)) => {
+                return ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": false, "error": code}));
+            }
             None => {}
         }
         let authorized = request

@@ -1,0 +1,444 @@
+use chrono::TimeZone;
+use greenlight_commands::{AppName, CommitSha, EnvironmentName, PersonName};
+use serde_json::Value;
+
+use super::*;
+use crate::cards::{CardDecision, CardKey, CardLock};
+use crate::slack::blocks::{message_violations, view_violations};
+use crate::slack::notices;
+
+fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0)
+        .single()
+        .expect("time")
+}
+
+fn check(name: &str, status: &str, ms: Option<u64>, detail: Option<&str>) -> SmokeResult {
+    SmokeResult {
+        name: name.to_owned(),
+        status: status.to_owned(),
+        duration_ms: ms,
+        detail: detail.map(str::to_owned),
+    }
+}
+
+/// A waiting card with one approval so far, as reviewers see it in the morning.
+fn waiting_card() -> Card {
+    Card {
+        key: CardKey::Approval(42),
+        app: AppName::parse("shop").expect("app"),
+        environment: EnvironmentName::parse("production").expect("env"),
+        from_environment: Some(EnvironmentName::parse("staging").expect("env")),
+        sha: CommitSha::parse("0123456789abcdef0123456789abcdef01234567").expect("sha"),
+        commit_url: Some(
+            "https://github.com/acme/shop/commit/0123456789abcdef0123456789abcdef01234567"
+                .to_owned(),
+        ),
+        diff_url: Some("https://github.com/acme/shop/compare/aaa...0123456".to_owned()),
+        image: "ghcr.io/acme/shop:0123456".to_owned(),
+        author: Some("alice".to_owned()),
+        message: Some(
+            "Checkout: retry card payments\n\nRetries once on a 502 from the <PSP> & logs it."
+                .to_owned(),
+        ),
+        smoke: vec![
+            check("health", "passed", Some(42), None),
+            check(
+                "status",
+                "passed",
+                Some(1530),
+                Some("database ok, cache ok"),
+            ),
+        ],
+        policy_line: Some(
+            "needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC".to_owned(),
+        ),
+        decisions: vec![CardDecision {
+            person: PersonName::parse("bob").expect("person"),
+            verdict: DecisionVerdict::Approve,
+            platform: Platform::Slack,
+            at: at(12, 40),
+            comment: None,
+        }],
+        status: CardStatus::Waiting { request_id: 42 },
+        lock: None,
+    }
+}
+
+fn every_status() -> Vec<CardStatus> {
+    let mut statuses = vec![
+        CardStatus::Waiting { request_id: 42 },
+        CardStatus::Approved { deployment: None },
+        CardStatus::Rejected {
+            comment: Some("breaks the <!channel> checkout".to_owned()),
+        },
+        CardStatus::Rejected { comment: None },
+        CardStatus::Expired,
+        CardStatus::Superseded {
+            comment: Some("superseded by 89abcde".to_owned()),
+        },
+        CardStatus::Cancelled { comment: None },
+        CardStatus::SmokeFailed,
+    ];
+    for state in DeploymentState::ALL {
+        statuses.push(CardStatus::Approved {
+            deployment: Some(*state),
+        });
+    }
+    statuses
+}
+
+fn json(message: &Message) -> Value {
+    message.to_json()
+}
+
+fn actions(message: &Message) -> Vec<Value> {
+    json(message)["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .filter(|block| block["type"] == "actions")
+        .cloned()
+        .collect()
+}
+
+fn all_text(message: &Message) -> String {
+    json(message).to_string()
+}
+
+#[test]
+fn representative_waiting_card() {
+    let mut message = json(&card_message(&waiting_card()));
+    // The revision part of block ids hashes the whole card; the snapshot is about the layout.
+    for block in message["blocks"].as_array_mut().expect("blocks") {
+        let id = block["block_id"].as_str().expect("block id");
+        let (part, revision) = id.rsplit_once('-').expect("part-revision");
+        assert_eq!(revision.len(), 12, "{id}");
+        block["block_id"] = Value::String(format!("{part}-[revision]"));
+    }
+    insta::assert_json_snapshot!(message);
+}
+
+#[test]
+fn buttons_only_while_waiting() {
+    for status in every_status() {
+        let card = Card {
+            status: status.clone(),
+            ..waiting_card()
+        };
+        let message = card_message(&card);
+        let actions = actions(&message);
+        match status {
+            CardStatus::Waiting { .. } => assert_eq!(actions.len(), 1, "{status:?}"),
+            _ => assert!(actions.is_empty(), "{status:?} has buttons"),
+        }
+        let problems = message_violations(&json(&message));
+        assert!(problems.is_empty(), "{status:?}: {problems:#?}");
+        assert!(
+            message.text.contains(&escape(&card.headline())),
+            "{status:?}: fallback {:?}",
+            message.text
+        );
+    }
+}
+
+#[test]
+fn approve_asks_for_confirmation_and_reject_does_not() {
+    let message = card_message(&waiting_card());
+    let actions = actions(&message);
+    let elements = actions[0]["elements"].as_array().expect("elements");
+    assert_eq!(elements.len(), 2);
+    let approve = &elements[0];
+    assert_eq!(approve["action_id"], "approve");
+    assert_eq!(approve["value"], "42");
+    assert_eq!(approve["style"], "primary");
+    assert_eq!(approve["text"]["text"], "Approve");
+    assert_eq!(
+        approve["confirm"]["text"]["text"],
+        "Approve deploying 0123456 to production?"
+    );
+    assert_eq!(approve["confirm"]["confirm"]["text"], "Approve");
+    let reject = &elements[1];
+    assert_eq!(reject["action_id"], "reject");
+    assert_eq!(reject["value"], "42");
+    assert_eq!(reject["style"], "danger");
+    assert!(reject["confirm"].is_null());
+}
+
+#[test]
+fn smoke_failed_card_lists_each_check_and_is_not_promotable() {
+    let card = Card {
+        key: CardKey::SmokeFailed(7),
+        environment: EnvironmentName::parse("staging").expect("env"),
+        from_environment: None,
+        diff_url: None,
+        policy_line: None,
+        decisions: Vec::new(),
+        smoke: vec![
+            check("health", "passed", Some(40), None),
+            check(
+                "status",
+                "failed",
+                Some(5000),
+                Some("expected database=ok, got \"down\""),
+            ),
+            check("search", "timeout", None, None),
+        ],
+        status: CardStatus::SmokeFailed,
+        ..waiting_card()
+    };
+    let message = card_message(&card);
+    let text = all_text(&message);
+    assert!(actions(&message).is_empty());
+    assert!(text.contains("not promotable"), "{text}");
+    assert!(text.contains("✅ *health* · 40 ms"), "{text}");
+    assert!(
+        text.contains("❌ *status* · 5.0 s · expected database=ok"),
+        "{text}"
+    );
+    assert!(text.contains("⚠️ timeout *search*"), "{text}");
+    assert!(
+        text.contains("Smoke checks in staging*: 1 of 3 passed"),
+        "{text}"
+    );
+    assert!(message_violations(&json(&message)).is_empty());
+}
+
+#[test]
+fn card_shows_what_spec_asks_for() {
+    let mut card = waiting_card();
+    card.lock = Some(CardLock {
+        by: "carol".to_owned(),
+        reason: "incident 12".to_owned(),
+    });
+    card.decisions.push(CardDecision {
+        person: PersonName::parse("carol").expect("person"),
+        verdict: DecisionVerdict::Reject,
+        platform: Platform::Discord,
+        at: at(12, 41),
+        comment: Some("needs <b>a</b> migration & a flag".to_owned()),
+    });
+    let text = all_text(&card_message(&card));
+    for expected in [
+        "shop → production",
+        "<https://github.com/acme/shop/commit/0123456789abcdef0123456789abcdef01234567|0123456>",
+        "ghcr.io/acme/shop:0123456",
+        "*Author*\\nalice",
+        "*Checkout: retry card payments*",
+        "&lt;PSP&gt; &amp; logs it",
+        "Changes since what runs in production now",
+        "Policy: needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC",
+        "✅ *bob* approved on Slack · <!date^",
+        "|2026-11-27 12:40 UTC>",
+        "⛔ *carol* rejected on Discord",
+        "needs &lt;b&gt;a&lt;/b&gt; migration &amp; a flag",
+        ":lock: *production is locked* by carol: incident 12",
+        "waiting for approval",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in {text}");
+    }
+}
+
+#[test]
+fn block_ids_change_with_the_content_and_only_then() {
+    let ids = |card: &Card| -> Vec<String> {
+        json(&card_message(card))["blocks"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .map(|block| block["block_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let card = waiting_card();
+    assert_eq!(ids(&card), ids(&card.clone()));
+    let decided = Card {
+        status: CardStatus::Approved { deployment: None },
+        ..waiting_card()
+    };
+    let before = ids(&card);
+    let after = ids(&decided);
+    assert!(
+        before.iter().all(|id| !after.contains(id)),
+        "{before:?} {after:?}"
+    );
+}
+
+/// Everything at once, far beyond what fits: every message the bot sends must still be
+/// accepted by Slack.
+fn huge_card(status: CardStatus) -> Card {
+    let long_name = "n".repeat(300);
+    let emoji_name = "🚀👩‍👩‍👧‍👦".repeat(60);
+    let message = format!(
+        "{}\n\n{}",
+        "First line of a very long subject <!here> & more ".repeat(20),
+        "Body with emoji 😀 and <markup> & ampersands. ".repeat(250)
+    );
+    assert!(message.len() > 10_000);
+    Card {
+        key: CardKey::Approval(9_223_372_036_854_775_807),
+        app: AppName::parse(&"a".repeat(63)).expect("app"),
+        environment: EnvironmentName::parse(&"e".repeat(63)).expect("env"),
+        from_environment: Some(EnvironmentName::parse(&"s".repeat(63)).expect("env")),
+        sha: CommitSha::parse("0123456789abcdef0123456789abcdef01234567").expect("sha"),
+        commit_url: Some(format!("https://github.com/{}/commit/x", "o".repeat(3000))),
+        diff_url: Some(format!(
+            "https://github.com/{}/compare/a...b",
+            "o".repeat(300)
+        )),
+        image: format!("ghcr.io/{long_name}/{emoji_name}:0123456"),
+        author: Some(format!("{long_name} {emoji_name} <author@example.com>")),
+        message: Some(message),
+        smoke: (0..100)
+            .map(|i| {
+                check(
+                    &format!("{long_name}-{i}"),
+                    if i % 7 == 0 { "failed" } else { "passed" },
+                    Some(i * 37),
+                    Some(&"detail with <html> & 😀 ".repeat(40)),
+                )
+            })
+            .collect(),
+        policy_line: Some(format!(
+            "needs 9 of: {}",
+            vec![long_name.as_str(); 40].join(", ")
+        )),
+        decisions: (0..60)
+            .map(|i| CardDecision {
+                person: PersonName::parse(&format!("{}{i}", "p".repeat(60))).expect("person"),
+                verdict: if i % 2 == 0 {
+                    DecisionVerdict::Approve
+                } else {
+                    DecisionVerdict::Reject
+                },
+                platform: Platform::Discord,
+                at: at(12, 0),
+                comment: Some("a comment <!channel> 😀 ".repeat(500)),
+            })
+            .collect(),
+        status,
+        lock: Some(CardLock {
+            by: format!("{long_name}{emoji_name}"),
+            reason: "locked because <!everyone> ".repeat(500),
+        }),
+    }
+}
+
+#[test]
+fn huge_inputs_stay_within_every_block_kit_limit() {
+    let mut statuses = every_status();
+    statuses.push(CardStatus::Rejected {
+        comment: Some("reason <!channel> & 😀 ".repeat(1000)),
+    });
+    statuses.push(CardStatus::Superseded {
+        comment: Some("s".repeat(20_000)),
+    });
+    for status in statuses {
+        let card = huge_card(status.clone());
+        let message = card_message(&card);
+        let problems = message_violations(&json(&message));
+        assert!(problems.is_empty(), "card {status:?}: {problems:#?}");
+        let text = all_text(&message);
+        assert!(
+            !text.contains("<!channel>"),
+            "unescaped mention in {status:?}"
+        );
+        assert!(!text.contains("<!here>") && !text.contains("<!everyone>"));
+        assert!(text.contains("…and "), "nothing summarised for {status:?}");
+
+        let notices = [
+            Some(notices::refusal_text(
+                &card,
+                &"you are not a reviewer <!here> ".repeat(500),
+            )),
+            Some(notices::reminder_text(&card)),
+            notices::announcement_text(&card),
+        ];
+        for text in notices.into_iter().flatten() {
+            let message = Message::plain(&text);
+            let problems = message_violations(&json(&message));
+            assert!(problems.is_empty(), "notice for {status:?}: {problems:#?}");
+            assert!(!message.text.contains("<!"), "unescaped markup in a notice");
+        }
+        let modal =
+            serde_json::to_value(notices::reject_reason_modal(&card, i64::MAX)).expect("json");
+        let problems = view_violations(&modal);
+        assert!(problems.is_empty(), "modal: {problems:#?}");
+    }
+}
+
+#[test]
+fn failures_come_first_when_not_every_check_fits() {
+    let card = huge_card(CardStatus::SmokeFailed);
+    let text = all_text(&card_message(&card));
+    let first_passed = text.find("✅ *").expect("a passed check");
+    let first_failed = text.find("❌ *").expect("a failed check");
+    assert!(first_failed < first_passed);
+}
+
+#[test]
+fn notices_say_what_happened() {
+    let card = waiting_card();
+    assert_eq!(
+        notices::reminder_text(&card),
+        "⏰ Reminder: shop 0123456 → production is still waiting for approval (1 approval so far; needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC)."
+    );
+    assert_eq!(
+        notices::refusal_text(&card, "you (dave) are not a reviewer here"),
+        "🚫 Nothing changed on shop 0123456 → production: you (dave) are not a reviewer here"
+    );
+    let approved = Card {
+        status: CardStatus::Approved { deployment: None },
+        ..waiting_card()
+    };
+    assert_eq!(
+        notices::announcement_text(&approved).as_deref(),
+        Some("✅ shop 0123456 → production approved by bob.")
+    );
+    let mut rejected = Card {
+        status: CardStatus::Rejected {
+            comment: Some("the <migration> locks orders".to_owned()),
+        },
+        ..waiting_card()
+    };
+    rejected.decisions.push(CardDecision {
+        person: PersonName::parse("carol").expect("person"),
+        verdict: DecisionVerdict::Reject,
+        platform: Platform::Slack,
+        at: at(12, 50),
+        comment: Some("the <migration> locks orders".to_owned()),
+    });
+    let text = notices::announcement_text(&rejected).expect("announced");
+    assert_eq!(
+        text,
+        "⛔ shop 0123456 → production rejected by carol: the <migration> locks orders"
+    );
+    // Plain text in the payload; escaped on the way out.
+    assert_eq!(
+        Message::plain(&text).text,
+        "⛔ shop 0123456 → production rejected by carol: the &lt;migration&gt; locks orders"
+    );
+    let expired = Card {
+        status: CardStatus::Expired,
+        ..waiting_card()
+    };
+    assert_eq!(
+        notices::announcement_text(&expired).as_deref(),
+        Some("⌛ shop 0123456 → production expired without enough approvals (1 given); nothing was deployed.")
+    );
+    assert_eq!(notices::announcement_text(&card), None);
+}
+
+#[test]
+fn reject_modal_carries_the_request_and_asks_for_a_reason() {
+    let modal =
+        serde_json::to_value(notices::reject_reason_modal(&waiting_card(), 42)).expect("json");
+    assert_eq!(modal["type"], "modal");
+    assert_eq!(modal["callback_id"], notices::REJECT_MODAL_CALLBACK_ID);
+    assert_eq!(modal["private_metadata"], "42");
+    let input = &modal["blocks"][1];
+    assert_eq!(input["type"], "input");
+    assert_eq!(input["block_id"], notices::REASON_BLOCK_ID);
+    assert_eq!(input["element"]["action_id"], notices::REASON_ACTION_ID);
+    assert_eq!(input["element"]["multiline"], true);
+    assert!(view_violations(&modal).is_empty());
+}
