@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{self, Engine};
 use crate::outbox::{OutboxWorker, RetryPolicy};
+use crate::slack::{SlackClient, SlackDeliverer};
 use crate::smoke::SmokeRunner;
 use crate::{http, telemetry};
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub storage: Storage,
     pub engine: Engine,
     pub outbox: OutboxWorker,
+    /// Present when `[slack]` is configured; used inline only to open modals.
+    pub slack: Option<Arc<SlackClient>>,
     pub metrics: PrometheusHandle,
     pub background: Background,
 }
@@ -60,7 +63,20 @@ impl App {
     pub fn with_storage(config: Config, storage: Storage, clock: Clock) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let smoke = SmokeRunner::new().context("building the HTTP client for smoke checks")?;
-        let outbox = OutboxWorker::new(storage.clone(), clock.clone(), RetryPolicy::default());
+        let mut outbox = OutboxWorker::new(storage.clone(), clock.clone(), RetryPolicy::default());
+        let slack = config
+            .slack
+            .as_ref()
+            .map(|slack| Arc::new(SlackClient::new(slack)));
+        if let Some(slack_config) = &config.slack {
+            let deliverer = SlackDeliverer::new(
+                SlackClient::new(slack_config),
+                storage.clone(),
+                config.clone(),
+                clock.clone(),
+            );
+            outbox = outbox.with_deliverer("slack", Arc::new(deliverer));
+        }
         Ok(Self {
             state: AppState {
                 engine: Engine::new(
@@ -71,6 +87,7 @@ impl App {
                     outbox.wakeup_handle(),
                 ),
                 outbox,
+                slack,
                 config,
                 storage,
                 metrics: telemetry::metrics_handle(),

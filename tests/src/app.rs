@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use greenlight::app::{App, AppState};
+use greenlight::clock::Clock;
 use greenlight::config::{Config, DatabaseUrl};
 use greenlight_storage::Storage;
 use tempfile::TempDir;
@@ -16,8 +17,11 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// The clock the app reads; tests move it with `clock.advance`.
+    pub clock: Clock,
     /// Holds the database file; removed when the test ends.
     pub dir: TempDir,
+    config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -30,6 +34,15 @@ pub async fn spawn_app() -> TestApp {
 /// Greenlight on `config_toml`, with `env` as the only environment variables it can see. The
 /// database is always a fresh SQLite file in a temporary folder.
 pub async fn spawn_app_with(config_toml: &str, env: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_clock(config_toml, env, Clock::system()).await
+}
+
+/// As [`spawn_app_with`], reading time from `clock` (usually `Clock::manual`).
+pub async fn spawn_app_with_clock(
+    config_toml: &str,
+    env: &[(&str, &str)],
+    clock: Clock,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary folder");
     let database_url = format!("sqlite://{}", dir.path().join("greenlight.db").display());
     let env: HashMap<String, String> = env
@@ -40,11 +53,13 @@ pub async fn spawn_app_with(config_toml: &str, env: &[(&str, &str)]) -> TestApp 
     let mut config = Config::from_toml_str(config_toml, &lookup)
         .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
     config.database.url = DatabaseUrl::parse(&database_url).expect("temporary SQLite URL");
-    start(config, dir).await
+    start(config, dir, clock).await
 }
 
-async fn start(config: Config, dir: TempDir) -> TestApp {
-    let app = App::build(config).await.expect("app builds");
+async fn start(config: Config, dir: TempDir, clock: Clock) -> TestApp {
+    let app = App::build_with_clock(config.clone(), clock.clone())
+        .await
+        .expect("app builds");
     let state = app.state().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -61,7 +76,9 @@ async fn start(config: Config, dir: TempDir) -> TestApp {
             .build()
             .expect("HTTP client"),
         state,
+        clock,
         dir,
+        config,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -84,9 +101,24 @@ impl TestApp {
             .unwrap_or_else(|error| panic!("GET {path}: {error}"))
     }
 
+    /// Stops the app (as SIGTERM would) and starts it again on the same database, config and
+    /// clock: what survives this survives a restart.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let dir = std::mem::replace(
+            &mut self.dir,
+            tempfile::tempdir().expect("temporary folder"),
+        );
+        start(self.config.clone(), dir, self.clock.clone()).await
+    }
+
     /// Stops the app the way SIGTERM does and fails the test if the server errored or any
     /// background task panicked while it ran.
     pub async fn teardown(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -165,3 +165,36 @@ fn accepted_text(decision: &Decision) -> String {
         Decision::Rejected { .. } => "Rejected. The release will not be deployed.".to_owned(),
     }
 }
+
+impl Engine {
+    /// Whether `actor` may give `verdict` on the request now, without recording anything: lets
+    /// a Reject click ask for a reason only when the reject could count.
+    pub async fn may_decide(
+        &self,
+        request_id: i64,
+        actor: &ChatActor,
+        verdict: &Verdict,
+    ) -> Result<Result<(), Refusal>, StorageError> {
+        let mut conn = self.storage.reader().await?;
+        let request = approvals::get_approval_request(&mut conn, request_id).await?;
+        let snapshot = load_snapshot(&mut conn, &self.config, &request).await?;
+        let core_actor = Actor {
+            person: self
+                .config
+                .person_on(actor.platform, &actor.user_id)
+                .cloned(),
+            platform: actor.platform,
+            platform_user_id: actor.user_id.clone(),
+        };
+        Ok(approval::decide(&snapshot, &core_actor, verdict, self.clock.now()).map(|_| ()))
+    }
+
+    /// The card as it stands now.
+    pub async fn card(
+        &self,
+        key: crate::cards::CardKey,
+    ) -> Result<crate::cards::Card, StorageError> {
+        let mut conn = self.storage.reader().await?;
+        crate::cards::load_card(&mut conn, &self.config, key, self.clock.now()).await
+    }
+}

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::cards::CardKey;
 use crate::config::Config;
+use crate::slack::{EphemeralTarget, SlackEffect};
 
 /// Where a reply that only the actor sees goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +41,13 @@ pub(super) async fn enqueue_effects(
     for effect in effects {
         match effect {
             Effect::UpdateCard => {
-                update_card(
+                update_card_at(
                     conn,
                     context.config,
                     &context.request.app,
                     card,
                     context.now,
+                    None,
                 )
                 .await?
             }
@@ -96,16 +98,13 @@ pub(super) async fn post_card(
     let Some(channel) = slack_channel(config, app) else {
         return Ok(());
     };
-    let key = card.as_string();
-    enqueue(
-        conn,
-        "slack.post_card",
-        format!("slack.post_card:{key}:{channel}"),
-        json!({ "card": key, "channel": channel }),
-        now,
-        None,
-    )
-    .await
+    // One post per card and channel, however often this runs.
+    let key = format!("slack.post_card:{}:{channel}", card.as_string());
+    let effect = SlackEffect::PostCard {
+        card,
+        channel: channel.to_owned(),
+    };
+    enqueue(conn, effect.outbox_item(key, now)).await
 }
 
 /// Re-renders the card everywhere it was posted, now or (`not_before`) later.
@@ -120,26 +119,9 @@ pub(super) async fn update_card_at(
     if slack_channel(config, app).is_none() {
         return Ok(());
     }
-    let key = card.as_string();
-    enqueue(
-        conn,
-        "slack.update_card",
-        unique("slack.update_card", &key),
-        json!({ "card": key }),
-        now,
-        not_before,
-    )
-    .await
-}
-
-async fn update_card(
-    conn: &mut AnyConnection,
-    config: &Config,
-    app: &AppName,
-    card: CardKey,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    update_card_at(conn, config, app, card, now, None).await
+    let mut item = SlackEffect::UpdateCard { card }.outbox_item(unique("slack.update_card"), now);
+    item.not_before = not_before;
+    enqueue(conn, item).await
 }
 
 pub(super) async fn announce(
@@ -152,15 +134,11 @@ pub(super) async fn announce(
     let Some(channel) = slack_channel(config, app) else {
         return Ok(());
     };
-    enqueue(
-        conn,
-        "slack.message",
-        unique("slack.message", channel),
-        json!({ "channel": channel, "text": text }),
-        now,
-        None,
-    )
-    .await
+    let effect = SlackEffect::Message {
+        channel: channel.to_owned(),
+        text: text.to_owned(),
+    };
+    enqueue(conn, effect.outbox_item(unique("slack.message"), now)).await
 }
 
 /// A reply in the card's thread (reminders).
@@ -175,16 +153,11 @@ pub(super) async fn thread_reply(
     if slack_channel(config, app).is_none() {
         return Ok(());
     }
-    let key = card.as_string();
-    enqueue(
-        conn,
-        "slack.thread",
-        unique("slack.thread", &key),
-        json!({ "card": key, "text": text }),
-        now,
-        None,
-    )
-    .await
+    let effect = SlackEffect::Thread {
+        card,
+        text: text.to_owned(),
+    };
+    enqueue(conn, effect.outbox_item(unique("slack.thread"), now)).await
 }
 
 async fn reply(
@@ -193,22 +166,19 @@ async fn reply(
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let payload = match reply_to {
-        ReplyTo::SlackResponseUrl(url) => json!({ "response_url": url, "text": text }),
-        ReplyTo::SlackUser { channel, user } => {
-            json!({ "channel": channel, "user": user, "text": text })
-        }
+    let to = match reply_to {
+        ReplyTo::SlackResponseUrl(url) => EphemeralTarget::ResponseUrl(url.clone()),
+        ReplyTo::SlackUser { channel, user } => EphemeralTarget::User {
+            channel: channel.clone(),
+            user: user.clone(),
+        },
         ReplyTo::Nobody => return Ok(()),
     };
-    enqueue(
-        conn,
-        "slack.ephemeral",
-        unique("slack.ephemeral", ""),
-        payload,
-        now,
-        None,
-    )
-    .await
+    let effect = SlackEffect::Ephemeral {
+        to,
+        text: text.to_owned(),
+    };
+    enqueue(conn, effect.outbox_item(unique("slack.ephemeral"), now)).await
 }
 
 /// Answers every GitHub protection rule waiting on this request's release and environment:
@@ -236,11 +206,13 @@ async fn answer_gates(
         gates::answer_github_gate(conn, gate.id, answer, Some(comment), context.now).await?;
         enqueue(
             conn,
-            "github.answer_gate",
-            format!("github.answer_gate:{}", gate.id),
-            json!({ "gate": gate.id }),
-            context.now,
-            None,
+            NewOutboxItem {
+                kind: "github.answer_gate".to_owned(),
+                idempotency_key: format!("github.answer_gate:{}", gate.id),
+                payload: json!({ "gate": gate.id }),
+                at: context.now,
+                not_before: None,
+            },
         )
         .await?;
     }
@@ -283,30 +255,12 @@ fn slack_channel<'c>(config: &'c Config, app: &AppName) -> Option<&'c str> {
         .map(|channel| channel.as_str())
 }
 
-/// Items that are events in their own right (each edit, each reply) get a fresh key; the
-/// key still travels with the delivery so a retried request is recognised by the platform.
-fn unique(kind: &str, scope: &str) -> String {
-    format!("{kind}:{scope}:{}", uuid::Uuid::new_v4())
+/// Items that are events in their own right (each edit, each reply) get a fresh key.
+fn unique(kind: &str) -> String {
+    format!("{kind}:{}", uuid::Uuid::new_v4())
 }
 
-async fn enqueue(
-    conn: &mut AnyConnection,
-    kind: &str,
-    idempotency_key: String,
-    payload: Value,
-    now: DateTime<Utc>,
-    not_before: Option<DateTime<Utc>>,
-) -> Result<(), StorageError> {
-    outbox::enqueue_outbox(
-        conn,
-        &NewOutboxItem {
-            kind: kind.to_owned(),
-            idempotency_key,
-            payload,
-            at: now,
-            not_before,
-        },
-    )
-    .await?;
+async fn enqueue(conn: &mut AnyConnection, item: NewOutboxItem) -> Result<(), StorageError> {
+    outbox::enqueue_outbox(conn, &item).await?;
     Ok(())
 }

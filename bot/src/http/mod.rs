@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod metrics;
 mod read_api;
+mod slack;
 
 use std::any::Any;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(crate::github::WEBHOOK_BODY_LIMIT)),
         )
         .route("/api/v1/releases", get(read_api::releases))
+        .route("/slack/interactions", post(slack::interactions))
+        .route("/slack/commands", post(slack::commands))
         .route(
             "/api/v1/apps/{app}/environments/{environment}",
             get(read_api::environment),

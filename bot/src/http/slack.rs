@@ -1,0 +1,338 @@
+//! Slack's inbound routes: `POST /slack/interactions` (buttons, the reject-reason modal) and
+//! `POST /slack/commands`. Every request is verified as Slack signs it before it is parsed, and
+//! answered within Slack's 3-second deadline whatever happens downstream.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use greenlight_commands::{Platform, Refusal, Verdict};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::app::AppState;
+use crate::cards::CardKey;
+use crate::engine::{ChatActor, DecisionReply, ReplyTo};
+use crate::slack::card::{APPROVE_ACTION_ID, REJECT_ACTION_ID};
+use crate::slack::notices::{
+    reject_reason_modal, REASON_ACTION_ID, REASON_BLOCK_ID, REJECT_MODAL_CALLBACK_ID,
+};
+use crate::verify;
+
+/// Slack shows the user an error after 3 s; leave room for the network.
+const ACK_BUDGET: Duration = Duration::from_millis(2500);
+
+pub async fn interactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers, &body)?;
+    if let Some(challenge) = url_verification(&body) {
+        return Ok(Json(json!({ "challenge": challenge })).into_response());
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let payload = form
+        .get("payload")
+        .ok_or_else(|| ApiError::bad_request("payload: missing form field"))?;
+    let interaction: Interaction = serde_json::from_str(payload)
+        .map_err(|error| ApiError::bad_request(format!("payload: {error}")))?;
+    match interaction {
+        Interaction::BlockActions(actions) => block_actions(&state, actions).await,
+        Interaction::ViewSubmission(submission) => view_submission(&state, submission).await,
+        // Shortcuts, view closings and the like: acknowledged, nothing to do.
+        Interaction::Other => Ok(StatusCode::OK.into_response()),
+    }
+}
+
+pub async fn commands(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers, &body)?;
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    // Slack checks the certificate of command URLs with `ssl_check=1`; nothing to answer.
+    if form.get("ssl_check").is_some_and(|value| value == "1") {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let command = form.get("command").map(String::as_str).unwrap_or_default();
+    Ok(Json(json!({
+        "response_type": "ephemeral",
+        "text": format!(
+            "Greenlight received `{command}`. Approvals happen on the cards in your deploy \
+             channel; see the README for the slash commands this version answers."
+        ),
+    }))
+    .into_response())
+}
+
+/// Verifies Slack's signature with the engine's clock (so tests can pin time) and every
+/// configured signing secret. 404 when Slack is not configured at all.
+fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let Some(slack) = state.config.slack.as_ref() else {
+        return Err(ApiError::not_found(
+            "Slack is not configured ([slack] in greenlight.toml)",
+        ));
+    };
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    verify::slack::verify(
+        slack
+            .signing_secret
+            .iter()
+            .map(|secret| secret.expose().as_bytes()),
+        header(verify::slack::TIMESTAMP_HEADER),
+        header(verify::slack::SIGNATURE_HEADER),
+        body,
+        state.engine.clock().now().timestamp(),
+    )
+    .map_err(|error| {
+        metrics::counter!("greenlight_slack_unauthenticated_total").increment(1);
+        ApiError::unauthorized(format!("Slack signature check failed: {error}"))
+    })
+}
+
+/// Slack's Events API handshake (`{"type":"url_verification","challenge":…}`), which arrives
+/// as JSON rather than a form.
+fn url_verification(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    (value["type"] == "url_verification")
+        .then(|| value["challenge"].as_str().map(str::to_owned))
+        .flatten()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+enum Interaction {
+    #[serde(rename = "block_actions")]
+    BlockActions(BlockActions),
+    #[serde(rename = "view_submission")]
+    ViewSubmission(ViewSubmission),
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackUser {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackChannel {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BlockActions {
+    user: SlackUser,
+    #[serde(default)]
+    actions: Vec<Action>,
+    trigger_id: Option<String>,
+    response_url: Option<String>,
+    channel: Option<SlackChannel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Action {
+    action_id: String,
+    value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewSubmission {
+    user: SlackUser,
+    view: View,
+}
+
+#[derive(Debug, Deserialize)]
+struct View {
+    #[serde(default)]
+    callback_id: String,
+    #[serde(default)]
+    private_metadata: String,
+    #[serde(default)]
+    state: ViewState,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ViewState {
+    #[serde(default)]
+    values: HashMap<String, HashMap<String, InputValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InputValue {
+    value: Option<String>,
+}
+
+async fn block_actions(state: &AppState, payload: BlockActions) -> Result<Response, ApiError> {
+    let reply_to = match (&payload.response_url, &payload.channel) {
+        (Some(url), _) => ReplyTo::SlackResponseUrl(url.clone()),
+        (None, Some(channel)) => ReplyTo::SlackUser {
+            channel: channel.id.clone(),
+            user: payload.user.id.clone(),
+        },
+        (None, None) => ReplyTo::Nobody,
+    };
+    let actor = ChatActor {
+        platform: Platform::Slack,
+        user_id: payload.user.id.clone(),
+        reply_to,
+    };
+    for action in &payload.actions {
+        // The button's value names the request; whether the clicker may act is decided from
+        // server state alone.
+        let Some(request_id) = action.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
+            continue;
+        };
+        match action.action_id.as_str() {
+            APPROVE_ACTION_ID => {
+                let engine = state.engine.clone();
+                let actor = actor.clone();
+                within_deadline(
+                    async move { engine.decide(request_id, actor, Verdict::Approve).await },
+                )
+                .await;
+            }
+            REJECT_ACTION_ID => {
+                open_reject_modal(state, request_id, &actor, payload.trigger_id.as_deref()).await;
+            }
+            _ => {}
+        }
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// A Reject click asks for a reason in a modal, unless the clicker could not reject anyway:
+/// then the refusal is recorded and told at once instead of after they typed a reason.
+async fn open_reject_modal(
+    state: &AppState,
+    request_id: i64,
+    actor: &ChatActor,
+    trigger_id: Option<&str>,
+) {
+    let probe = Verdict::Reject {
+        reason: "(asking for a reason)".to_owned(),
+    };
+    match state.engine.may_decide(request_id, actor, &probe).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_refusal)) => {
+            let engine = state.engine.clone();
+            let actor = actor.clone();
+            within_deadline(async move {
+                engine
+                    .decide(
+                        request_id,
+                        actor,
+                        Verdict::Reject {
+                            reason: String::new(),
+                        },
+                    )
+                    .await
+            })
+            .await;
+            return;
+        }
+        Err(error) => {
+            tracing::error!(%error, request_id, "checking a reject click failed");
+            return;
+        }
+    }
+    let (Some(client), Some(trigger_id)) = (state.slack.clone(), trigger_id.map(str::to_owned))
+    else {
+        return;
+    };
+    let card = match state.engine.card(CardKey::Approval(request_id)).await {
+        Ok(card) => card,
+        Err(error) => {
+            tracing::error!(%error, request_id, "loading the card for the reject modal failed");
+            return;
+        }
+    };
+    // The trigger id is valid for 3 s and only as the answer to this click, so the modal is
+    // opened here (the one inline call allowed) rather than through the outbox.
+    let view = reject_reason_modal(&card, request_id);
+    tokio::spawn(async move {
+        if let Err(error) = client.open_view(&trigger_id, &view).await {
+            tracing::warn!(%error, request_id, "opening the reject-reason modal failed");
+        }
+    });
+}
+
+async fn view_submission(
+    state: &AppState,
+    submission: ViewSubmission,
+) -> Result<Response, ApiError> {
+    if submission.view.callback_id != REJECT_MODAL_CALLBACK_ID {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let request_id: i64 = submission
+        .view
+        .private_metadata
+        .parse()
+        .map_err(|_| ApiError::bad_request("view.private_metadata: not a request id"))?;
+    let reason = submission
+        .view
+        .state
+        .values
+        .get(REASON_BLOCK_ID)
+        .and_then(|block| block.get(REASON_ACTION_ID))
+        .and_then(|input| input.value.clone())
+        .unwrap_or_default();
+    let actor = ChatActor {
+        platform: Platform::Slack,
+        user_id: submission.user.id,
+        // The modal itself shows refusals; nothing else to tell.
+        reply_to: ReplyTo::Nobody,
+    };
+    let engine = state.engine.clone();
+    let outcome = within_deadline(async move {
+        engine
+            .decide(request_id, actor, Verdict::Reject { reason })
+            .await
+    })
+    .await;
+    match outcome {
+        Some(DecisionReply::Refused(refusal)) => Ok(Json(modal_error(&refusal)).into_response()),
+        // Accepted, or still being applied: close the modal; the card shows the outcome.
+        _ => Ok(StatusCode::OK.into_response()),
+    }
+}
+
+fn modal_error(refusal: &Refusal) -> Value {
+    json!({
+        "response_action": "errors",
+        "errors": { REASON_BLOCK_ID: refusal.to_string() },
+    })
+}
+
+/// Runs a decision but answers Slack in time even if the database is slow: the work goes on in
+/// its own task, and its effects reach the card through the outbox either way.
+async fn within_deadline<F>(work: F) -> Option<DecisionReply>
+where
+    F: std::future::Future<Output = Result<DecisionReply, greenlight_storage::StorageError>>
+        + Send
+        + 'static,
+{
+    let task = tokio::spawn(work);
+    match tokio::time::timeout(ACK_BUDGET, task).await {
+        Ok(Ok(Ok(reply))) => Some(reply),
+        Ok(Ok(Err(error))) => {
+            tracing::error!(%error, "applying a Slack decision failed");
+            None
+        }
+        Ok(Err(join)) => {
+            tracing::error!(%join, "a Slack decision task failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("a Slack decision is still being applied after the ack deadline");
+            None
+        }
+    }
+}
