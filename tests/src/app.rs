@@ -57,6 +57,13 @@ pub async fn spawn_app_with_clock(
 }
 
 async fn start(config: Config, dir: TempDir, clock: Clock) -> TestApp {
+    // `GREENLIGHT_TEST_LOG=debug cargo test …` shows the app's logs when a test needs explaining.
+    if let Ok(filter) = std::env::var("GREENLIGHT_TEST_LOG") {
+        greenlight::telemetry::init_logging(
+            greenlight::telemetry::LogFormat::Pretty,
+            Some(&filter),
+        );
+    }
     let app = App::build_with_clock(config.clone(), clock.clone())
         .await
         .expect("app builds");
@@ -87,6 +94,14 @@ async fn start(config: Config, dir: TempDir, clock: Clock) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
+    }
+
+    /// Waits until the outbox has nothing in flight, so moving a manual clock cannot make an
+    /// item that is being delivered look abandoned.
+    pub async fn outbox_idle(&self) {
+        tokio::time::timeout(Duration::from_secs(30), self.state.outbox.idle())
+            .await
+            .expect("the outbox settles within 30 s");
     }
 
     pub fn storage(&self) -> &Storage {

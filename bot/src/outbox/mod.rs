@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use greenlight_storage::{OutboxItem, OutboxRetry, Storage, StorageError};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::background::StopSignal;
 use crate::clock::{span, Clock};
@@ -115,6 +115,8 @@ pub struct OutboxWorker {
     deliverers: Arc<HashMap<String, Arc<dyn Deliverer>>>,
     policy: RetryPolicy,
     wakeup: Arc<Notify>,
+    /// Passes in progress, so callers can wait until nothing is in flight.
+    in_flight: Arc<watch::Sender<usize>>,
 }
 
 /// How many items one pass claims.
@@ -131,6 +133,7 @@ impl OutboxWorker {
             deliverers: Arc::new(HashMap::new()),
             policy,
             wakeup: Arc::new(Notify::new()),
+            in_flight: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -149,8 +152,18 @@ impl OutboxWorker {
         self.wakeup.clone()
     }
 
+    /// Resolves once no pass of this worker (or its clones) is delivering: what was claimed has
+    /// been delivered or rescheduled. Tests use it before moving a manual clock.
+    pub async fn idle(&self) {
+        let mut passes = self.in_flight.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = passes.wait_for(|count| *count == 0).await;
+    }
+
     /// Delivers everything due now. Tests call this to drive the outbox step by step.
     pub async fn run_once(&self) -> Result<PassSummary, StorageError> {
+        self.in_flight.send_modify(|count| *count += 1);
+        let _done = InFlight(&self.in_flight);
         let now = self.clock.now();
         let lease_until = now + span(self.policy.lease);
         let items = self
@@ -248,6 +261,15 @@ impl OutboxWorker {
                 Ok(outcome)
             }
         }
+    }
+}
+
+/// Counts a pass as finished however it ends (error, panic, cancellation).
+struct InFlight<'a>(&'a watch::Sender<usize>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
     }
 }
 

@@ -115,6 +115,15 @@ impl FakeSlack {
             })
     }
 
+    /// The next call of Web API `method_name` that names no channel (e.g. `views.open`).
+    pub async fn next_method(&self, method_name: &str) -> Recorded {
+        let path = format!("/api/{method_name}");
+        self.inbox
+            .next_matching(Duration::from_secs(10), |r| r.path == path)
+            .await
+            .unwrap_or_else(|| panic!("no {method_name} within 10 s"))
+    }
+
     /// The next message posted to a `response_url`.
     pub async fn next_response_url_post(&self) -> Recorded {
         self.inbox

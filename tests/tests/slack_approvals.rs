@@ -1,0 +1,654 @@
+//! The approval gate in Slack, end to end: CI reports staging healthy, the card appears, people
+//! click, and only the right clicks count. Everything runs through the real app against a fake
+//! Slack, with requests signed as Slack signs them and a manual clock.
+
+use chrono::{TimeZone, Utc};
+use greenlight::clock::Clock;
+use greenlight_storage::AuditFilter;
+use greenlight_tests::fakes::slack::Hiccup;
+use greenlight_tests::fakes::FakeSlack;
+use greenlight_tests::signing::slack_signature;
+use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
+use serde_json::{json, Value};
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+const NEWER: &str = "89abcdef0123456789abcdef0123456789abcdef";
+const SIGNING_SECRET: &str = "slack-signing-secret";
+const CHANNEL: &str = "C0DEPLOYS";
+const ALICE: &str = "U0ALICE01";
+const BOB: &str = "U0BOB0001";
+const CAROL: &str = "U0CAROL01";
+const DAVE: &str = "U0DAVE001";
+
+fn config(slack: &FakeSlack, production: &str, extra_people: &str) -> String {
+    format!(
+        r#"
+[slack]
+bot_token = "{token}"
+signing_secret = ["old-secret", "${{SLACK_SIGNING_SECRET}}"]
+api_url = "{api}"
+
+[people]
+alice = {{ slack = "{ALICE}", github = "alice" }}
+bob = {{ slack = "{BOB}", github = "bob-gh" }}
+carol = {{ slack = "{CAROL}", github = "carol" }}
+dave = {{ slack = "{DAVE}" }}
+{extra_people}
+
+[groups]
+sre = ["alice", "bob"]
+
+[apps.shop]
+repository = "acme/shop"
+image = "ghcr.io/acme/shop"
+ci_token = "shop-ci"
+channels = {{ slack = "{CHANNEL}" }}
+
+[apps.shop.environments.staging]
+
+[apps.shop.environments.production]
+after = "staging"
+{production}
+"#,
+        token = slack.bot_token,
+        api = slack.api_url(),
+    )
+}
+
+const STANDARD_POLICY: &str = r#"
+reviewers = ["group:sre", "carol"]
+required_approvals = 2
+wait_timer = "5m"
+approval_timeout = "1h"
+reminder_every = "20m"
+"#;
+
+fn start_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
+async fn start(slack: &FakeSlack, production: &str, extra_people: &str) -> TestApp {
+    spawn_app_with_clock(
+        &config(slack, production, extra_people),
+        &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)],
+        Clock::manual(start_time()),
+    )
+    .await
+}
+
+async fn ci(app: &TestApp, event: Value) -> Value {
+    let response = app
+        .client
+        .post(app.url("/api/v1/events"))
+        .bearer_auth("shop-ci")
+        .json(&event)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+    response.json().await.expect("JSON")
+}
+
+/// CI reports a build by alice and its healthy staging deploy; returns the approval request id.
+async fn staging_healthy(app: &TestApp, sha: &str) -> i64 {
+    ci(
+        app,
+        json!({"event": "build", "app": "shop", "sha": sha,
+        "image": format!("ghcr.io/acme/shop:{sha}"), "author": "alice",
+        "message": "Fix checkout rounding\n\nDetails"}),
+    )
+    .await;
+    let reply = ci(
+        app,
+        json!({"event": "deployed", "app": "shop", "environment": "staging",
+        "sha": sha, "status": "success", "smoke": {"status": "passed", "checks": [
+            {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"}]}}),
+    )
+    .await;
+    reply["approval_requests"][0]["id"]
+        .as_i64()
+        .expect("an approval request opened")
+}
+
+/// Posts a signed Slack interaction (form-encoded `payload=`), as Slack does.
+async fn interact(app: &TestApp, payload: &Value) -> reqwest::Response {
+    let body = format!(
+        "payload={}",
+        url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
+    );
+    signed(
+        app,
+        "/slack/interactions",
+        body.into_bytes(),
+        SIGNING_SECRET,
+        0,
+    )
+    .await
+}
+
+async fn signed(
+    app: &TestApp,
+    path: &str,
+    body: Vec<u8>,
+    secret: &str,
+    skew_secs: i64,
+) -> reqwest::Response {
+    let timestamp = app.clock.now().timestamp() + skew_secs;
+    app.client
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header(
+            "x-slack-signature",
+            slack_signature(secret, timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// A button click built from Slack's documented block_actions payload.
+fn click(slack: &FakeSlack, user: &str, action: &str, request_id: i64) -> Value {
+    let mut payload = fixtures::read_json("slack/block_actions_docs.json");
+    payload["user"]["id"] = json!(user);
+    payload["channel"] = json!({"id": CHANNEL, "name": "deploys"});
+    payload["response_url"] = json!(slack.response_url(&format!("{user}-{action}")));
+    payload["actions"][0]["action_id"] = json!(action);
+    payload["actions"][0]["value"] = json!(request_id.to_string());
+    payload
+}
+
+fn reject_submission(user: &str, request_id: i64, reason: &str) -> Value {
+    json!({"type": "view_submission", "team": {"id": "T0CAG"}, "user": {"id": user},
+        "view": {"id": "V0FAKE", "type": "modal", "callback_id": "reject_reason",
+            "private_metadata": request_id.to_string(),
+            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}}}})
+}
+
+async fn request_state(app: &TestApp, id: i64) -> String {
+    app.storage()
+        .approval_request(id)
+        .await
+        .expect("request")
+        .state
+        .to_string()
+}
+
+async fn audit_count(app: &TestApp, kind: &str) -> usize {
+    app.storage()
+        .list_audit(&AuditFilter {
+            limit: 500,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .iter()
+        .filter(|entry| entry.kind == kind)
+        .count()
+}
+
+fn text_of(blocks: &Value) -> String {
+    blocks.to_string()
+}
+
+fn has_buttons(message: &Value) -> bool {
+    message["blocks"]
+        .as_array()
+        .is_some_and(|blocks| blocks.iter().any(|block| block["type"] == "actions"))
+}
+
+#[tokio::test]
+async fn the_card_appears_once_with_what_a_reviewer_needs() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+
+    let post = slack.next_call("chat.postMessage", CHANNEL).await;
+    let card = text_of(&post.body);
+    for needle in [
+        "shop",
+        "production",
+        &SHA[..7],
+        &format!("ghcr.io/acme/shop:{SHA}"),
+        "alice",
+        "Fix checkout rounding",
+        "health",
+        "200 OK",
+        "needs 2 of: sre, carol",
+        "self-review blocked",
+        "opens 12:05 UTC",
+        &format!("https://github.com/acme/shop/commit/{SHA}"),
+    ] {
+        assert!(card.contains(needle), "card lacks {needle:?}: {card}");
+    }
+    assert!(has_buttons(&post.body));
+    let actions = post.body["blocks"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "actions"))
+        .expect("actions block")
+        .clone();
+    let approve = &actions["elements"][0];
+    assert_eq!(approve["action_id"], "approve");
+    assert_eq!(approve["value"], request.to_string());
+    assert!(
+        approve["confirm"].is_object(),
+        "approving asks for confirmation"
+    );
+    assert_eq!(actions["elements"][1]["action_id"], "reject");
+
+    // Reporting the same deploy again posts nothing more.
+    staging_healthy_again(&app).await;
+    app.state.outbox.run_once().await.expect("outbox");
+    assert_eq!(slack.web_api_requests(), 1);
+    slack.assert_all_read();
+    app.teardown().await;
+}
+
+async fn staging_healthy_again(app: &TestApp) {
+    ci(
+        app,
+        json!({"event": "deployed", "app": "shop", "environment": "staging",
+        "sha": SHA, "status": "success", "smoke": {"status": "passed", "checks": [
+            {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"}]}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn failing_staging_smoke_gets_a_card_without_buttons() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    ci(
+        &app,
+        json!({"event": "build", "app": "shop", "sha": SHA,
+        "image": format!("ghcr.io/acme/shop:{SHA}"), "author": "alice"}),
+    )
+    .await;
+    ci(
+        &app,
+        json!({"event": "deployed", "app": "shop", "environment": "staging", "sha": SHA,
+        "status": "success", "smoke": {"status": "failed", "checks": [
+            {"name": "checkout", "status": "failed", "duration_ms": 5003,
+             "detail": "503 Service Unavailable"}]}}),
+    )
+    .await;
+    let post = slack.next_call("chat.postMessage", CHANNEL).await;
+    let card = text_of(&post.body);
+    assert!(card.contains("503 Service Unavailable"), "{card}");
+    assert!(card.contains("not promotable"), "{card}");
+    assert!(!has_buttons(&post.body));
+    slack.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn refused_clicks_say_why_and_change_nothing() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+
+    let cases = [
+        ("U0NOBODY1", "not linked to a person"),
+        (DAVE, "not a reviewer"),
+        (ALICE, "self-review is blocked"),
+        (BOB, "approvals open at 12:05 UTC"),
+    ];
+    for (user, why) in cases {
+        let response = interact(&app, &click(&slack, user, "approve", request)).await;
+        assert_eq!(response.status(), 200, "Slack always gets its ack");
+        let reply = slack.next_response_url_post().await;
+        assert_eq!(reply.body["response_type"], "ephemeral");
+        let text = reply.body["text"].as_str().unwrap_or_default();
+        assert!(text.contains(why), "{user}: {text:?} lacks {why:?}");
+    }
+    assert_eq!(request_state(&app, request).await, "waiting");
+    assert!(app
+        .storage()
+        .approvers(request)
+        .await
+        .expect("approvers")
+        .is_empty());
+    let attempts = app.storage().decisions(request).await.expect("decisions");
+    let reasons: Vec<_> = attempts
+        .iter()
+        .map(|d| d.refused_reason.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["unknown_user", "not_reviewer", "self_review", "too_early"]
+    );
+    assert_eq!(audit_count(&app, "decision_refused").await, 4);
+    slack.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    app.outbox_idle().await;
+    app.clock.advance(chrono::Duration::minutes(5));
+    // The card is refreshed when approvals open, dropping "opens 12:05 UTC".
+    app.state.outbox.run_once().await.expect("outbox");
+    let opened = slack.next_call("chat.update", CHANNEL).await;
+    assert!(
+        !text_of(&opened.body).contains("opens 12:05"),
+        "{}",
+        opened.body
+    );
+
+    interact(&app, &click(&slack, BOB, "approve", request)).await;
+    let update = slack.next_call("chat.update", CHANNEL).await;
+    assert!(text_of(&update.body).contains("bob"));
+    assert!(
+        has_buttons(&update.body),
+        "one approval of two: still waiting"
+    );
+
+    // Bob again: counts once.
+    interact(&app, &click(&slack, BOB, "approve", request)).await;
+    let again = slack.next_response_url_post().await;
+    assert!(again.body["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("counts once")));
+    assert_eq!(request_state(&app, request).await, "waiting");
+
+    interact(&app, &click(&slack, CAROL, "approve", request)).await;
+    let approved = loop {
+        let update = slack.next_call("chat.update", CHANNEL).await;
+        if !has_buttons(&update.body) {
+            break update;
+        }
+    };
+    let card = text_of(&approved.body);
+    assert!(card.contains("bob") && card.contains("carol"), "{card}");
+    assert!(card.contains("approved"), "{card}");
+    assert_eq!(request_state(&app, request).await, "approved");
+    assert_eq!(
+        app.storage()
+            .approvers(request)
+            .await
+            .expect("approvers")
+            .len(),
+        2
+    );
+    // A late click on a final card changes nothing and says so.
+    interact(&app, &click(&slack, ALICE, "approve", request)).await;
+    let late = slack.next_response_url_post().await;
+    assert!(
+        late.body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("already")),
+        "{}",
+        late.body
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn rejecting_asks_for_a_reason_and_rejects() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+
+    // A non-reviewer's Reject is refused at once, without a modal.
+    interact(&app, &click(&slack, DAVE, "reject", request)).await;
+    let refusal = slack.next_response_url_post().await;
+    assert!(refusal.body["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("not a reviewer")));
+
+    // A reviewer's Reject opens the reason modal (even before the wait timer: rejecting early
+    // is allowed).
+    interact(&app, &click(&slack, CAROL, "reject", request)).await;
+    let modal = slack.next_method("views.open").await;
+    assert_eq!(modal.body["view"]["callback_id"], "reject_reason");
+    assert_eq!(modal.body["view"]["private_metadata"], request.to_string());
+
+    // An empty reason is refused inside the modal.
+    let empty = interact(&app, &reject_submission(CAROL, request, "  ")).await;
+    let errors: Value = empty.json().await.expect("JSON");
+    assert_eq!(errors["response_action"], "errors");
+    assert_eq!(request_state(&app, request).await, "waiting");
+
+    let submitted = interact(
+        &app,
+        &reject_submission(CAROL, request, "the migration locks the orders table"),
+    )
+    .await;
+    assert_eq!(submitted.status(), 200);
+    assert_eq!(request_state(&app, request).await, "rejected");
+    let update = loop {
+        let update = slack.next_call("chat.update", CHANNEL).await;
+        if !has_buttons(&update.body) {
+            break update;
+        }
+    };
+    assert!(text_of(&update.body).contains("the migration locks the orders table"));
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn an_unanswered_request_expires_even_across_a_restart() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+
+    app.outbox_idle().await;
+    let app = app.restart().await;
+    app.clock.advance(chrono::Duration::minutes(61));
+    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    assert_eq!(pass.expired, 1);
+    assert_eq!(request_state(&app, request).await, "expired");
+    let update = loop {
+        let update = slack.next_call("chat.update", CHANNEL).await;
+        if !has_buttons(&update.body) {
+            break update;
+        }
+    };
+    assert!(text_of(&update.body).contains("expired"), "{}", update.body);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn reminders_go_to_the_cards_thread() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    app.outbox_idle().await;
+    app.clock.advance(chrono::Duration::minutes(20));
+    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    assert_eq!(pass.reminded, 1);
+    let reminder = slack.next_call("chat.postMessage", CHANNEL).await;
+    assert!(reminder.body["thread_ts"].is_string(), "{}", reminder.body);
+    assert_eq!(request_state(&app, request).await, "waiting");
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_newer_release_supersedes_the_waiting_card() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let first = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    let second = staging_healthy(&app, NEWER).await;
+    assert_eq!(request_state(&app, first).await, "superseded");
+    assert_eq!(request_state(&app, second).await, "waiting");
+    let update = slack.next_call("chat.update", CHANNEL).await;
+    assert!(
+        text_of(&update.body).contains("superseded"),
+        "{}",
+        update.body
+    );
+    assert!(!has_buttons(&update.body));
+    let new_card = slack.next_call("chat.postMessage", CHANNEL).await;
+    assert!(text_of(&new_card.body).contains(&NEWER[..7]));
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy() {
+    let slack = FakeSlack::start().await;
+    let people: String = (0..50)
+        .map(|n| format!("r{n:02} = {{ slack = \"U0R{n:06}\" }}\n"))
+        .collect();
+    let reviewers: Vec<String> = (0..50).map(|n| format!("\"r{n:02}\"")).collect();
+    let policy = format!(
+        "reviewers = [{}]\nrequired_approvals = 2\napproval_timeout = \"1h\"\n",
+        reviewers.join(", ")
+    );
+    let app = start(&slack, &policy, &people).await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+
+    let clicks = (0..50).map(|n| {
+        let payload = click(&slack, &format!("U0R{n:06}"), "approve", request);
+        let app = &app;
+        async move { interact(app, &payload).await.status() }
+    });
+    let statuses = futures::future::join_all(clicks).await;
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    assert_eq!(request_state(&app, request).await, "approved");
+    assert_eq!(
+        app.storage()
+            .approvers(request)
+            .await
+            .expect("approvers")
+            .len(),
+        2
+    );
+    assert_eq!(
+        audit_count(&app, "deploy_owed").await,
+        1,
+        "exactly one deploy"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_slack_outage_delays_the_card_but_loses_nothing() {
+    let slack = FakeSlack::start().await;
+    slack.hiccup([
+        Hiccup::RateLimited {
+            retry_after_secs: 30,
+        },
+        Hiccup::Status(500),
+        Hiccup::Status(503),
+    ]);
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    staging_healthy(&app, SHA).await;
+    // Drive the outbox through the outage with the clock; the card arrives exactly once.
+    for _ in 0..10 {
+        app.outbox_idle().await;
+        app.clock.advance(chrono::Duration::seconds(31));
+        app.state.outbox.run_once().await.expect("outbox");
+    }
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    // The refresh when approvals open (5 minutes in) is an edit of that one post.
+    slack.next_call("chat.update", CHANNEL).await;
+    assert_eq!(
+        slack.web_api_requests(),
+        5,
+        "three failures, one post, one edit"
+    );
+    slack.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn forged_stale_future_and_foreign_requests_get_401() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    app.outbox_idle().await;
+    app.clock.advance(chrono::Duration::minutes(5));
+    let payload = click(&slack, BOB, "approve", request);
+    let body = format!(
+        "payload={}",
+        url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
+    )
+    .into_bytes();
+
+    for (secret, skew) in [
+        ("another-apps-secret", 0),
+        (SIGNING_SECRET, -301),
+        (SIGNING_SECRET, 301),
+    ] {
+        let response = signed(&app, "/slack/interactions", body.clone(), secret, skew).await;
+        assert_eq!(response.status(), 401, "secret {secret}, skew {skew}");
+    }
+    // Forged: a valid signature for another body.
+    let timestamp = app.clock.now().timestamp();
+    let forged = app
+        .client
+        .post(app.url("/slack/interactions"))
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header(
+            "x-slack-signature",
+            slack_signature(SIGNING_SECRET, timestamp, b"payload=%7B%7D"),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forged.status(), 401);
+    let unsigned = app
+        .client
+        .post(app.url("/slack/commands"))
+        .body("command=%2Freleases")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unsigned.status(), 401);
+    assert!(app
+        .storage()
+        .decisions(request)
+        .await
+        .expect("decisions")
+        .is_empty());
+
+    // The rotation list's older secret still works.
+    let old = signed(&app, "/slack/interactions", body, "old-secret", 0).await;
+    assert_eq!(old.status(), 200);
+    assert_eq!(
+        app.storage()
+            .approvers(request)
+            .await
+            .expect("approvers")
+            .len(),
+        1
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn url_verification_is_answered() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let body = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).to_string();
+    let response = signed(
+        &app,
+        "/slack/interactions",
+        body.into_bytes(),
+        SIGNING_SECRET,
+        0,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        reply["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    app.teardown().await;
+}
