@@ -9,10 +9,12 @@
 //! an argument. Nothing here knows the JSON of Slack, Discord or GitHub.
 
 pub mod approval;
+pub mod chat;
 pub mod domain;
 pub mod image;
 pub mod policy;
 pub mod states;
+pub mod suggest;
 
 // Types at the root; the functions stay behind their module (`approval::decide`,
 // `approval::tick`) so call sites say which machine they drive.

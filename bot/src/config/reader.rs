@@ -232,54 +232,7 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// The candidate closest to `word`, if it is close enough to be a likely typo.
-pub(crate) fn did_you_mean<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
-    let word_lower = word.to_ascii_lowercase();
-    let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .filter(|candidate| *candidate != word)
-        .map(|candidate| {
-            (
-                edit_distance(&word_lower, &candidate.to_ascii_lowercase()),
-                candidate,
-            )
-        })
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
-/// Edit distance where swapping two neighbouring characters counts as one edit, like
-/// inserting, deleting or replacing one (optimal string alignment): "alcie" is one from "alice".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // distances[i][j]: the distance between the first i characters of a and the first j of b.
-    let mut distances = vec![vec![0; b.len() + 1]; a.len() + 1];
-    for (i, row) in distances.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in distances[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let substitution = distances[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]);
-            let mut best = substitution
-                .min(distances[i - 1][j] + 1)
-                .min(distances[i][j - 1] + 1);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(distances[i - 2][j - 2] + 1);
-            }
-            distances[i][j] = best;
-        }
-    }
-    distances[a.len()][b.len()]
-}
+pub(crate) use greenlight_commands::suggest::did_you_mean;
 
 /// ` (did you mean "x"?)` or nothing, for messages about unknown names.
 pub(crate) fn suggestion_suffix<'c>(
@@ -702,10 +655,6 @@ mod tests {
         }
         assert_eq!(did_you_mean("sre2", ["sre", "ops"]), Some("sre"));
         assert_eq!(did_you_mean("ftp", ["command", "http"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("alcie", "alice"), 1);
-        assert_eq!(edit_distance("imgae", "image"), 1);
     }
 
     #[test]
