@@ -219,6 +219,23 @@ pub async fn latest_approval_request(
     .await?)
 }
 
+/// The most recently approved request for the app and environment: the one a lock may be
+/// holding back until `/unlock`.
+pub async fn latest_approved_request(
+    conn: &mut AnyConnection,
+    app: &AppName,
+    environment: &EnvironmentName,
+) -> Result<Option<ApprovalRequest>, StorageError> {
+    Ok(sqlx::query_as::<_, ApprovalRequest>(&format!(
+        "{SELECT} WHERE a.app = $1 AND a.environment = $2 AND a.state = 'approved' \
+         ORDER BY a.decided_at DESC, a.id DESC LIMIT 1"
+    ))
+    .bind(app.as_str())
+    .bind(environment.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Ends waiting request `id` (approved, rejected, expired, superseded, cancelled). Exactly one
 /// of several concurrent callers wins; the others get `Conflict`.
 pub async fn transition_approval_request(
@@ -370,6 +387,14 @@ impl Storage {
         environment: &EnvironmentName,
     ) -> Result<Option<ApprovalRequest>, StorageError> {
         waiting_approval_request(&mut *self.reader().await?, app, environment).await
+    }
+
+    pub async fn latest_approved_request(
+        &self,
+        app: &AppName,
+        environment: &EnvironmentName,
+    ) -> Result<Option<ApprovalRequest>, StorageError> {
+        latest_approved_request(&mut *self.reader().await?, app, environment).await
     }
 
     pub async fn due_expirations(

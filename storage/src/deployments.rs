@@ -255,6 +255,30 @@ pub async fn last_healthy_deployment(
     .await?)
 }
 
+/// Deployments that were ever healthy in the environment and whose SHA starts with
+/// `sha_prefix` (hex, as people type it), newest first: the candidates for `/rollback … to`.
+pub async fn healthy_deployments_by_sha_prefix(
+    conn: &mut AnyConnection,
+    app: &AppName,
+    environment: &EnvironmentName,
+    sha_prefix: &str,
+    limit: u32,
+) -> Result<Vec<Deployment>, StorageError> {
+    if sha_prefix.is_empty() || !sha_prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StorageError::invalid("sha prefix", "must be hexadecimal"));
+    }
+    Ok(sqlx::query_as::<_, Deployment>(&format!(
+        "{SELECT} WHERE d.app = $1 AND d.environment = $2 AND d.healthy_at IS NOT NULL \
+         AND r.sha LIKE $3 ORDER BY d.id DESC LIMIT $4"
+    ))
+    .bind(app.as_str())
+    .bind(environment.as_str())
+    .bind(format!("{}%", sha_prefix.to_ascii_lowercase()))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?)
+}
+
 /// When the release first became healthy in the environment (the gate and the wait timer).
 pub async fn healthy_since(
     conn: &mut AnyConnection,
@@ -320,6 +344,23 @@ impl Storage {
         except_sha: Option<&CommitSha>,
     ) -> Result<Option<Deployment>, StorageError> {
         last_healthy_deployment(&mut *self.reader().await?, app, environment, except_sha).await
+    }
+
+    pub async fn healthy_deployments_by_sha_prefix(
+        &self,
+        app: &AppName,
+        environment: &EnvironmentName,
+        sha_prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Deployment>, StorageError> {
+        healthy_deployments_by_sha_prefix(
+            &mut *self.reader().await?,
+            app,
+            environment,
+            sha_prefix,
+            limit,
+        )
+        .await
     }
 
     pub async fn unfinished_deployments(&self) -> Result<Vec<Deployment>, StorageError> {

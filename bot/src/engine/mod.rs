@@ -4,6 +4,7 @@
 //! Architecture invariant: handlers never write state themselves; they call the engine, which
 //! checks the request against configuration once and applies it in one transaction.
 
+mod commands;
 mod decisions;
 mod effects;
 mod intake;
@@ -21,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::smoke::SmokeRunner;
 
+pub use commands::{CommandRefusal, CommandReply};
 pub use decisions::{ChatActor, DecisionReply};
 pub use effects::ReplyTo;
 pub use intake::{

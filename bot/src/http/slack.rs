@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use greenlight_commands::chat;
 use greenlight_commands::{Platform, Refusal, Verdict};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 use super::ApiError;
 use crate::app::AppState;
 use crate::cards::CardKey;
-use crate::engine::{ChatActor, DecisionReply, ReplyTo};
+use crate::engine::{ChatActor, CommandReply, DecisionReply, ReplyTo};
 use crate::slack::card::{APPROVE_ACTION_ID, REJECT_ACTION_ID};
 use crate::slack::notices::{
     reject_reason_modal, REASON_ACTION_ID, REASON_BLOCK_ID, REJECT_MODAL_CALLBACK_ID,
@@ -61,15 +62,59 @@ pub async fn commands(
     if form.get("ssl_check").is_some_and(|value| value == "1") {
         return Ok(StatusCode::OK.into_response());
     }
-    let command = form.get("command").map(String::as_str).unwrap_or_default();
-    Ok(Json(json!({
-        "response_type": "ephemeral",
-        "text": format!(
-            "Greenlight received `{command}`. Approvals happen on the cards in your deploy \
-             channel; see the README for the slash commands this version answers."
-        ),
-    }))
-    .into_response())
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let (command, text, user) = (field("command"), field("text"), field("user_id"));
+    if command.is_empty() || user.is_empty() {
+        return Err(ApiError::bad_request(
+            "command and user_id are required form fields",
+        ));
+    }
+    let parsed = match chat::parse(command, text, &state.engine.catalog()) {
+        Ok(parsed) => parsed,
+        Err(error) => return Ok(ephemeral(&error.to_string())),
+    };
+    let actor = ChatActor {
+        platform: Platform::Slack,
+        user_id: user.to_owned(),
+        reply_to: match form.get("response_url") {
+            Some(url) => ReplyTo::SlackResponseUrl(url.clone()),
+            None => ReplyTo::Nobody,
+        },
+    };
+    let engine = state.engine.clone();
+    let task = tokio::spawn(async move { engine.run_command(&actor, parsed).await });
+    let reply = match tokio::time::timeout(ACK_BUDGET, task).await {
+        Ok(Ok(Ok(reply))) => reply,
+        Ok(Ok(Err(error))) => {
+            tracing::error!(%error, command, "a Slack command failed");
+            return Ok(ephemeral("Greenlight could not do that just now; please try again."));
+        }
+        Ok(Err(join)) => {
+            tracing::error!(%join, command, "a Slack command task failed");
+            return Ok(ephemeral("Greenlight could not do that just now; please try again."));
+        }
+        Err(_) => {
+            return Ok(ephemeral(
+                "Greenlight is slow right now; your command is still being applied. The channel will show the result.",
+            ))
+        }
+    };
+    Ok(match reply {
+        CommandReply::Ephemeral(text) => ephemeral(&text),
+        CommandReply::ConfirmRollback {
+            text,
+            confirm_value,
+        } => Json(crate::slack::notices::rollback_confirmation(&text, &confirm_value).to_json())
+            .into_response(),
+    })
+}
+
+/// A reply only the person who typed the command sees (Slack's default for command replies).
+fn ephemeral(text: &str) -> Response {
+    let message = crate::slack::Message::plain(text);
+    let mut body = message.to_json();
+    body["response_type"] = json!("ephemeral");
+    Json(body).into_response()
 }
 
 /// Verifies Slack's signature with the engine's clock (so tests can pin time) and every

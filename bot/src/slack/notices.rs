@@ -140,3 +140,52 @@ pub fn reject_reason_modal(card: &Card, request_id: i64) -> SlackView {
 fn plain(text: &str, max: usize) -> SlackBlockPlainTextOnly {
     SlackBlockPlainTextOnly::from(truncate(text, max))
 }
+
+/// `action_id` of the rollback confirmation's buttons; the confirm button's value is the
+/// engine's reference to the planned rollback.
+pub const ROLLBACK_CONFIRM_ACTION_ID: &str = "rollback_confirm";
+pub const ROLLBACK_CANCEL_ACTION_ID: &str = "rollback_cancel";
+
+/// The ephemeral reply to `/rollback`: what runs now, what would run after, and buttons to
+/// confirm or cancel. `text` is plain text from the engine.
+pub fn rollback_confirmation(text: &str, confirm_value: &str) -> super::blocks::Message {
+    use slack_morphism::blocks::{
+        SlackActionsBlock, SlackBlockButtonElement, SlackBlockButtonStyle, SlackBlockConfirmItem,
+        SlackBlockPlainText,
+    };
+    let body = escape_truncated(text, limits::SECTION_TEXT);
+    let plain_only =
+        |text: &str| SlackBlockPlainTextOnly::from(truncate(text, limits::BUTTON_TEXT));
+    let confirm = SlackBlockConfirmItem::new(
+        plain_only("Roll back?"),
+        SlackBlockText::Plain(SlackBlockPlainText::new(truncate(
+            text,
+            limits::CONFIRM_TEXT,
+        ))),
+        plain_only("Roll back"),
+        plain_only("Keep what runs"),
+    )
+    .with_style("danger".to_owned());
+    let blocks: Vec<SlackBlock> = vec![
+        SlackSectionBlock::new()
+            .with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(body)))
+            .into(),
+        SlackActionsBlock::new(vec![
+            SlackBlockButtonElement::new(plain_only("Roll back"))
+                .with_action_id(SlackActionId::new(ROLLBACK_CONFIRM_ACTION_ID.to_owned()))
+                .with_value(truncate(confirm_value, limits::BUTTON_VALUE))
+                .with_style(SlackBlockButtonStyle::Danger)
+                .with_confirm(confirm)
+                .into(),
+            SlackBlockButtonElement::new(plain_only("Cancel"))
+                .with_action_id(SlackActionId::new(ROLLBACK_CANCEL_ACTION_ID.to_owned()))
+                .with_value("cancel".to_owned())
+                .into(),
+        ])
+        .into(),
+    ];
+    super::blocks::Message {
+        text: escape_truncated(text, limits::MESSAGE_TEXT),
+        blocks,
+    }
+}

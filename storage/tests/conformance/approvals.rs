@@ -229,3 +229,57 @@ async fn timers_find_due_expirations_and_reminders() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_latest_approved_request_is_found_per_environment() {
+    each_backend(|storage| async move {
+        let (shop, production) = (app("shop"), env("production"));
+        let r1 = release(&storage, "shop", 1, at(0)).await;
+        let r2 = release(&storage, "shop", 2, at(0)).await;
+        assert_eq!(
+            storage
+                .latest_approved_request(&shop, &production)
+                .await
+                .expect("none yet"),
+            None
+        );
+        let first = storage
+            .insert_approval_request(new_request(r1.id, "production"))
+            .await
+            .expect("first");
+        storage
+            .transition_approval_request(first.id, ended(ApprovalState::Approved, 100))
+            .await
+            .expect("approve first");
+        let second = storage
+            .insert_approval_request(new_request(r2.id, "production"))
+            .await
+            .expect("second");
+        let latest = storage
+            .latest_approved_request(&shop, &production)
+            .await
+            .expect("latest");
+        assert_eq!(
+            latest.map(|r| r.id),
+            Some(first.id),
+            "a waiting one does not count"
+        );
+        storage
+            .transition_approval_request(second.id, ended(ApprovalState::Approved, 200))
+            .await
+            .expect("approve second");
+        let latest = storage
+            .latest_approved_request(&shop, &production)
+            .await
+            .expect("latest");
+        assert_eq!(latest.map(|r| r.id), Some(second.id));
+        assert_eq!(
+            storage
+                .latest_approved_request(&shop, &env("staging"))
+                .await
+                .expect("other environment"),
+            None
+        );
+    })
+    .await;
+}

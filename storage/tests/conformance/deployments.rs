@@ -318,3 +318,71 @@ async fn current_and_rollback_target_follow_health() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rollback_targets_are_found_by_sha_prefix() {
+    each_backend(|storage| async move {
+        let (shop, production) = (app("shop"), env("production"));
+        let r1 = release(&storage, "shop", 1, at(0)).await;
+        let r2 = release(&storage, "shop", 2, at(1)).await;
+        let r3 = release(&storage, "shop", 0x100, at(2)).await;
+        let d1 = storage
+            .insert_deployment(new_deployment(
+                r1.id,
+                "production",
+                DeploymentState::Healthy,
+            ))
+            .await
+            .expect("d1");
+        storage
+            .insert_deployment(new_deployment(r2.id, "production", DeploymentState::Failed))
+            .await
+            .expect("d2");
+        let d3 = storage
+            .insert_deployment(new_deployment(
+                r3.id,
+                "production",
+                DeploymentState::Healthy,
+            ))
+            .await
+            .expect("d3");
+        storage
+            .insert_deployment(new_deployment(r2.id, "staging", DeploymentState::Healthy))
+            .await
+            .expect("staging");
+
+        let by_prefix = |prefix: &'static str| {
+            let (storage, shop, production) = (storage.clone(), shop.clone(), production.clone());
+            async move {
+                storage
+                    .healthy_deployments_by_sha_prefix(&shop, &production, prefix, 10)
+                    .await
+                    .expect("query")
+                    .into_iter()
+                    .map(|d| d.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        // sha(1) = 00000001…, sha(0x100) = 00000100…: "00000" matches both, newest first.
+        assert_eq!(by_prefix("00000").await, vec![d3.id, d1.id]);
+        assert_eq!(by_prefix("00000001").await, vec![d1.id]);
+        assert_eq!(
+            by_prefix("00000001AAAA").await,
+            vec![d1.id],
+            "case does not matter"
+        );
+        assert!(
+            by_prefix("00000002").await.is_empty(),
+            "never healthy in production (only in staging)"
+        );
+        let refused = storage
+            .healthy_deployments_by_sha_prefix(&shop, &production, "0000%", 10)
+            .await
+            .expect_err("not hex");
+        assert!(
+            matches!(refused, StorageError::Invalid { .. }),
+            "{refused:?}"
+        );
+    })
+    .await;
+}

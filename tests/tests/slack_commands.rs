@@ -1,0 +1,257 @@
+//! Slash commands from Slack: signed form posts to `/slack/commands`, one grammar for every
+//! command, operators-only changes, helpful errors for garbled text.
+
+use chrono::{TimeZone, Utc};
+use greenlight::clock::Clock;
+use greenlight_commands::{AppName, EnvironmentName};
+use greenlight_storage::AuditFilter;
+use greenlight_tests::fakes::FakeSlack;
+use greenlight_tests::signing::slack_signature;
+use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
+use serde_json::{json, Value};
+
+const SECRET: &str = "slack-signing-secret";
+const CHANNEL: &str = "C0DEPLOYS";
+const ALICE: &str = "U0ALICE01";
+const DAVE: &str = "U0DAVE001";
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+async fn start(slack: &FakeSlack) -> TestApp {
+    let config = format!(
+        r#"
+[slack]
+bot_token = "{token}"
+signing_secret = "${{SLACK_SIGNING_SECRET}}"
+api_url = "{api}"
+
+[people]
+alice = {{ slack = "{ALICE}" }}
+bob = {{ slack = "U0BOB0001" }}
+dave = {{ slack = "{DAVE}" }}
+
+[groups]
+sre = ["alice", "bob"]
+
+[apps.shop]
+image = "ghcr.io/acme/shop"
+ci_token = "shop-ci"
+channels = {{ slack = "{CHANNEL}" }}
+operators = ["group:sre"]
+
+[apps.shop.environments.staging]
+
+[apps.shop.environments.production]
+after = "staging"
+reviewers = ["group:sre"]
+"#,
+        token = slack.bot_token,
+        api = slack.api_url(),
+    );
+    spawn_app_with_clock(
+        &config,
+        &[("SLACK_SIGNING_SECRET", SECRET)],
+        Clock::manual(
+            Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+                .single()
+                .expect("time"),
+        ),
+    )
+    .await
+}
+
+/// A slash command as Slack sends it: the documented example body with our fields swapped in.
+async fn command(app: &TestApp, user: &str, name: &str, text: &str) -> (u16, Value) {
+    let example = String::from_utf8(fixtures::read("slack/slash_command_weather.body"))
+        .expect("fixture is text");
+    let mut fields: Vec<(String, String)> = url::form_urlencoded::parse(example.trim().as_bytes())
+        .into_owned()
+        .filter(|(key, _)| !matches!(key.as_str(), "user_id" | "command" | "text" | "channel_id"))
+        .collect();
+    fields.push(("user_id".into(), user.into()));
+    fields.push(("command".into(), name.into()));
+    fields.push(("text".into(), text.into()));
+    fields.push(("channel_id".into(), CHANNEL.into()));
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+        .into_bytes();
+    let timestamp = app.clock.now().timestamp();
+    let response = app
+        .client
+        .post(app.url("/slack/commands"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header(
+            "x-slack-signature",
+            slack_signature(SECRET, timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn text(reply: &Value) -> &str {
+    reply["text"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn operators_change_flags_and_the_channel_is_told() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack).await;
+    let (status, reply) = command(
+        &app,
+        ALICE,
+        "/flag",
+        "production new_checkout off payments failing",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["response_type"], "ephemeral");
+    assert!(text(&reply).contains("now off"), "{reply}");
+    assert!(text(&reply).contains("new flag"), "{reply}");
+
+    let announcement = slack.next_call("chat.postMessage", CHANNEL).await;
+    let said = announcement.body["text"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("alice")
+            && said.contains("new_checkout")
+            && said.contains("payments failing"),
+        "{said}"
+    );
+    let flag = app
+        .storage()
+        .flag(
+            &AppName::parse("shop").expect("app"),
+            &EnvironmentName::parse("production").expect("env"),
+            "new_checkout",
+        )
+        .await
+        .expect("read")
+        .expect("created");
+    assert!(!flag.enabled);
+
+    let (_, reply) = command(&app, ALICE, "/flag", "production new_checkout rollout 25").await;
+    assert!(
+        text(&reply).contains("on") || text(&reply).contains("off"),
+        "{reply}"
+    );
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    let (_, listed) = command(&app, DAVE, "/flag", "production list").await;
+    assert!(text(&listed).contains("new_checkout"), "{listed}");
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn non_operators_and_strangers_are_refused_and_logged() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack).await;
+    let (status, reply) = command(&app, DAVE, "/flag", "production new_checkout on").await;
+    assert_eq!(status, 200);
+    assert!(
+        text(&reply).contains("only operators of shop (sre)"),
+        "{reply}"
+    );
+    let (_, reply) = command(&app, "U0NOBODY1", "/flag", "production new_checkout on").await;
+    assert!(text(&reply).contains("not linked"), "{reply}");
+    let refused = app
+        .storage()
+        .list_audit(&AuditFilter {
+            limit: 50,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .iter()
+        .filter(|entry| entry.kind == "command_refused")
+        .count();
+    assert_eq!(refused, 2);
+    let flags = app
+        .storage()
+        .list_flags(
+            &AppName::parse("shop").expect("app"),
+            &EnvironmentName::parse("production").expect("env"),
+        )
+        .await
+        .expect("flags");
+    assert!(flags.is_empty(), "nothing changed");
+    slack.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn releases_lists_the_log() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/events"))
+        .bearer_auth("shop-ci")
+        .json(&json!({"event": "build", "app": "shop", "sha": SHA,
+            "image": format!("ghcr.io/acme/shop:{SHA}"), "author": "alice", "message": "Fix checkout"}))
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(response.status(), 202);
+    let (_, reply) = command(&app, DAVE, "/releases", "").await;
+    assert!(
+        text(&reply).contains(&SHA[..7]) && text(&reply).contains("Fix checkout"),
+        "{reply}"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn garbled_text_gets_a_helpful_error_never_a_5xx() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack).await;
+    let cases = [
+        ("/flag", "", "Which environment"),
+        ("/flag", "prodution list", "Did you mean `production`?"),
+        ("/flag", "production 💥💥 on", "not a flag name"),
+        ("/releases", "shop staging 9999", "not a number"),
+        ("/rollbak", "", "Did you mean `/rollback`?"),
+        ("/lock", "production", "needs a reason"),
+        ("/flag", &"x ".repeat(2000), "has no environment"),
+    ];
+    for (name, words, needle) in cases {
+        let (status, reply) = command(&app, ALICE, name, words).await;
+        assert_eq!(status, 200, "{name} {words}");
+        assert!(text(&reply).contains(needle), "{name}: {reply}");
+    }
+    let (_, help) = command(&app, DAVE, "/flag", "help").await;
+    assert!(text(&help).contains("rollout"), "{help}");
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn ssl_checks_and_unsigned_commands() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack).await;
+    let body = b"ssl_check=1&token=x".to_vec();
+    let timestamp = app.clock.now().timestamp();
+    let response = app
+        .client
+        .post(app.url("/slack/commands"))
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header(
+            "x-slack-signature",
+            slack_signature(SECRET, timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let unsigned = app
+        .client
+        .post(app.url("/slack/commands"))
+        .body("command=%2Fflag&text=production+x+on&user_id=U0ALICE01")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unsigned.status(), 401);
+    app.teardown().await;
+}
