@@ -15,6 +15,7 @@ use crate::background::{Background, TaskPanic};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{self, Engine};
+use crate::github::GithubDeliverer;
 use crate::outbox::{OutboxWorker, RetryPolicy};
 use crate::slack::{SlackClient, SlackDeliverer};
 use crate::smoke::SmokeRunner;
@@ -76,6 +77,11 @@ impl App {
                 clock.clone(),
             );
             outbox = outbox.with_deliverer("slack", Arc::new(deliverer));
+        }
+        if let Some(deliverer) =
+            GithubDeliverer::from_config(&config, storage.clone(), clock.clone())?
+        {
+            outbox = outbox.with_deliverer("github", Arc::new(deliverer));
         }
         Ok(Self {
             state: AppState {

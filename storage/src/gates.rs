@@ -140,6 +140,18 @@ pub async fn record_github_gate(
     Ok(Upserted::Existing(existing))
 }
 
+/// One gate by id, whatever its state (the outbox reads the answer to send from here).
+pub async fn get_github_gate(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<GithubGate, StorageError> {
+    sqlx::query_as::<_, GithubGate>(&format!("SELECT {COLUMNS} FROM github_gates WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("github gate {id}")))
+}
+
 /// Gates waiting for an answer about this sha in this environment.
 pub async fn waiting_github_gates(
     conn: &mut AnyConnection,
@@ -213,6 +225,10 @@ impl Storage {
     ) -> Result<Upserted<GithubGate>, StorageError> {
         self.write(move |conn| Box::pin(async move { record_github_gate(conn, &new).await }))
             .await
+    }
+
+    pub async fn github_gate(&self, id: i64) -> Result<GithubGate, StorageError> {
+        get_github_gate(&mut *self.reader().await?, id).await
     }
 
     pub async fn waiting_github_gates(

@@ -203,18 +203,7 @@ async fn answer_gates(
         GateAnswer::Rejected => greenlight_storage::GateAnswer::Rejected,
     };
     for gate in waiting {
-        gates::answer_github_gate(conn, gate.id, answer, Some(comment), context.now).await?;
-        enqueue(
-            conn,
-            NewOutboxItem {
-                kind: "github.answer_gate".to_owned(),
-                idempotency_key: format!("github.answer_gate:{}", gate.id),
-                payload: json!({ "gate": gate.id }),
-                at: context.now,
-                not_before: None,
-            },
-        )
-        .await?;
+        super::gates::answer_gate(conn, gate.id, answer, comment, context.now).await?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use greenlight_storage::{
 };
 use serde_json::{json, Value};
 
-use super::{promotion, Engine};
+use super::{gates, promotion, Engine};
 use crate::config::AppConfig;
 
 /// A build CI finished: the release it produced.
@@ -271,6 +271,8 @@ impl Engine {
                     let opened = if deployment.state == DeploymentState::Healthy {
                         promotion::on_healthy(conn, &config, &release, &deployment, now).await?
                     } else {
+                        // GitHub protection rules waiting on this release get their answer.
+                        gates::reject_gates_after_failure(conn, &config, &deployment, now).await?;
                         Vec::new()
                     };
                     Ok(Ok(reply(&release, Some(&deployment), &opened)))

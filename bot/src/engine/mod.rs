@@ -7,6 +7,7 @@
 mod commands;
 mod decisions;
 mod effects;
+mod gates;
 mod intake;
 mod promotion;
 mod snapshot;
@@ -25,6 +26,7 @@ use crate::smoke::SmokeRunner;
 pub use commands::{CommandRefusal, CommandReply};
 pub use decisions::{ChatActor, DecisionReply};
 pub use effects::ReplyTo;
+pub use gates::{join_new_github_gate, GateOutcome};
 pub use intake::{
     BuildReport, CiSmoke, Dedup, DeploymentReport, IntakeError, IntakeReply, ReportedStatus,
 };

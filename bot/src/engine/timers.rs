@@ -1,5 +1,5 @@
-//! Timers: approval requests that expire and reminders that fall due. Both are rows in the
-//! database with a due time, so a restart simply finds them again.
+//! Timers: approval requests and GitHub protection rules that expire, and reminders that fall
+//! due. All are rows in the database with a due time, so a restart simply finds them again.
 
 use std::time::Duration;
 
@@ -54,6 +54,8 @@ pub async fn run_timers(engine: Engine, mut stop: StopSignal) {
 pub struct TimerPass {
     pub expired: u32,
     pub reminded: u32,
+    /// GitHub protection rules answered `rejected` "expired".
+    pub gates_expired: u32,
 }
 
 impl Engine {
@@ -71,6 +73,7 @@ impl Engine {
                 pass.reminded += 1;
             }
         }
+        pass.gates_expired = self.expire_github_gates(now, BATCH).await?;
         if pass != TimerPass::default() {
             self.outbox_wakeup.notify_one();
         }

@@ -13,7 +13,7 @@ use greenlight_storage::{
 };
 use serde_json::json;
 
-use super::{promotion, Engine};
+use super::{gates, promotion, Engine};
 use crate::background::StopSignal;
 use crate::clock::span;
 
@@ -140,6 +140,7 @@ impl Engine {
                         promotion::on_healthy(conn, &config, &release, &settled, now).await?;
                     } else {
                         promotion::on_not_promotable(conn, &config, &settled, now).await?;
+                        gates::reject_gates_after_failure(conn, &config, &settled, now).await?;
                     }
                     Ok(())
                 })

@@ -1,7 +1,8 @@
 //! What each GitHub event means for Greenlight: a deployment result for the engine, a finished
-//! workflow run for the release log, a protection-rule gate to answer later, or a reason to
-//! ignore it. Every delivery that is handled is remembered by its `X-GitHub-Delivery`, in the
-//! same write as its effects, so a redelivery changes nothing.
+//! workflow run for the release log, a protection-rule gate that joins its approval request
+//! (or is answered at once), or a reason to ignore it. Every delivery that is handled is
+//! remembered by its `X-GitHub-Delivery`, in the same write as its effects, so a redelivery
+//! changes nothing.
 
 use chrono::{DateTime, Utc};
 use greenlight_commands::CommitSha;
@@ -15,7 +16,7 @@ use super::payloads::{
 use super::DELIVERY_SOURCE;
 use crate::app::AppState;
 use crate::config::{AppConfig, EnvironmentConfig, GithubConfig};
-use crate::engine::{Dedup, DeploymentReport, IntakeError, ReportedStatus};
+use crate::engine::{join_new_github_gate, Dedup, DeploymentReport, IntakeError, ReportedStatus};
 use crate::http::ApiError;
 
 /// The events Greenlight acts on; every other event is acknowledged and ignored.
@@ -398,6 +399,7 @@ async fn protection_rule(
     let trigger = non_empty(event.event.as_deref()).map(str::to_owned);
     let deployment_id = event.deployment.id;
     let delivery = delivery.to_owned();
+    let config = state.config.clone();
     let stored = state
         .storage
         .write(move |conn| {
@@ -409,7 +411,8 @@ async fn protection_rule(
                 }
                 let upserted = gates::record_github_gate(conn, &new).await?;
                 let created = upserted.is_created();
-                let gate = upserted.into_inner();
+                let mut gate = upserted.into_inner();
+                let mut outcome = None;
                 if created {
                     audit::append_audit(
                         conn,
@@ -431,14 +434,23 @@ async fn protection_rule(
                         },
                     )
                     .await?;
+                    // Decided in the same write, so a gate is never left waiting on an
+                    // outcome that is already known.
+                    outcome = Some(join_new_github_gate(conn, &config, &gate, now).await?);
+                    gate = gates::get_github_gate(conn, gate.id).await?;
                 }
-                Ok(Some(gate))
+                Ok(Some((gate, outcome)))
             })
         })
         .await
         .map_err(storage_failure)?;
     Ok(match stored {
-        Some(gate) => Handled::Recorded(json!({ "gate": gate })),
+        Some((gate, outcome)) => {
+            if outcome.is_some() {
+                state.outbox.wake();
+            }
+            Handled::Recorded(json!({ "gate": gate, "decision": outcome }))
+        }
         None => Handled::Duplicate,
     })
 }

@@ -1,18 +1,33 @@
-//! GitHub: the webhook receiver (`POST /webhooks/github`, SPEC §5.2) and the wire types it reads.
+//! GitHub: the webhook receiver (`POST /webhooks/github`, SPEC §5.2), the wire types it reads,
+//! and the GitHub App client that answers deployment protection rules from the outbox.
 //!
 //! Code map:
 //! - `webhook.rs` is the HTTP edge: route switched on by `[github]`, 25 MB body, signature over
 //!   the raw bytes before anything parses them, the delivery headers, the `{"ok":…}` replies.
 //! - `events.rs` says what each event means for Greenlight: a deployment result for the engine,
-//!   a workflow run for the release log, a protection-rule gate for storage; or why it is ignored.
+//!   a workflow run for the release log, a protection-rule gate the engine joins to its approval
+//!   request or answers at once; or why it is ignored.
 //! - `payloads.rs` holds GitHub's JSON as serde structs with only the fields used.
+//! - `client.rs` calls GitHub as the App: RS256 JWT, cached installation tokens, and the
+//!   sorting of GitHub's answers into "try again" and "refused".
+//! - `gate_answer.rs` is the outbox deliverer for `github.*` items: the protection rule's
+//!   callback `{environment_name, state, comment}`.
 //!
 //! Architecture invariant: only this module knows GitHub's JSON; the engine and storage get
-//! typed reports (`DeploymentReport`, `NewGithubGate`, `NewAuditEntry`).
+//! typed reports (`DeploymentReport`, `NewGithubGate`, `NewAuditEntry`) and queue
+//! [`GithubEffect`]s.
+//!
+//! Wiring: `GithubDeliverer::from_config(&config, storage, clock)?` reads the App key once at
+//! start-up; register it with `OutboxWorker::with_deliverer("github", …)`.
 
+pub mod client;
 mod events;
+pub mod gate_answer;
 pub mod payloads;
 pub mod webhook;
+
+pub use client::{AppKey, GithubAppClient, GithubError};
+pub use gate_answer::{GithubDeliverer, GithubEffect, SetupError};
 
 /// GitHub caps webhook payloads at 25 MB (REFERENCE §3.1); the rest of the API keeps 1 MB.
 pub const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;

@@ -61,6 +61,12 @@ async fn github_gates_are_recorded_once_and_answered_once() {
             .expect("answer");
         assert_eq!(answered.answer, Some(GateAnswer::Rejected));
         assert_eq!(answered.comment.as_deref(), Some("staging smoke failed"));
+        assert_eq!(storage.github_gate(id).await.expect("by id"), answered);
+        assert!(storage
+            .github_gate(id + 1000)
+            .await
+            .expect_err("no such gate")
+            .is_not_found());
         let err = storage
             .write(move |conn| {
                 Box::pin(greenlight_storage::gates::answer_github_gate(

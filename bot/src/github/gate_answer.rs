@@ -1,0 +1,321 @@
+//! Delivers `github.*` outbox items: the answer to a deployment protection rule (SPEC §5.2,
+//! REFERENCE §3.3), POSTed to the gate's callback URL with an installation token.
+//!
+//! Payload formats:
+//! - `github.answer_gate` `{"gate": 7}`: send the answer stored on gate 7
+//!   (`{"environment_name", "state", "comment"}`).
+//! - `github.gate_status` `{"gate": 7, "comment": "…"}`: a status report (the same callback
+//!   without `state`) while gate 7 waits; skipped once the gate is answered.
+//!
+//! [`GithubEffect`] builds and reads these, so callers never write the JSON by hand.
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use greenlight_storage::{GithubGate, NewOutboxItem, OutboxItem, Storage, StorageError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::client::{AppKey, GithubAppClient, GithubError, KeyError};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::outbox::{Deliverer, DeliveryError};
+
+pub const ANSWER_GATE: &str = "github.answer_gate";
+pub const GATE_STATUS: &str = "github.gate_status";
+
+/// GitHub shows at most this much of a status report; longer comments are cut to fit.
+const MAX_COMMENT: usize = 1024;
+
+/// One thing to tell GitHub, as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GithubEffect {
+    /// Send the answer stored on the gate (approved or rejected, with its comment).
+    AnswerGate { gate: i64 },
+    /// Say why the gate still waits; no `state`, so GitHub keeps waiting.
+    GateStatus { gate: i64, comment: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatePayload {
+    gate: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateStatusPayload {
+    gate: i64,
+    comment: String,
+}
+
+impl GithubEffect {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AnswerGate { .. } => ANSWER_GATE,
+            Self::GateStatus { .. } => GATE_STATUS,
+        }
+    }
+
+    pub fn payload(&self) -> Value {
+        match self {
+            Self::AnswerGate { gate } => json!({ "gate": gate }),
+            Self::GateStatus { gate, comment } => json!({ "gate": gate, "comment": comment }),
+        }
+    }
+
+    /// The outbox row; write it in the same transaction as the gate's change. A gate is
+    /// answered once and reports its status at most once, whatever writes this twice.
+    pub fn outbox_item(&self, at: DateTime<Utc>) -> NewOutboxItem {
+        let gate = match self {
+            Self::AnswerGate { gate } | Self::GateStatus { gate, .. } => gate,
+        };
+        NewOutboxItem {
+            kind: self.kind().to_owned(),
+            idempotency_key: format!("{}:{gate}", self.kind()),
+            payload: self.payload(),
+            at,
+            not_before: None,
+        }
+    }
+
+    /// Reads an outbox item back; the error says what is wrong with it.
+    pub fn parse(kind: &str, payload: &Value) -> Result<Self, String> {
+        fn read<T: for<'de> Deserialize<'de>>(kind: &str, payload: &Value) -> Result<T, String> {
+            T::deserialize(payload).map_err(|error| format!("bad {kind} payload: {error}"))
+        }
+        match kind {
+            ANSWER_GATE => {
+                let p: GatePayload = read(kind, payload)?;
+                Ok(Self::AnswerGate { gate: p.gate })
+            }
+            GATE_STATUS => {
+                let p: GateStatusPayload = read(kind, payload)?;
+                Ok(Self::GateStatus {
+                    gate: p.gate,
+                    comment: p.comment,
+                })
+            }
+            other => Err(format!("unknown GitHub effect {other:?}")),
+        }
+    }
+}
+
+impl From<GithubError> for DeliveryError {
+    fn from(error: GithubError) -> Self {
+        match error {
+            GithubError::Transient {
+                reason,
+                retry_after,
+            } => DeliveryError::Retry {
+                after: retry_after,
+                reason,
+            },
+            // Only reaches here when the client could not recover from it itself.
+            GithubError::Unauthorized { .. } => DeliveryError::retry(error.to_string()),
+            GithubError::Refused { .. } | GithubError::Signing(_) => {
+                DeliveryError::Permanent(error.to_string())
+            }
+        }
+    }
+}
+
+/// The `github` deliverer of the outbox worker.
+pub struct GithubDeliverer {
+    client: GithubAppClient,
+    storage: Storage,
+}
+
+/// Why the `github` deliverer could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("github.private_key_file: {0}")]
+    Key(#[from] KeyError),
+    #[error("building the HTTP client for GitHub: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl GithubDeliverer {
+    pub fn new(client: GithubAppClient, storage: Storage) -> Self {
+        Self { client, storage }
+    }
+
+    /// The deliverer `config` asks for: `None` without a GitHub App in `[github]`, in which
+    /// case protection rules can be recorded but not answered, and the log says so once.
+    pub fn from_config(
+        config: &Config,
+        storage: Storage,
+        clock: Clock,
+    ) -> Result<Option<Self>, SetupError> {
+        let Some(github) = &config.github else {
+            return Ok(None);
+        };
+        let Some(app) = &github.app else {
+            // Protection rules reach Greenlight only for gated environments of apps with a
+            // repository; without those, the missing App is no loss worth shouting about.
+            let gated_on_github: Vec<String> = config
+                .apps
+                .iter()
+                .filter(|app| app.repository.is_some())
+                .flat_map(|app| {
+                    app.environments
+                        .iter()
+                        .filter(|environment| environment.is_gated())
+                        .map(move |environment| format!("{}/{}", app.name, environment.name))
+                })
+                .collect();
+            if !gated_on_github.is_empty() {
+                tracing::error!(
+                    environments = %gated_on_github.join(", "),
+                    "[github] has no GitHub App (app_id and private_key_file): deployment protection rules for these environments will be recorded but never answered, and GitHub fails their jobs after 30 days"
+                );
+            }
+            return Ok(None);
+        };
+        let key = AppKey::load(app)?;
+        let client = GithubAppClient::new(github, key, clock)?;
+        Ok(Some(Self::new(client, storage)))
+    }
+
+    /// Does one effect. Safe to repeat: the answer sent is always the one stored on the gate.
+    pub async fn deliver_effect(&self, effect: &GithubEffect) -> Result<(), DeliveryError> {
+        match effect {
+            GithubEffect::AnswerGate { gate } => {
+                let gate = self.gate(*gate).await?;
+                let Some(answer) = gate.answer else {
+                    return Err(DeliveryError::Permanent(format!(
+                        "github gate {} has no answer to send",
+                        gate.id
+                    )));
+                };
+                let body = json!({
+                    "environment_name": gate.github_environment,
+                    "state": answer.as_str(),
+                    "comment": fit(gate.comment.as_deref().unwrap_or_default()),
+                });
+                self.post(&gate, &body).await?;
+                tracing::info!(gate = gate.id, app = %gate.app, environment = %gate.environment, sha = %gate.sha, state = %answer, "answered GitHub deployment protection rule");
+                Ok(())
+            }
+            GithubEffect::GateStatus { gate, comment } => {
+                let gate = self.gate(*gate).await?;
+                if gate.answer.is_some() {
+                    // The answer says more than the report would, and GitHub may refuse a
+                    // report on a rule it no longer waits for.
+                    return Ok(());
+                }
+                let body = json!({
+                    "environment_name": gate.github_environment,
+                    "comment": fit(comment),
+                });
+                self.post(&gate, &body).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn post(&self, gate: &GithubGate, body: &Value) -> Result<(), DeliveryError> {
+        let Some(installation) = gate.installation_id else {
+            return Err(DeliveryError::Permanent(format!(
+                "github gate {}: the protection rule came without an installation id, so no token can answer it (is the webhook the GitHub App's own?)",
+                gate.id
+            )));
+        };
+        self.client
+            .post_as_installation(installation, &gate.callback_url, body)
+            .await
+            .map_err(|error| {
+                if let GithubError::Refused { status, message } = &error {
+                    tracing::error!(gate = gate.id, status, %message, callback = %gate.callback_url, "GitHub refused the protection rule callback");
+                }
+                DeliveryError::from(error)
+            })
+    }
+
+    async fn gate(&self, id: i64) -> Result<GithubGate, DeliveryError> {
+        self.storage
+            .github_gate(id)
+            .await
+            .map_err(|error| match error {
+                StorageError::NotFound { .. } => DeliveryError::Permanent(error.to_string()),
+                other => DeliveryError::retry(format!("storage: {other}")),
+            })
+    }
+}
+
+impl Deliverer for GithubDeliverer {
+    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let effect =
+                GithubEffect::parse(&item.kind, &item.payload).map_err(DeliveryError::Permanent)?;
+            self.deliver_effect(&effect).await
+        })
+    }
+}
+
+/// `text` cut to GitHub's limit on a character boundary.
+fn fit(text: &str) -> String {
+    if text.chars().count() <= MAX_COMMENT {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(MAX_COMMENT - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_round_trip_through_the_outbox_format() {
+        for effect in [
+            GithubEffect::AnswerGate { gate: 7 },
+            GithubEffect::GateStatus {
+                gate: 7,
+                comment: "waiting for staging".to_owned(),
+            },
+        ] {
+            let item = effect.outbox_item(Utc::now());
+            assert_eq!(
+                GithubEffect::parse(&item.kind, &item.payload).as_ref(),
+                Ok(&effect)
+            );
+        }
+        let answer = GithubEffect::AnswerGate { gate: 7 }.outbox_item(Utc::now());
+        assert_eq!(answer.kind, "github.answer_gate");
+        assert_eq!(answer.idempotency_key, "github.answer_gate:7");
+        assert_eq!(answer.payload, json!({"gate": 7}));
+        assert!(GithubEffect::parse("github.answer_gate", &json!({"gate": "x"})).is_err());
+        assert!(GithubEffect::parse("github.dispatch", &json!({})).is_err());
+    }
+
+    #[test]
+    fn long_comments_are_cut_to_githubs_limit() {
+        assert_eq!(fit("short"), "short");
+        let long = "ü".repeat(2000);
+        let cut = fit(&long);
+        assert_eq!(cut.chars().count(), MAX_COMMENT);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn refusals_are_permanent_and_outages_retried() {
+        assert!(matches!(
+            DeliveryError::from(GithubError::Refused {
+                status: 422,
+                message: "No pending deployment".to_owned()
+            }),
+            DeliveryError::Permanent(message) if message.contains("422") && message.contains("No pending deployment")
+        ));
+        assert_eq!(
+            DeliveryError::from(GithubError::Transient {
+                reason: "GitHub answered 503".to_owned(),
+                retry_after: Some(std::time::Duration::from_secs(5)),
+            }),
+            DeliveryError::Retry {
+                after: Some(std::time::Duration::from_secs(5)),
+                reason: "GitHub answered 503".to_owned()
+            }
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! A fake GitHub REST API for a GitHub App: `POST /app/installations/{id}/access_tokens` checks
+//! the App JWT (RS256, with the public half of the test key in `tests/fixtures/github-app/`)
+//! and hands out installation tokens; the protection-rule callback `POST /repos/{owner}/{repo}/
+//! actions/runs/{id}/deployment_protection_rule` checks the token and GitHub's required headers,
+//! answers 204 and records the body. Tokens can be revoked and callbacks made to fail.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use greenlight::clock::Clock;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Notify;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use super::{Inbox, Recorded};
+
+/// The App id the fake expects in the JWT's `iss`.
+pub const APP_ID: u64 = 123456;
+/// The installation in the protection-rule payloads.
+pub const INSTALLATION_ID: i64 = 2311213;
+
+/// The test-only private key Greenlight is configured with (see the README beside it).
+pub fn private_key_file() -> PathBuf {
+    fixtures_dir().join("test-app-key.pem")
+}
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/github-app")
+}
+
+pub struct FakeGithub {
+    server: MockServer,
+    state: Arc<State>,
+}
+
+struct State {
+    clock: Clock,
+    public_key: DecodingKey,
+    /// Tokens GitHub would accept now.
+    valid_tokens: Mutex<HashSet<String>>,
+    /// Every token handed out, in order.
+    issued: Mutex<Vec<String>>,
+    /// Statuses the next callbacks get, in order, before the fake behaves normally again.
+    hiccups: Mutex<VecDeque<u16>>,
+    /// Answers and status reports GitHub accepted.
+    inbox: Inbox,
+    callback_attempts: AtomicUsize,
+    /// Each callback request as "status path", for failure messages.
+    attempt_log: Mutex<Vec<String>>,
+    attempted: Notify,
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+impl FakeGithub {
+    /// A fake that judges JWT times by `clock`, the clock Greenlight reads.
+    pub async fn start(clock: Clock) -> Self {
+        let pem = std::fs::read(fixtures_dir().join("test-app-key.pub.pem"))
+            .expect("the test App's public key");
+        let state = Arc::new(State {
+            clock,
+            public_key: DecodingKey::from_rsa_pem(&pem).expect("an RSA public key"),
+            valid_tokens: Mutex::new(HashSet::new()),
+            issued: Mutex::new(Vec::new()),
+            hiccups: Mutex::new(VecDeque::new()),
+            inbox: Inbox::default(),
+            callback_attempts: AtomicUsize::new(0),
+            attempt_log: Mutex::new(Vec::new()),
+            attempted: Notify::new(),
+        });
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/app/installations/[0-9]+/access_tokens$"))
+            .respond_with(TokenEndpoint(state.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path_regex(
+                r"^/repos/[^/]+/[^/]+/actions/runs/[0-9]+/deployment_protection_rule$",
+            ))
+            .respond_with(CallbackEndpoint(state.clone()))
+            .mount(&server)
+            .await;
+        Self { server, state }
+    }
+
+    /// The value for `github.api_url`.
+    pub fn api_url(&self) -> String {
+        self.server.uri()
+    }
+
+    /// A `deployment_callback_url` as GitHub puts it in a protection-rule payload.
+    pub fn callback_url(&self, run_id: u64) -> String {
+        format!(
+            "{}/repos/Codertocat/Hello-World/actions/runs/{run_id}/deployment_protection_rule",
+            self.server.uri()
+        )
+    }
+
+    /// Makes the next callbacks answer these HTTP statuses, in order (e.g. 500, or 401 as for
+    /// a revoked token).
+    pub fn hiccup(&self, statuses: impl IntoIterator<Item = u16>) {
+        lock(&self.state.hiccups).extend(statuses);
+    }
+
+    /// Every token handed out so far stops working, as when GitHub revokes them.
+    pub fn revoke_tokens(&self) {
+        lock(&self.state.valid_tokens).clear();
+    }
+
+    /// Installation tokens handed out so far, oldest first.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.issued).clone()
+    }
+
+    /// Callback requests received, including refused ones and hiccups.
+    pub fn callback_attempts(&self) -> usize {
+        self.state.callback_attempts.load(Ordering::SeqCst)
+    }
+
+    /// Every callback request so far, as "status path body".
+    pub fn attempt_log(&self) -> Vec<String> {
+        lock(&self.state.attempt_log).clone()
+    }
+
+    /// Waits until at least `count` callback requests arrived.
+    pub async fn wait_for_callback_attempts(&self, count: usize) {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let attempted = self.state.attempted.notified();
+                tokio::pin!(attempted);
+                attempted.as_mut().enable();
+                if self.callback_attempts() >= count {
+                    return;
+                }
+                attempted.await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "{} callback attempts within 10 s, wanted {count}",
+            self.callback_attempts()
+        );
+    }
+
+    /// The next accepted answer (a callback with `state`).
+    pub async fn next_answer(&self) -> Recorded {
+        self.state
+            .inbox
+            .next_matching(Duration::from_secs(10), |r| r.body.get("state").is_some())
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no protection rule answer within 10 s; unread: {:#?}",
+                    self.state.inbox.unread()
+                )
+            })
+    }
+
+    /// The next accepted status report (a callback without `state`).
+    pub async fn next_status_report(&self) -> Recorded {
+        self.state
+            .inbox
+            .next_matching(Duration::from_secs(10), |r| r.body.get("state").is_none())
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no status report within 10 s; unread: {:#?}",
+                    self.state.inbox.unread()
+                )
+            })
+    }
+
+    /// Fails when GitHub accepted something the test never looked at.
+    pub fn assert_all_read(&self) {
+        let unread = self.state.inbox.unread();
+        assert!(unread.is_empty(), "unread GitHub callbacks: {unread:#?}");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+fn github_error(status: u16, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "message": message,
+        "documentation_url": "https://docs.github.com/rest",
+    }))
+}
+
+fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Headers GitHub requires of every REST call; missing ones are refused as GitHub refuses them.
+fn check_common_headers(request: &Request) -> Result<(), (u16, String)> {
+    if header(request, "user-agent").is_none_or(str::is_empty) {
+        return Err((403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header".to_owned()));
+    }
+    if header(request, "accept") != Some("application/vnd.github+json") {
+        return Err((415, "wrong Accept header".to_owned()));
+    }
+    if header(request, "x-github-api-version") != Some("2022-11-28") {
+        return Err((400, "wrong X-GitHub-Api-Version".to_owned()));
+    }
+    Ok(())
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    header(request, "authorization")?.strip_prefix("Bearer ")
+}
+
+struct TokenEndpoint(Arc<State>);
+
+impl Respond for TokenEndpoint {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if let Err((status, message)) = check_common_headers(request) {
+            return github_error(status, &message);
+        }
+        let Some(jwt) = bearer(request) else {
+            return github_error(401, "A JSON web token could not be decoded");
+        };
+        let mut validation = Validation::new(Algorithm::RS256);
+        // Times are judged by Greenlight's (manual) clock below, not this machine's.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        let claims = match jsonwebtoken::decode::<Claims>(jwt, &self.0.public_key, &validation) {
+            Ok(decoded) => decoded.claims,
+            Err(error) => {
+                return github_error(
+                    401,
+                    &format!("A JSON web token could not be decoded: {error}"),
+                )
+            }
+        };
+        let now = self.0.clock.now().timestamp();
+        if claims.iss != APP_ID.to_string() {
+            return github_error(401, "'Issuer' claim ('iss') must be the App's id");
+        }
+        if claims.iat > now || claims.exp <= now || claims.exp - claims.iat > 600 {
+            return github_error(
+                401,
+                "'Expiration time' claim ('exp') is too far in the future, or the token is not valid now",
+            );
+        }
+        let mut issued = lock(&self.0.issued);
+        let token = format!("ghs_test{:04}", issued.len() + 1);
+        issued.push(token.clone());
+        lock(&self.0.valid_tokens).insert(token.clone());
+        let expires_at = self.0.clock.now() + chrono::Duration::hours(1);
+        ResponseTemplate::new(201).set_body_json(json!({
+            "token": token,
+            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "permissions": {"deployments": "write", "actions": "read"},
+            "repository_selection": "all",
+        }))
+    }
+}
+
+struct CallbackEndpoint(Arc<State>);
+
+impl Respond for CallbackEndpoint {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let outcome = self.answer(request);
+        let status = outcome.as_ref().map_or_else(|(status, _)| *status, |_| 204);
+        lock(&self.0.attempt_log).push(format!(
+            "{status} {} {}",
+            request.url.path(),
+            String::from_utf8_lossy(&request.body)
+        ));
+        // Counted before the test can read the callback, so counts never lag behind reads.
+        self.0.callback_attempts.fetch_add(1, Ordering::SeqCst);
+        self.0.attempted.notify_waiters();
+        match outcome {
+            Ok(recorded) => {
+                self.0.inbox.push(recorded);
+                ResponseTemplate::new(204)
+            }
+            Err((status, message)) => github_error(status, &message),
+        }
+    }
+}
+
+impl CallbackEndpoint {
+    /// The callback as accepted, or the status that refuses it and why.
+    fn answer(&self, request: &Request) -> Result<Recorded, (u16, String)> {
+        if let Some(status) = lock(&self.0.hiccups).pop_front() {
+            return Err((status, "hiccup".to_owned()));
+        }
+        check_common_headers(request)?;
+        let authorized =
+            bearer(request).is_some_and(|token| lock(&self.0.valid_tokens).contains(token));
+        if !authorized {
+            return Err((401, "Bad credentials".to_owned()));
+        }
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
+            return Err((400, "Problems parsing JSON".to_owned()));
+        };
+        if body
+            .get("environment_name")
+            .and_then(|v| v.as_str())
+            .is_none()
+        {
+            return Err((422, "environment_name is required".to_owned()));
+        }
+        if let Some(state) = body.get("state") {
+            if state != "approved" && state != "rejected" {
+                return Err((422, "state must be approved or rejected".to_owned()));
+            }
+        }
+        Ok(Recorded {
+            method: request.method.to_string(),
+            path: request.url.path().to_owned(),
+            headers: request
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+            body,
+        })
+    }
+}

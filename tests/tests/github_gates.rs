@@ -1,0 +1,515 @@
+//! GitHub deployment protection rules end to end (SPEC §5.2): signed `deployment_protection_rule`
+//! webhooks into the real app, CI events and reviewer decisions driving the approval, and the
+//! answer POSTed to a fake GitHub that checks the App JWT, hands out installation tokens and
+//! records each callback. Time is a manual clock shared by the app and the fake.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, TimeZone, Utc};
+use greenlight::clock::Clock;
+use greenlight::engine::{ChatActor, DecisionReply, ReplyTo};
+use greenlight_commands::{AppName, CommitSha, EnvironmentName, Platform, Verdict};
+use greenlight_storage::{gates, ApprovalRequest, GateAnswer, GithubGate};
+use greenlight_tests::fakes::github::{private_key_file, APP_ID, INSTALLATION_ID};
+use greenlight_tests::fakes::{FakeGithub, FakeSlack};
+use greenlight_tests::signing::github_signature;
+use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
+use serde_json::{json, Value};
+
+const WEBHOOK_SECRET: &str = "gate-webhook-secret";
+const CI_TOKEN: &str = "shop-ci-token";
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+const FAULTY_SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
+const NEWER_SHA: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
+static DELIVERIES: AtomicU64 = AtomicU64::new(1);
+
+/// Greenlight as a GitHub App for `Codertocat/Hello-World` (app `shop`): staging, then a
+/// production gated by two of alice and bob and deployed by GitHub behind a protection rule.
+struct GateBot {
+    app: TestApp,
+    github: FakeGithub,
+    _slack: FakeSlack,
+}
+
+impl GateBot {
+    async fn start() -> Self {
+        let clock = Clock::manual(start_time());
+        let github = FakeGithub::start(clock.clone()).await;
+        let slack = FakeSlack::start().await;
+        let config = format!(
+            r#"
+            [slack]
+            bot_token = "{bot_token}"
+            signing_secret = "slack-signing-secret"
+            api_url = "{slack_url}"
+
+            [github]
+            webhook_secret = "${{GITHUB_WEBHOOK_SECRET}}"
+            app_id = {APP_ID}
+            private_key_file = "{key}"
+            api_url = "{github_url}"
+
+            [people]
+            alice = {{ slack = "U0ALICE", github = "alice" }}
+            bob = {{ slack = "U0BOB", github = "bob" }}
+
+            [apps.shop]
+            repository = "Codertocat/Hello-World"
+            image = "ghcr.io/acme/shop"
+            ci_token = "${{SHOP_CI_TOKEN}}"
+            channels = {{ slack = "C0DEPLOYS" }}
+
+            [apps.shop.environments.staging]
+
+            [apps.shop.environments.production]
+            after = "staging"
+            reviewers = ["alice", "bob"]
+            required_approvals = 2
+            approval_timeout = "2h"
+            deploy = {{ kind = "github-protection-rule" }}
+            "#,
+            bot_token = slack.bot_token,
+            slack_url = slack.api_url(),
+            key = private_key_file().display(),
+            github_url = github.api_url(),
+        );
+        let app = spawn_app_with_clock(
+            &config,
+            &[
+                ("GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET),
+                ("SHOP_CI_TOKEN", CI_TOKEN),
+            ],
+            clock,
+        )
+        .await;
+        Self {
+            app,
+            github,
+            _slack: slack,
+        }
+    }
+
+    /// GitHub asks whether `sha` may deploy to production, for workflow run `run_id`. Returns
+    /// the webhook's answer, which says what Greenlight decided.
+    async fn protection_rule(&self, sha: &str, run_id: u64) -> Value {
+        let example = fixtures::read_json("github/deployment/0-created.json");
+        let mut deployment = example["deployment"].clone();
+        deployment["sha"] = json!(sha);
+        deployment["environment"] = json!("Production");
+        let body = json!({
+            "action": "requested",
+            // GitHub's spelling, echoed back in the callback.
+            "environment": "Production",
+            "event": "push",
+            "deployment_callback_url": self.github.callback_url(run_id),
+            "deployment": deployment,
+            "pull_requests": [],
+            "repository": example["repository"],
+            "sender": example["sender"],
+            "installation": {"id": INSTALLATION_ID, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMjMxMTIxMw=="},
+        })
+        .to_string();
+        let delivery = format!(
+            "9e0f6a3c-cc78-11e3-81ab-{:012x}",
+            DELIVERIES.fetch_add(1, Ordering::Relaxed)
+        );
+        let response = self
+            .app
+            .client
+            .post(self.app.url("/webhooks/github"))
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "GitHub-Hookshot/044aadd")
+            .header("X-GitHub-Event", "deployment_protection_rule")
+            .header("X-GitHub-Delivery", delivery)
+            .header(
+                "X-Hub-Signature-256",
+                github_signature(WEBHOOK_SECRET, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("POST /webhooks/github");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON answer")
+    }
+
+    async fn ci_event(&self, event: Value) {
+        let response = self
+            .app
+            .client
+            .post(self.app.url("/api/v1/events"))
+            .bearer_auth(CI_TOKEN)
+            .json(&event)
+            .send()
+            .await
+            .expect("POST /api/v1/events");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 202, "{body}");
+    }
+
+    async fn build(&self, sha: &str) {
+        self.ci_event(json!({"event": "build", "app": "shop", "sha": sha,
+            "image": format!("ghcr.io/acme/shop:{sha}"), "ref": "refs/heads/main",
+            "author": "carol", "message": "Fix checkout", "url": "https://ci.example/run/1"}))
+            .await;
+    }
+
+    /// CI reports the deploy of `sha` to staging: `status` success or failure, and the smoke
+    /// checks it ran (`None`: none).
+    async fn deployed_to_staging(&self, sha: &str, status: &str, smoke: Option<Value>) {
+        let mut event = json!({"event": "deployed", "app": "shop", "environment": "staging",
+            "sha": sha, "status": status, "image": format!("ghcr.io/acme/shop:{sha}"),
+            "url": "https://ci.example/run/2"});
+        if let Some(smoke) = smoke {
+            event["smoke"] = smoke;
+        }
+        self.ci_event(event).await;
+    }
+
+    /// A release whose staging smoke checks failed.
+    async fn faulty_in_staging(&self, sha: &str) {
+        self.build(sha).await;
+        self.deployed_to_staging(
+            sha,
+            "success",
+            Some(json!({"status": "failed", "checks": [
+                {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"},
+                {"name": "checkout", "status": "failed", "duration_ms": 5003, "detail": "503 Service Unavailable"}
+            ]})),
+        )
+        .await;
+    }
+
+    async fn waiting_request(&self) -> ApprovalRequest {
+        self.app
+            .storage()
+            .waiting_approval_request(&app(), &production())
+            .await
+            .expect("read")
+            .expect("a waiting approval request for production")
+    }
+
+    async fn decide(&self, request: i64, slack_user: &str, verdict: Verdict) -> DecisionReply {
+        self.app
+            .state
+            .engine
+            .decide(
+                request,
+                ChatActor {
+                    platform: Platform::Slack,
+                    user_id: slack_user.to_owned(),
+                    reply_to: ReplyTo::Nobody,
+                },
+                verdict,
+            )
+            .await
+            .expect("decision stored")
+    }
+
+    async fn waiting_gates(&self, sha: &str) -> Vec<GithubGate> {
+        let mut conn = self.app.storage().reader().await.expect("reader");
+        gates::waiting_github_gates(
+            &mut conn,
+            &app(),
+            &production(),
+            &CommitSha::parse(sha).expect("sha"),
+        )
+        .await
+        .expect("waiting gates")
+    }
+
+    /// Lets everything due be delivered, then checks GitHub got nothing more than the test read.
+    async fn teardown(self) {
+        self.app.state.outbox.run_once().await.expect("outbox pass");
+        self.github.assert_all_read();
+        self.app.teardown().await;
+    }
+}
+
+fn app() -> AppName {
+    AppName::parse("shop").expect("app")
+}
+
+fn production() -> EnvironmentName {
+    EnvironmentName::parse("production").expect("environment")
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test]
+async fn a_rule_waits_for_staging_then_is_answered_by_the_approval() {
+    let bot = GateBot::start().await;
+
+    // Nothing is known about the sha yet: the rule waits, and GitHub is told why.
+    let answer = bot.protection_rule(SHA, 1).await;
+    assert_eq!(answer["decision"]["outcome"], "waiting", "{answer}");
+    assert_eq!(answer["gate"]["answer"], Value::Null);
+    let report = bot.github.next_status_report().await;
+    assert_eq!(report.body["environment_name"], "Production");
+    let comment = report.body["comment"].as_str().unwrap_or_default();
+    assert!(comment.contains("staging"), "{comment}");
+    assert_eq!(
+        report.header("authorization"),
+        Some(bearer(&bot.github.issued_tokens()[0]).as_str())
+    );
+    assert_eq!(report.header("x-github-api-version"), Some("2022-11-28"));
+    assert!(report
+        .header("user-agent")
+        .is_some_and(|agent| agent.starts_with("greenlight/")));
+
+    // Staging turns healthy: the approval request opens; the rule joins it and still waits.
+    bot.build(SHA).await;
+    bot.deployed_to_staging(SHA, "success", None).await;
+    let request = bot.waiting_request().await;
+    assert_eq!(request.sha.as_str(), SHA);
+    assert!(matches!(
+        bot.decide(request.id, "U0ALICE", Verdict::Approve).await,
+        DecisionReply::Accepted(_)
+    ));
+    assert_eq!(bot.waiting_gates(SHA).await.len(), 1);
+
+    // The second approval decides it: GitHub gets exactly one answer, with the App's token.
+    assert!(matches!(
+        bot.decide(request.id, "U0BOB", Verdict::Approve).await,
+        DecisionReply::Accepted(_)
+    ));
+    let callback = bot.github.next_answer().await;
+    assert_eq!(
+        callback.body,
+        json!({
+            "environment_name": "Production",
+            "state": "approved",
+            "comment": "approved in Greenlight by alice, bob",
+        })
+    );
+    assert!(callback
+        .path
+        .ends_with("/actions/runs/1/deployment_protection_rule"));
+    // The token minted for the status report is still good: no second exchange.
+    assert_eq!(bot.github.issued_tokens().len(), 1);
+    assert_eq!(
+        callback.header("authorization"),
+        Some(bearer(&bot.github.issued_tokens()[0]).as_str())
+    );
+    assert_eq!(
+        callback.header("accept"),
+        Some("application/vnd.github+json")
+    );
+    assert!(bot.waiting_gates(SHA).await.is_empty());
+
+    // A rule that arrives after the approval (a re-run job) is answered at once, the same way.
+    let late = bot.protection_rule(SHA, 2).await;
+    assert_eq!(late["decision"]["outcome"], "answered", "{late}");
+    assert_eq!(late["gate"]["answer"], "approved");
+    let callback = bot.github.next_answer().await;
+    assert!(callback
+        .path
+        .ends_with("/actions/runs/2/deployment_protection_rule"));
+    assert_eq!(callback.body["state"], "approved");
+    assert_eq!(
+        callback.body["comment"],
+        "approved in Greenlight by alice, bob"
+    );
+
+    // Exactly once each: a later pass sends nothing more.
+    bot.app.outbox_idle().await;
+    bot.app.clock.advance(chrono::Duration::minutes(30));
+    bot.app.state.outbox.run_once().await.expect("outbox pass");
+    assert_eq!(
+        bot.github.callback_attempts(),
+        3,
+        "{:#?}",
+        bot.github.attempt_log()
+    );
+    bot.teardown().await;
+}
+
+#[tokio::test]
+async fn a_rejection_in_greenlight_rejects_the_rule_with_the_reason() {
+    let bot = GateBot::start().await;
+    bot.build(SHA).await;
+    bot.deployed_to_staging(SHA, "success", None).await;
+    let request = bot.waiting_request().await;
+    let answer = bot.protection_rule(SHA, 1).await;
+    assert_eq!(answer["decision"]["outcome"], "joined", "{answer}");
+    assert_eq!(answer["decision"]["approval_request_id"], request.id);
+
+    bot.decide(
+        request.id,
+        "U0BOB",
+        Verdict::Reject {
+            reason: "breaks checkout".to_owned(),
+        },
+    )
+    .await;
+    let callback = bot.github.next_answer().await;
+    assert_eq!(
+        callback.body,
+        json!({
+            "environment_name": "Production",
+            "state": "rejected",
+            "comment": "rejected by bob: breaks checkout",
+        })
+    );
+    bot.teardown().await;
+}
+
+#[tokio::test]
+async fn a_rule_for_a_sha_whose_staging_failed_is_rejected_at_once() {
+    let bot = GateBot::start().await;
+    bot.faulty_in_staging(FAULTY_SHA).await;
+
+    let answer = bot.protection_rule(FAULTY_SHA, 1).await;
+    assert_eq!(answer["decision"]["outcome"], "answered", "{answer}");
+    assert_eq!(answer["gate"]["answer"], "rejected");
+    let callback = bot.github.next_answer().await;
+    assert_eq!(
+        callback.body,
+        json!({
+            "environment_name": "Production",
+            "state": "rejected",
+            "comment": "smoke checks failed in staging: checkout",
+        })
+    );
+
+    // A rule that waited for staging is rejected when the deploy there fails.
+    let answer = bot.protection_rule(SHA, 2).await;
+    assert_eq!(answer["decision"]["outcome"], "waiting", "{answer}");
+    bot.github.next_status_report().await;
+    bot.deployed_to_staging(SHA, "failure", None).await;
+    let callback = bot.github.next_answer().await;
+    assert!(callback
+        .path
+        .ends_with("/actions/runs/2/deployment_protection_rule"));
+    assert_eq!(callback.body["state"], "rejected");
+    assert_eq!(callback.body["comment"], "deploy to staging failed");
+    assert!(bot.waiting_gates(SHA).await.is_empty());
+    bot.teardown().await;
+}
+
+#[tokio::test]
+async fn a_rule_for_a_release_behind_a_newer_waiting_one_is_rejected() {
+    let bot = GateBot::start().await;
+    bot.build(SHA).await;
+    bot.build(NEWER_SHA).await;
+    bot.deployed_to_staging(NEWER_SHA, "success", None).await;
+    // The older release turns healthy after the newer one asked: it does not take its place.
+    bot.deployed_to_staging(SHA, "success", None).await;
+    assert_eq!(bot.waiting_request().await.sha.as_str(), NEWER_SHA);
+
+    let answer = bot.protection_rule(SHA, 1).await;
+    assert_eq!(answer["decision"]["outcome"], "answered", "{answer}");
+    let callback = bot.github.next_answer().await;
+    assert_eq!(callback.body["state"], "rejected");
+    assert_eq!(
+        callback.body["comment"],
+        "superseded by fedcba9, which is waiting for approval"
+    );
+    assert_eq!(bot.waiting_request().await.sha.as_str(), NEWER_SHA);
+    bot.teardown().await;
+}
+
+#[tokio::test]
+async fn a_rule_nobody_answers_is_rejected_as_expired() {
+    let bot = GateBot::start().await;
+    bot.protection_rule(SHA, 1).await;
+    bot.github.next_status_report().await;
+
+    bot.app.outbox_idle().await;
+    bot.app.clock.advance(chrono::Duration::minutes(119));
+    bot.app.state.engine.run_due_timers().await.expect("timers");
+    assert_eq!(bot.waiting_gates(SHA).await.len(), 1, "not due before 2 h");
+
+    bot.app.outbox_idle().await;
+    bot.app.clock.advance(chrono::Duration::minutes(1));
+    // The app's own timer task may get there first; either way the rule is answered once.
+    let pass = bot.app.state.engine.run_due_timers().await.expect("timers");
+    assert!(pass.gates_expired <= 1, "{pass:?}");
+    let callback = bot.github.next_answer().await;
+    assert_eq!(
+        callback.body,
+        json!({"environment_name": "Production", "state": "rejected", "comment": "expired"})
+    );
+    let gate = bot.app.storage().github_gate(1).await.expect("the gate");
+    assert_eq!(gate.answer, Some(GateAnswer::Rejected));
+    // The hour-old token was replaced before use rather than risked near its end.
+    assert_eq!(bot.github.issued_tokens().len(), 2);
+    bot.teardown().await;
+}
+
+#[tokio::test]
+async fn a_github_outage_delays_the_answer_which_arrives_once() {
+    let bot = GateBot::start().await;
+    bot.faulty_in_staging(FAULTY_SHA).await;
+    bot.github.hiccup([500]);
+
+    bot.protection_rule(FAULTY_SHA, 1).await;
+    bot.github.wait_for_callback_attempts(1).await;
+    bot.app.outbox_idle().await;
+    // Less than the outbox lease, more than the first backoff: only the retry is due.
+    bot.app.clock.advance(chrono::Duration::seconds(30));
+    bot.app.state.outbox.run_once().await.expect("outbox pass");
+    let callback = bot.github.next_answer().await;
+    assert_eq!(callback.body["state"], "rejected");
+    assert_eq!(
+        bot.github.callback_attempts(),
+        2,
+        "{:#?}",
+        bot.github.attempt_log()
+    );
+
+    bot.app.outbox_idle().await;
+    bot.app.clock.advance(chrono::Duration::minutes(30));
+    bot.app.state.outbox.run_once().await.expect("outbox pass");
+    assert_eq!(
+        bot.github.callback_attempts(),
+        2,
+        "{:#?}",
+        bot.github.attempt_log()
+    );
+    bot.teardown().await;
+}
+
+#[tokio::test]
+async fn a_refused_token_is_replaced_and_the_answer_still_delivered() {
+    let bot = GateBot::start().await;
+    bot.faulty_in_staging(FAULTY_SHA).await;
+    bot.protection_rule(FAULTY_SHA, 1).await;
+    let first = bot.github.next_answer().await;
+    let tokens = bot.github.issued_tokens();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        first.header("authorization"),
+        Some(bearer(&tokens[0]).as_str())
+    );
+
+    // GitHub revokes the cached token: the callback's 401 makes Greenlight mint a new one.
+    bot.github.revoke_tokens();
+    bot.protection_rule(FAULTY_SHA, 2).await;
+    let second = bot.github.next_answer().await;
+    let tokens = bot.github.issued_tokens();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(
+        second.header("authorization"),
+        Some(bearer(&tokens[1]).as_str())
+    );
+    assert!(second
+        .path
+        .ends_with("/actions/runs/2/deployment_protection_rule"));
+    assert_eq!(
+        bot.github.callback_attempts(),
+        3,
+        "answer, refused answer, answer"
+    );
+    bot.teardown().await;
+}
