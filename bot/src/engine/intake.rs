@@ -271,6 +271,9 @@ impl Engine {
                     let opened = if deployment.state == DeploymentState::Healthy {
                         promotion::on_healthy(conn, &config, &release, &deployment, now).await?
                     } else {
+                        if deployment.state == DeploymentState::Faulty {
+                            promotion::on_not_promotable(conn, &config, &deployment, now).await?;
+                        }
                         // GitHub protection rules waiting on this release get their answer.
                         gates::reject_gates_after_failure(conn, &config, &deployment, now).await?;
                         Vec::new()
