@@ -58,6 +58,11 @@ pub enum Command {
         /// Where to write the copy; must not exist yet
         path: PathBuf,
     },
+    /// Slack set-up helpers
+    Slack {
+        #[command(subcommand)]
+        command: SlackCommand,
+    },
     /// Send a CI event to a running Greenlight (token from GREENLIGHT_TOKEN)
     Notify {
         #[command(flatten)]
@@ -65,6 +70,13 @@ pub enum Command {
         #[command(subcommand)]
         event: NotifyEvent,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlackCommand {
+    /// Print the Slack app manifest (slash commands, interactivity URL, bot scopes) for this
+    /// config's server.public_url; paste it at api.slack.com/apps → Create New App
+    Manifest,
 }
 
 /// Where `notify` sends its event.
@@ -172,6 +184,14 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
                 crate::release_log::to_table(&releases)
             };
             println!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Slack {
+            command: SlackCommand::Manifest,
+        } => {
+            let config = load_config(cli.config.as_deref(), env)?;
+            let manifest = crate::slack::manifest::manifest(&config.server.public_url);
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Notify { target, event } => {

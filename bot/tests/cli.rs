@@ -445,3 +445,33 @@ ci_token = "shop-ci-token"
     assert!(String::from_utf8_lossy(&output.stderr).contains("GREENLIGHT_TOKEN"));
     server.terminate();
 }
+
+#[test]
+fn slack_manifest_points_slack_at_this_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("greenlight.toml"),
+        "[server]\npublic_url = \"https://deploys.acme.example\"\n",
+    )
+    .expect("config");
+    let output = greenlight(dir.path())
+        .args(["slack", "manifest"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        manifest["settings"]["interactivity"]["request_url"],
+        "https://deploys.acme.example/slack/interactions"
+    );
+    let commands: Vec<&str> = manifest["features"]["slash_commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .filter_map(|c| c["command"].as_str())
+        .collect();
+    assert_eq!(
+        commands,
+        ["/rollback", "/lock", "/unlock", "/releases", "/flag"]
+    );
+}

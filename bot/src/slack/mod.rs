@@ -11,6 +11,7 @@ pub mod blocks;
 pub mod card;
 pub mod client;
 pub mod deliver;
+pub mod manifest;
 pub mod notices;
 
 pub use blocks::Message;
