@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::background::{Background, TaskPanic};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::discord::{DiscordClient, DiscordDeliverer};
 use crate::engine::{self, Engine};
 use crate::github::GithubDeliverer;
 use crate::outbox::{OutboxWorker, RetryPolicy};
@@ -33,6 +34,9 @@ pub struct AppState {
     pub outbox: OutboxWorker,
     /// Present when `[slack]` is configured; used inline only to open modals.
     pub slack: Option<Arc<SlackClient>>,
+    /// Present when `[discord]` is configured; used inline only to edit an interaction's own
+    /// answer when a decision outlasts Discord's deadline.
+    pub discord: Option<Arc<DiscordClient>>,
     pub metrics: PrometheusHandle,
     pub background: Background,
 }
@@ -78,6 +82,22 @@ impl App {
             );
             outbox = outbox.with_deliverer("slack", Arc::new(deliverer));
         }
+        let discord = config
+            .discord
+            .as_ref()
+            .map(DiscordClient::new)
+            .transpose()
+            .context("building the HTTP client for Discord")?
+            .map(Arc::new);
+        if let Some(client) = &discord {
+            let deliverer = DiscordDeliverer::new(
+                DiscordClient::clone(client),
+                storage.clone(),
+                config.clone(),
+                clock.clone(),
+            );
+            outbox = outbox.with_deliverer("discord", Arc::new(deliverer));
+        }
         if let Some(deliverer) =
             GithubDeliverer::from_config(&config, storage.clone(), clock.clone())?
         {
@@ -94,6 +114,7 @@ impl App {
                 ),
                 outbox,
                 slack,
+                discord,
                 config,
                 storage,
                 metrics: telemetry::metrics_handle(),

@@ -10,6 +10,7 @@ pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod discord;
 pub mod engine;
 pub mod github;
 pub mod http;

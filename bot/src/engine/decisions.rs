@@ -3,7 +3,7 @@
 
 use greenlight_commands::{approval, Actor, Decision, Platform, Refusal, Verdict};
 use greenlight_storage::{
-    approvals, decisions, AnyConnection, ApprovalTransition, NewDecision, StorageError,
+    approvals, decisions, deliveries, AnyConnection, ApprovalTransition, NewDecision, StorageError,
 };
 
 use super::effects::{self, Context, ReplyTo};
@@ -42,6 +42,15 @@ impl DecisionReply {
 /// first (it then re-reads the request and decides again, e.g. "already approved").
 const ATTEMPTS: usize = 8;
 
+/// An inbound delivery that must be applied at most once (a Discord interaction id): recorded
+/// in the decision's own write, so a redelivery changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundDelivery {
+    /// `webhook_deliveries.source`, e.g. `discord`.
+    pub source: &'static str,
+    pub id: String,
+}
+
 impl Engine {
     /// Applies `verdict` by `actor` to approval request `request_id`.
     pub async fn decide(
@@ -50,17 +59,48 @@ impl Engine {
         actor: ChatActor,
         verdict: Verdict,
     ) -> Result<DecisionReply, StorageError> {
+        match self.decide_once(request_id, actor, verdict, None).await? {
+            Some(reply) => Ok(reply),
+            // Only a delivery id can make a decision a duplicate.
+            None => Err(StorageError::conflict("decision reported as a duplicate")),
+        }
+    }
+
+    /// As [`Self::decide`], but applied only if `delivery` was not seen before; `Ok(None)`
+    /// for a redelivery (nothing is recorded, not even a refusal).
+    pub async fn decide_once(
+        &self,
+        request_id: i64,
+        actor: ChatActor,
+        verdict: Verdict,
+        delivery: Option<InboundDelivery>,
+    ) -> Result<Option<DecisionReply>, StorageError> {
         let mut last_conflict = None;
         for _ in 0..ATTEMPTS {
             let now = self.clock.now();
             let config = self.config.clone();
             let actor = actor.clone();
             let verdict = verdict.clone();
+            let delivery = delivery.clone();
             let outcome = self
                 .storage
                 .write(move |conn| {
                     Box::pin(async move {
-                        decide_in(conn, &config, request_id, &actor, &verdict, now).await
+                        if let Some(delivery) = &delivery {
+                            let first = deliveries::record_webhook_delivery(
+                                conn,
+                                delivery.source,
+                                &delivery.id,
+                                now,
+                            )
+                            .await?;
+                            if !first {
+                                return Ok(None);
+                            }
+                        }
+                        decide_in(conn, &config, request_id, &actor, &verdict, now)
+                            .await
+                            .map(Some)
                     })
                 })
                 .await;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::cards::CardKey;
 use crate::config::Config;
+use crate::discord::DiscordEffect;
 use crate::slack::{EphemeralTarget, SlackEffect};
 
 /// Where a reply that only the actor sees goes.
@@ -95,6 +96,14 @@ pub(super) async fn post_card(
     card: CardKey,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    if let Some(channel) = discord_channel(config, app) {
+        let key = format!("discord.post_card:{}:{channel}", card.as_string());
+        enqueue(
+            conn,
+            DiscordEffect::PostCard { card, channel }.outbox_item(key, now),
+        )
+        .await?;
+    }
     let Some(channel) = slack_channel(config, app) else {
         return Ok(());
     };
@@ -116,6 +125,12 @@ pub(super) async fn update_card_at(
     now: DateTime<Utc>,
     not_before: Option<DateTime<Utc>>,
 ) -> Result<(), StorageError> {
+    if discord_channel(config, app).is_some() {
+        let mut item =
+            DiscordEffect::UpdateCard { card }.outbox_item(unique("discord.update_card"), now);
+        item.not_before = not_before;
+        enqueue(conn, item).await?;
+    }
     if slack_channel(config, app).is_none() {
         return Ok(());
     }
@@ -131,6 +146,11 @@ pub(super) async fn announce(
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    if let Some(channel) = discord_channel(config, app) {
+        let text = text.to_owned();
+        let effect = DiscordEffect::Message { channel, text };
+        enqueue(conn, effect.outbox_item(unique("discord.message"), now)).await?;
+    }
     let Some(channel) = slack_channel(config, app) else {
         return Ok(());
     };
@@ -150,6 +170,11 @@ pub(super) async fn thread_reply(
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    if discord_channel(config, app).is_some() {
+        let text = text.to_owned();
+        let effect = DiscordEffect::Thread { card, text };
+        enqueue(conn, effect.outbox_item(unique("discord.thread"), now)).await?;
+    }
     if slack_channel(config, app).is_none() {
         return Ok(());
     }
@@ -242,6 +267,16 @@ fn slack_channel<'c>(config: &'c Config, app: &AppName) -> Option<&'c str> {
         .slack
         .as_ref()
         .map(|channel| channel.as_str())
+}
+
+/// The app's Discord channel, when Discord is configured.
+fn discord_channel(config: &Config, app: &AppName) -> Option<String> {
+    config.discord.as_ref()?;
+    config
+        .app(app)?
+        .channels
+        .discord
+        .map(|channel| channel.to_string())
 }
 
 /// Items that are events in their own right (each edit, each reply) get a fresh key.

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::smoke::SmokeRunner;
 
 pub use commands::{CommandRefusal, CommandReply};
-pub use decisions::{ChatActor, DecisionReply};
+pub use decisions::{ChatActor, DecisionReply, InboundDelivery};
 pub use effects::ReplyTo;
 pub use gates::{join_new_github_gate, GateOutcome};
 pub use intake::{

@@ -46,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .route("/slack/interactions", post(slack::interactions))
         .route("/slack/commands", post(slack::commands))
         .route(
+            "/discord/interactions",
+            post(crate::discord::interactions::interactions),
+        )
+        .route(
             "/api/v1/apps/{app}/environments/{environment}",
             get(read_api::environment),
         );

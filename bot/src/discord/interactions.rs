@@ -1,0 +1,507 @@
+//! `POST /discord/interactions`: Discord's HTTP interactions (PING, the card's buttons, the
+//! approve confirmation, the reject-reason modal). Every request is verified (Ed25519 over
+//! timestamp ‖ body) before it is parsed, and answered within Discord's 3-second deadline
+//! whatever happens downstream.
+//!
+//! Payloads are read with our own minimal serde types, not serenity's models: serenity 0.12.5
+//! requires fields the bot never uses (`attachment_size_limit`, a full `message`, …; REFERENCE
+//! §5 item 1), so a payload Discord sends without one of them would be refused. Only `id`,
+//! `type`, `token`, `data.custom_id`, `data.components` (modal values), `member.user.id` or
+//! `user.id` are read; everything else may be absent or anything.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use greenlight_commands::{Platform, Verdict};
+use greenlight_storage::StorageError;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::task::JoinError;
+use tokio::time::{timeout_at, Instant};
+
+use super::card::ButtonAction;
+use super::message::{InteractionResponse, Message, EPHEMERAL};
+use super::notices::{
+    self, approve_confirmation, cancelled, decision_text, reject_reason_modal, REASON_INPUT_ID,
+};
+use crate::app::AppState;
+use crate::cards::{Card, CardKey};
+use crate::config::DiscordConfig;
+use crate::engine::{ChatActor, DecisionReply, InboundDelivery, ReplyTo};
+use crate::http::ApiError;
+use crate::verify;
+
+/// Discord invalidates the interaction after 3 s; leave room for the network.
+const ACK_BUDGET: Duration = Duration::from_millis(2500);
+/// `webhook_deliveries.source` of interaction ids.
+const DELIVERY_SOURCE: &str = "discord";
+
+const PING: u8 = 1;
+const APPLICATION_COMMAND: u8 = 2;
+const MESSAGE_COMPONENT: u8 = 3;
+const AUTOCOMPLETE: u8 = 4;
+const MODAL_SUBMIT: u8 = 5;
+
+pub async fn interactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(discord) = state.config.discord.as_ref() else {
+        return Err(ApiError::not_found(
+            "Discord is not configured ([discord] in greenlight.toml)",
+        ));
+    };
+    authenticate(discord, &headers, &body)?;
+    let interaction: Interaction = parse(&body)?;
+    let deadline = Instant::now() + ACK_BUDGET;
+    let response = match interaction.kind {
+        PING => InteractionResponse::Pong,
+        APPLICATION_COMMAND => application_command(&interaction),
+        MESSAGE_COMPONENT => component(&state, interaction, deadline).await?,
+        AUTOCOMPLETE => InteractionResponse::NoChoices,
+        MODAL_SUBMIT => modal_submit(&state, interaction, deadline).await?,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "type: unknown interaction type {other}"
+            )))
+        }
+    };
+    Ok(Json(response.to_json()).into_response())
+}
+
+/// 404 is for "not configured"; any failure here is 401 with no detail of the key, as Discord's
+/// deliberate bad-signature probes expect.
+fn authenticate(discord: &DiscordConfig, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let outcome = match ed25519_dalek::VerifyingKey::from_bytes(discord.public_key.as_bytes()) {
+        Ok(key) => verify::discord::verify(
+            &key,
+            header(verify::discord::SIGNATURE_HEADER),
+            header(verify::discord::TIMESTAMP_HEADER),
+            body,
+        ),
+        Err(_) => {
+            tracing::error!("discord.public_key is not a valid Ed25519 public key");
+            Err(verify::VerifyError::NoSecret)
+        }
+    };
+    outcome.map_err(|error| {
+        metrics::counter!("greenlight_discord_unauthenticated_total").increment(1);
+        ApiError::unauthorized(format!("Discord signature check failed: {error}"))
+    })
+}
+
+fn parse(body: &[u8]) -> Result<Interaction, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        ApiError::bad_request(format!("{path}: {}", error.into_inner()))
+    })
+}
+
+/// The fields Greenlight reads (see the module docs). No `Debug`: `token` is a credential for
+/// 15 minutes.
+#[derive(Deserialize)]
+struct Interaction {
+    id: String,
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    data: Option<InteractionData>,
+    /// Set in a guild; `user` is set in a DM.
+    #[serde(default)]
+    member: Option<Member>,
+    #[serde(default)]
+    user: Option<User>,
+}
+
+#[derive(Deserialize, Default)]
+struct InteractionData {
+    #[serde(default)]
+    custom_id: Option<String>,
+    /// An application command's name.
+    #[serde(default)]
+    name: Option<String>,
+    /// A modal submission's inputs: action rows of text inputs, or labels wrapping one.
+    #[serde(default)]
+    components: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct Member {
+    #[serde(default)]
+    user: Option<User>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: String,
+}
+
+impl Interaction {
+    fn user_id(&self) -> Option<&str> {
+        self.member
+            .as_ref()
+            .and_then(|member| member.user.as_ref())
+            .or(self.user.as_ref())
+            .map(|user| user.id.as_str())
+    }
+
+    fn actor(&self) -> Result<ChatActor, ApiError> {
+        let user_id = self
+            .user_id()
+            .ok_or_else(|| ApiError::bad_request("member.user.id / user.id: missing"))?;
+        Ok(ChatActor {
+            platform: Platform::Discord,
+            user_id: user_id.to_owned(),
+            // The interaction's own response carries the answer; nothing goes through the
+            // outbox for the clicker.
+            reply_to: ReplyTo::Nobody,
+        })
+    }
+
+    fn delivery(&self) -> InboundDelivery {
+        InboundDelivery {
+            source: DELIVERY_SOURCE,
+            id: self.id.clone(),
+        }
+    }
+
+    fn custom_id(&self) -> &str {
+        self.data
+            .as_ref()
+            .and_then(|data| data.custom_id.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// Slash commands are answered by the command table (not in this module yet): until then, a
+/// short ephemeral note instead of an error.
+fn application_command(interaction: &Interaction) -> InteractionResponse {
+    let name = interaction
+        .data
+        .as_ref()
+        .and_then(|data| data.name.as_deref())
+        .unwrap_or("command");
+    ephemeral(&format!(
+        "Greenlight received /{name}. Approvals happen on the cards in your deploy channel; \
+         see the README for the commands this version answers."
+    ))
+}
+
+async fn component(
+    state: &AppState,
+    interaction: Interaction,
+    deadline: Instant,
+) -> Result<InteractionResponse, ApiError> {
+    let Some(action) = ButtonAction::parse(interaction.custom_id()) else {
+        return Ok(ephemeral(
+            "This component is not one of Greenlight's; nothing changed.",
+        ));
+    };
+    let actor = interaction.actor()?;
+    let delivery = interaction.delivery();
+    let token = interaction.token;
+    Ok(match action {
+        ButtonAction::Approve(request_id) => {
+            let click = Click {
+                request_id,
+                actor,
+                delivery,
+                token,
+                deadline,
+                answer: Answer::NewEphemeral,
+            };
+            approve_clicked(state, click).await
+        }
+        ButtonAction::Reject(request_id) => {
+            let click = Click {
+                request_id,
+                actor,
+                delivery,
+                token,
+                deadline,
+                answer: Answer::NewEphemeral,
+            };
+            reject_clicked(state, click).await
+        }
+        ButtonAction::Confirm(request_id) => {
+            let click = Click {
+                request_id,
+                actor,
+                delivery,
+                token,
+                deadline,
+                // The confirmation message turns into the result, without its buttons.
+                answer: Answer::UpdateMessage,
+            };
+            decide(state, click, Verdict::Approve).await
+        }
+        ButtonAction::Cancel(_) => InteractionResponse::UpdateMessage(cancelled()),
+        ButtonAction::RejectReason(_) => ephemeral("Nothing changed."),
+    })
+}
+
+async fn modal_submit(
+    state: &AppState,
+    interaction: Interaction,
+    deadline: Instant,
+) -> Result<InteractionResponse, ApiError> {
+    let Some(ButtonAction::RejectReason(request_id)) = ButtonAction::parse(interaction.custom_id())
+    else {
+        return Ok(ephemeral(
+            "This form is not one of Greenlight's; nothing changed.",
+        ));
+    };
+    let reason = interaction
+        .data
+        .as_ref()
+        .and_then(|data| input_value(&data.components, REASON_INPUT_ID))
+        .unwrap_or_default();
+    let click = Click {
+        request_id,
+        actor: interaction.actor()?,
+        delivery: interaction.delivery(),
+        token: interaction.token,
+        deadline,
+        answer: Answer::NewEphemeral,
+    };
+    Ok(decide(state, click, Verdict::Reject { reason }).await)
+}
+
+/// The value of the text input `custom_id`, wherever the submission nests it (action rows, or
+/// the newer label components).
+fn input_value(components: &[Value], custom_id: &str) -> Option<String> {
+    components
+        .iter()
+        .find_map(|component| find_input(component, custom_id))
+}
+
+fn find_input(component: &Value, custom_id: &str) -> Option<String> {
+    if !component.is_object() {
+        return None;
+    }
+    if component["custom_id"] == custom_id {
+        if let Some(value) = component["value"].as_str() {
+            return Some(value.to_owned());
+        }
+    }
+    component["components"]
+        .as_array()
+        .and_then(|children| input_value(children, custom_id))
+        .or_else(|| find_input(&component["component"], custom_id))
+}
+
+/// How the answer to an interaction is shown.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// A new message only the clicker sees.
+    NewEphemeral,
+    /// Replaces the (ephemeral) message whose button was clicked.
+    UpdateMessage,
+}
+
+impl Answer {
+    fn respond(self, message: Message) -> InteractionResponse {
+        match self {
+            Self::NewEphemeral => InteractionResponse::Message(Message {
+                flags: Some(EPHEMERAL),
+                ..message
+            }),
+            Self::UpdateMessage => InteractionResponse::UpdateMessage(message),
+        }
+    }
+}
+
+/// One click (or submission) on one request.
+struct Click {
+    request_id: i64,
+    actor: ChatActor,
+    delivery: InboundDelivery,
+    /// The interaction token, for a follow-up edit when the decision outlasts the deadline.
+    token: String,
+    deadline: Instant,
+    answer: Answer,
+}
+
+/// Approve asks for confirmation, unless the clicker could not approve anyway: then the
+/// refusal is recorded and told at once.
+async fn approve_clicked(state: &AppState, click: Click) -> InteractionResponse {
+    let check = timeout_at(
+        click.deadline,
+        state
+            .engine
+            .may_decide(click.request_id, &click.actor, &Verdict::Approve),
+    )
+    .await;
+    match check {
+        Ok(Ok(Ok(()))) => {
+            let card = load_card(state, click.request_id, click.deadline).await;
+            InteractionResponse::Message(approve_confirmation(card.as_ref(), click.request_id))
+        }
+        Ok(Ok(Err(_refusal))) => decide(state, click, Verdict::Approve).await,
+        Ok(Err(error)) => unavailable(click.answer, click.request_id, &error),
+        Err(_) => click.answer.respond(Message::plain(notices::UNAVAILABLE)),
+    }
+}
+
+/// Reject asks for a reason in a modal, unless the clicker could not reject anyway: then the
+/// refusal is recorded and told at once instead of after they typed a reason.
+async fn reject_clicked(state: &AppState, click: Click) -> InteractionResponse {
+    let probe = Verdict::Reject {
+        reason: "(asking for a reason)".to_owned(),
+    };
+    let check = timeout_at(
+        click.deadline,
+        state
+            .engine
+            .may_decide(click.request_id, &click.actor, &probe),
+    )
+    .await;
+    match check {
+        Ok(Ok(Ok(()))) => {
+            let card = load_card(state, click.request_id, click.deadline).await;
+            InteractionResponse::Modal(reject_reason_modal(card.as_ref(), click.request_id))
+        }
+        // Without a reason the rejection cannot count, so this only records the refusal.
+        Ok(Ok(Err(_refusal))) => {
+            decide(
+                state,
+                click,
+                Verdict::Reject {
+                    reason: String::new(),
+                },
+            )
+            .await
+        }
+        Ok(Err(error)) => unavailable(click.answer, click.request_id, &error),
+        Err(_) => click.answer.respond(Message::plain(notices::UNAVAILABLE)),
+    }
+}
+
+/// The card for the confirmation's wording; the question is asked without it if it cannot be
+/// read in time.
+async fn load_card(state: &AppState, request_id: i64, deadline: Instant) -> Option<Card> {
+    match timeout_at(deadline, state.engine.card(CardKey::Approval(request_id))).await {
+        Ok(Ok(card)) => Some(card),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, request_id, "loading the card for a Discord answer failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+fn unavailable(answer: Answer, request_id: i64, error: &StorageError) -> InteractionResponse {
+    if error.is_not_found() {
+        return answer.respond(Message::plain(notices::NO_SUCH_REQUEST));
+    }
+    tracing::error!(%error, request_id, "checking a Discord click failed");
+    answer.respond(Message::plain(notices::UNAVAILABLE))
+}
+
+/// Applies the decision, once per interaction id, and answers with its outcome. If it takes
+/// longer than Discord waits, the answer says so and is edited with the outcome later; the
+/// decision itself runs in its own task, so it completes either way.
+async fn decide(state: &AppState, click: Click, verdict: Verdict) -> InteractionResponse {
+    let engine = state.engine.clone();
+    let Click {
+        request_id,
+        actor,
+        delivery,
+        token,
+        deadline,
+        answer,
+    } = click;
+    let mut task = tokio::spawn(async move {
+        engine
+            .decide_once(request_id, actor, verdict, Some(delivery))
+            .await
+    });
+    match timeout_at(deadline, &mut task).await {
+        Ok(outcome) => answer.respond(outcome_message(outcome, request_id)),
+        Err(_) => {
+            tracing::warn!(
+                request_id,
+                "a Discord decision is still being applied after the ack deadline"
+            );
+            if let Some(client) = state.discord.clone() {
+                tokio::spawn(async move {
+                    let message = outcome_message(task.await, request_id);
+                    if let Err(error) = client.edit_original_response(&token, &message).await {
+                        tracing::warn!(%error, request_id, "editing a Discord answer failed");
+                    }
+                });
+            }
+            answer.respond(Message::plain(notices::STILL_WORKING))
+        }
+    }
+}
+
+fn outcome_message(
+    outcome: Result<Result<Option<DecisionReply>, StorageError>, JoinError>,
+    request_id: i64,
+) -> Message {
+    match outcome {
+        Ok(Ok(Some(reply))) => Message::plain(&decision_text(&reply)),
+        Ok(Ok(None)) => Message::plain(notices::DUPLICATE),
+        Ok(Err(error)) if error.is_not_found() => Message::plain(notices::NO_SUCH_REQUEST),
+        Ok(Err(error)) => {
+            tracing::error!(%error, request_id, "applying a Discord decision failed");
+            Message::plain(notices::NOT_RECORDED)
+        }
+        Err(join) => {
+            tracing::error!(%join, request_id, "a Discord decision task failed");
+            Message::plain(notices::NOT_RECORDED)
+        }
+    }
+}
+
+fn ephemeral(text: &str) -> InteractionResponse {
+    InteractionResponse::Message(Message::ephemeral(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn modal_values_are_found_in_rows_and_labels() {
+        let rows = json!([{"type": 1, "components": [
+            {"type": 4, "custom_id": "reason", "value": "breaks checkout"}]}]);
+        let rows = rows.as_array().expect("array");
+        assert_eq!(
+            input_value(rows, "reason").as_deref(),
+            Some("breaks checkout")
+        );
+        let labels = json!([{"type": 18, "id": 1, "component":
+            {"type": 4, "id": 2, "custom_id": "reason", "value": "typo"}}]);
+        let labels = labels.as_array().expect("array");
+        assert_eq!(input_value(labels, "reason").as_deref(), Some("typo"));
+        assert_eq!(input_value(labels, "other"), None);
+        assert_eq!(input_value(&[], "reason"), None);
+    }
+
+    #[test]
+    fn the_invoking_user_comes_from_member_or_user() {
+        let guild: Interaction = serde_json::from_value(json!({"id": "1", "type": 3,
+            "member": {"user": {"id": "80351110224678912"}}}))
+        .expect("guild interaction");
+        assert_eq!(guild.user_id(), Some("80351110224678912"));
+        let dm: Interaction =
+            serde_json::from_value(json!({"id": "1", "type": 3, "user": {"id": "42"}}))
+                .expect("DM interaction");
+        assert_eq!(dm.user_id(), Some("42"));
+        let nobody: Interaction =
+            serde_json::from_value(json!({"id": "1", "type": 3})).expect("interaction");
+        assert!(nobody.actor().is_err());
+    }
+}
