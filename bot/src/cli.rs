@@ -58,6 +58,11 @@ pub enum Command {
         /// Where to write the copy; must not exist yet
         path: PathBuf,
     },
+    /// Discord set-up helpers
+    Discord {
+        #[command(subcommand)]
+        command: DiscordCommand,
+    },
     /// Slack set-up helpers
     Slack {
         #[command(subcommand)]
@@ -69,6 +74,16 @@ pub enum Command {
         target: NotifyTarget,
         #[command(subcommand)]
         event: NotifyEvent,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiscordCommand {
+    /// Register Greenlight's slash commands with Discord (one bulk overwrite of the full list)
+    RegisterCommands {
+        /// Register in this guild only (changes show at once) instead of globally
+        #[arg(long, value_name = "ID")]
+        guild: Option<String>,
     },
 }
 
@@ -184,6 +199,30 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
                 crate::release_log::to_table(&releases)
             };
             println!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Discord {
+            command: DiscordCommand::RegisterCommands { guild },
+        } => {
+            let config = load_config(cli.config.as_deref(), env)?;
+            let discord = config
+                .discord
+                .as_ref()
+                .context("[discord] is not configured in greenlight.toml")?;
+            let client = crate::discord::DiscordClient::new(discord)
+                .context("building the Discord client")?;
+            let commands = crate::discord::commands::registration(&config);
+            let count = commands.as_array().map_or(0, Vec::len);
+            client
+                .overwrite_commands(guild.as_deref(), &commands)
+                .await
+                .map_err(|error| anyhow::anyhow!("Discord refused the commands: {error}"))?;
+            match guild {
+                Some(guild) => println!("registered {count} commands in guild {guild}"),
+                None => {
+                    println!("registered {count} global commands (they may take a while to show)")
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Slack {

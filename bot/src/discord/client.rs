@@ -141,15 +141,33 @@ impl DiscordClient {
         .map(|_| ())
     }
 
+    /// Replaces every slash command of the application (globally, or in one guild, where
+    /// changes show at once) with `commands`: Discord's bulk overwrite, one request.
+    pub async fn overwrite_commands(
+        &self,
+        guild: Option<&str>,
+        commands: &Value,
+    ) -> Result<Value, DiscordError> {
+        let url = match guild {
+            Some(guild) => format!(
+                "{}/applications/{}/guilds/{guild}/commands",
+                self.api, self.application_id
+            ),
+            None => format!("{}/applications/{}/commands", self.api, self.application_id),
+        };
+        self.call("overwrite commands", Method::PUT, &url, commands, true)
+            .await
+    }
+
     async fn call(
         &self,
         call: &'static str,
         method: Method,
         url: &str,
-        message: &Message,
+        body: &impl serde::Serialize,
         as_bot: bool,
     ) -> Result<Value, DiscordError> {
-        let mut request = self.http.request(method, url).json(message);
+        let mut request = self.http.request(method, url).json(body);
         if as_bot {
             request = request.header(
                 reqwest::header::AUTHORIZATION,

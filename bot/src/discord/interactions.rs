@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use greenlight_commands::chat;
 use greenlight_commands::{Platform, Verdict};
 use greenlight_storage::StorageError;
 use serde::Deserialize;
@@ -24,6 +25,7 @@ use tokio::task::JoinError;
 use tokio::time::{timeout_at, Instant};
 
 use super::card::ButtonAction;
+use super::commands;
 use super::message::{InteractionResponse, Message, EPHEMERAL};
 use super::notices::{
     self, approve_confirmation, cancelled, decision_text, reject_reason_modal, REASON_INPUT_ID,
@@ -31,7 +33,7 @@ use super::notices::{
 use crate::app::AppState;
 use crate::cards::{Card, CardKey};
 use crate::config::DiscordConfig;
-use crate::engine::{ChatActor, DecisionReply, InboundDelivery, ReplyTo};
+use crate::engine::{ChatActor, CommandReply, DecisionReply, InboundDelivery, ReplyTo};
 use crate::http::ApiError;
 use crate::verify;
 
@@ -61,7 +63,7 @@ pub async fn interactions(
     let deadline = Instant::now() + ACK_BUDGET;
     let response = match interaction.kind {
         PING => InteractionResponse::Pong,
-        APPLICATION_COMMAND => application_command(&interaction),
+        APPLICATION_COMMAND => application_command(&state, interaction, deadline).await?,
         MESSAGE_COMPONENT => component(&state, interaction, deadline).await?,
         AUTOCOMPLETE => InteractionResponse::NoChoices,
         MODAL_SUBMIT => modal_submit(&state, interaction, deadline).await?,
@@ -132,6 +134,9 @@ struct InteractionData {
     /// A modal submission's inputs: action rows of text inputs, or labels wrapping one.
     #[serde(default)]
     components: Vec<Value>,
+    /// An application command's typed options (`[{name, type, value}]`).
+    #[serde(default)]
+    options: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -182,18 +187,53 @@ impl Interaction {
     }
 }
 
-/// Slash commands are answered by the command table (not in this module yet): until then, a
-/// short ephemeral note instead of an error.
-fn application_command(interaction: &Interaction) -> InteractionResponse {
-    let name = interaction
-        .data
-        .as_ref()
-        .and_then(|data| data.name.as_deref())
-        .unwrap_or("command");
-    ephemeral(&format!(
-        "Greenlight received /{name}. Approvals happen on the cards in your deploy channel; \
-         see the README for the commands this version answers."
-    ))
+/// A slash command: its typed options become the words of the shared grammar, then the same
+/// authorization and executor as Slack's. Answered privately.
+async fn application_command(
+    state: &AppState,
+    interaction: Interaction,
+    deadline: Instant,
+) -> Result<InteractionResponse, ApiError> {
+    let data = interaction.data.as_ref();
+    let name = data.and_then(|data| data.name.clone()).unwrap_or_default();
+    let options = data
+        .map(|data| commands::option_pairs(&data.options))
+        .unwrap_or_default();
+    let words = chat::words_from_options(&name, &options);
+    let parsed = match chat::parse(&name, &words, &state.engine.catalog()) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return Ok(InteractionResponse::Message(Message::ephemeral_markdown(
+                &error.to_string(),
+            )))
+        }
+    };
+    let actor = interaction.actor()?;
+    let engine = state.engine.clone();
+    let task = tokio::spawn(async move { engine.run_command(&actor, parsed).await });
+    let budget = deadline.saturating_duration_since(Instant::now());
+    Ok(match tokio::time::timeout(budget, task).await {
+        Ok(Ok(Ok(reply))) => match reply {
+            CommandReply::Ephemeral(text) => {
+                InteractionResponse::Message(Message::ephemeral_markdown(&text))
+            }
+            CommandReply::ConfirmRollback {
+                text,
+                confirm_value,
+            } => InteractionResponse::Message(notices::rollback_confirmation(&text, &confirm_value)),
+        },
+        Ok(Ok(Err(error))) => {
+            tracing::error!(%error, command = %name, "a Discord command failed");
+            ephemeral("Greenlight could not do that just now; please try again.")
+        }
+        Ok(Err(join)) => {
+            tracing::error!(%join, command = %name, "a Discord command task failed");
+            ephemeral("Greenlight could not do that just now; please try again.")
+        }
+        Err(_) => ephemeral(
+            "Greenlight is slow right now; your command is still being applied. The channel will show the result.",
+        ),
+    })
 }
 
 async fn component(

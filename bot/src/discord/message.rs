@@ -80,6 +80,16 @@ impl Message {
         }
     }
 
+    /// A private reply whose markdown is Greenlight's own (command replies: `code` for SHAs and
+    /// flag keys, bullets). Mentions stay disabled, so user text inside cannot ping anyone.
+    pub fn ephemeral_markdown(text: &str) -> Self {
+        Self {
+            content: Some(truncate(text, limits::CONTENT)),
+            flags: Some(EPHEMERAL),
+            ..Self::default()
+        }
+    }
+
     /// As [`Self::plain`], seen only by the person who acted.
     pub fn ephemeral(text: &str) -> Self {
         Self {

@@ -11,6 +11,7 @@
 
 pub mod card;
 pub mod client;
+pub mod commands;
 pub mod deliver;
 pub mod interactions;
 pub mod message;

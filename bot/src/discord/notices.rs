@@ -101,3 +101,25 @@ pub const NOT_RECORDED: &str =
     "Greenlight could not record that; nothing changed. Please try again in a moment.";
 /// The answer to a click on a request that does not exist (any more).
 pub const NO_SUCH_REQUEST: &str = "This approval request no longer exists.";
+
+/// `custom_id` prefix of the rollback confirmation's button; the rest is the engine's
+/// reference to the planned rollback (re-authorized when clicked).
+pub const ROLLBACK_CONFIRM_PREFIX: &str = "rollback:";
+pub const ROLLBACK_CANCEL_ID: &str = "rollback_cancel";
+
+/// The private reply to `/rollback`: what runs now, what would run after, and buttons to
+/// confirm or cancel.
+pub fn rollback_confirmation(text: &str, confirm_value: &str) -> Message {
+    let custom_id: String = format!("{ROLLBACK_CONFIRM_PREFIX}{confirm_value}")
+        .chars()
+        .take(limits::CUSTOM_ID)
+        .collect();
+    Message {
+        components: vec![ActionRow::new(vec![
+            Component::button(style::DANGER, "Roll back", custom_id),
+            Component::button(style::SECONDARY, "Cancel", ROLLBACK_CANCEL_ID.to_owned()),
+        ])],
+        flags: Some(EPHEMERAL),
+        ..Message::plain(text)
+    }
+}

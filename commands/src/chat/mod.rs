@@ -104,3 +104,26 @@ pub fn help(command: Option<&str>) -> String {
         }
     }
 }
+
+/// The words a command's typed options stand for (Discord sends options by name): in the
+/// table's order, with `to` spelled out, so `parse` reads them like Slack's text.
+pub fn words_from_options(command: &str, options: &[(String, String)]) -> String {
+    let Some(spec) = spec(command) else {
+        return String::new();
+    };
+    let mut words = Vec::new();
+    for option in spec.options {
+        let Some((_, value)) = options.iter().find(|(name, _)| name == option.name) else {
+            continue;
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        if option.kind == OptionKind::Sha {
+            words.push("to".to_owned());
+        }
+        words.push(value.to_owned());
+    }
+    words.join(" ")
+}

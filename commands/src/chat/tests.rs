@@ -330,3 +330,40 @@ fn help_comes_from_the_table() {
     Who: operators of the app.
     ");
 }
+
+#[test]
+fn typed_options_read_like_typed_text() {
+    let options = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        words_from_options("rollback", &options(&[("to", "abcdef1"), ("app", "shop")])),
+        "shop to abcdef1"
+    );
+    assert_eq!(
+        words_from_options(
+            "lock",
+            &options(&[("reason", "db migration"), ("environment", "production")])
+        ),
+        "production db migration"
+    );
+    let words = words_from_options(
+        "flag",
+        &options(&[("environment", "production"), ("action", "k on")]),
+    );
+    assert_eq!(
+        parse("flag", &words, &one_app()),
+        Ok(Command::Flag {
+            app: app("shop"),
+            environment: env("production"),
+            action: FlagAction::Set {
+                key: "k".into(),
+                on: true,
+                reason: None
+            }
+        })
+    );
+}
