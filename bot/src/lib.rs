@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod discord;
 pub mod engine;
+pub mod flags;
 pub mod github;
 pub mod http;
 pub mod notify;

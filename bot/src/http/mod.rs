@@ -4,6 +4,7 @@
 mod auth;
 pub mod error;
 mod events;
+mod flags;
 mod health;
 mod metrics;
 mod read_api;
@@ -53,6 +54,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/apps/{app}/environments/{environment}",
             get(read_api::environment),
         );
+    // Applications' flags (SPEC §7), authenticated by an environment's flags_token.
+    let routes = routes
+        .route(
+            "/api/v1/flags/{app}/{environment}",
+            get(flags::environment_flags),
+        )
+        .route("/ofrep/v1/evaluate/flags", post(flags::evaluate_flags))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(flags::evaluate_flag));
     with_common_layers(routes).with_state(state)
 }
 

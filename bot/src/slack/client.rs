@@ -178,12 +178,21 @@ struct ResponseUrlBody<'a> {
 impl SlackClient {
     /// A client for `config.api_url` (a fake on `http://127.0.0.1` in tests, Slack otherwise).
     pub fn new(config: &SlackConfig) -> Self {
-        let https = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        // Name the crypto provider instead of relying on rustls' process default: a build with
+        // both ring and aws-lc-rs compiled in (the workspace's test build is one; the OFREP
+        // test client brings aws-lc-rs) has no default, and rustls would panic here
+        // (REFERENCE §5.4).
+        let ring = || std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let https = match hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(ring())
+        {
             Ok(builder) => builder,
             Err(error) => {
                 // A container without CA certificates: Mozilla's roots still reach Slack.
                 tracing::warn!(%error, "no system CA roots; using the bundled webpki roots for Slack");
-                hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots()
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_webpki_roots(ring())
+                    .expect("ring supports rustls' default TLS versions")
             }
         }
         // Plain http only ever reaches what `slack.api_url` names: the fake in tests.
