@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::background::{Background, TaskPanic};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::deploy::DeployDeliverer;
 use crate::discord::{DiscordClient, DiscordDeliverer};
 use crate::engine::{self, Engine};
 use crate::github::GithubDeliverer;
@@ -103,22 +104,29 @@ impl App {
         {
             outbox = outbox.with_deliverer("github", Arc::new(deliverer));
         }
+        let background = Background::new();
+        let engine = Engine::new(
+            config.clone(),
+            storage.clone(),
+            clock,
+            smoke,
+            outbox.wakeup_handle(),
+        );
+        // Deployers record what they started through the engine; command deploys run as
+        // background tasks, so shutdown interrupts them.
+        let deployer = DeployDeliverer::new(engine.clone(), background.clone())
+            .context("building the HTTP client for deployers")?;
+        outbox = outbox.with_deliverer("deploy", Arc::new(deployer));
         Ok(Self {
             state: AppState {
-                engine: Engine::new(
-                    config.clone(),
-                    storage.clone(),
-                    clock,
-                    smoke,
-                    outbox.wakeup_handle(),
-                ),
+                engine,
                 outbox,
                 slack,
                 discord,
                 config,
                 storage,
                 metrics: telemetry::metrics_handle(),
-                background: Background::new(),
+                background,
             },
         })
     }
@@ -139,6 +147,18 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
+        // Before the outbox starts: any command deploy still marked running was this
+        // process's predecessor's, and nobody watches it any more.
+        match self.state.engine.fail_interrupted_commands().await {
+            Ok(0) => {}
+            Ok(failed) => tracing::warn!(
+                failed,
+                "command deploys interrupted by the last stop marked failed"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "checking for interrupted command deploys failed")
+            }
+        }
         let background = &self.state.background;
         background.spawn(
             "verifier",

@@ -62,11 +62,7 @@ pub(super) async fn enqueue_effects(
                 )
                 .await?
             }
-            Effect::TriggerDeploy => {
-                // The approved request itself is the durable record that a deploy is owed; the
-                // deploy starter picks approved requests without a deployment up from there.
-                audit_request(conn, context, "deploy_owed", json!({})).await?;
-            }
+            Effect::TriggerDeploy => super::deploys::start_approved_deploy(conn, context).await?,
             Effect::HoldDeploy { lock_reason } => {
                 audit_request(conn, context, "deploy_held", json!({ "lock": lock_reason })).await?;
             }

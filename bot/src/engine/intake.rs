@@ -252,7 +252,13 @@ impl Engine {
                         .as_ref()
                         .map(|s| s.checks.clone())
                         .unwrap_or_default();
-                    let deployment = match report.deployment_id {
+                    let deployment_id = match report.deployment_id {
+                        Some(id) => Some(id),
+                        None => {
+                            super::deploys::in_flight(conn, release.id, &report.environment).await?
+                        }
+                    };
+                    let deployment = match deployment_id {
                         Some(id) => {
                             match complete_deployment(
                                 conn, id, &release, &report, state, smoke, now,
@@ -278,6 +284,7 @@ impl Engine {
                         gates::reject_gates_after_failure(conn, &config, &deployment, now).await?;
                         Vec::new()
                     };
+                    super::deploys::after_change(conn, &config, &deployment, now).await?;
                     Ok(Ok(reply(&release, Some(&deployment), &opened)))
                 })
             })

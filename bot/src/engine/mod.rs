@@ -6,10 +6,13 @@
 
 mod commands;
 mod decisions;
+mod deploys;
 mod effects;
 mod gates;
 mod intake;
+mod locks;
 mod promotion;
+mod rollback;
 mod snapshot;
 mod timers;
 mod verifier;
@@ -25,11 +28,14 @@ use crate::smoke::SmokeRunner;
 
 pub use commands::{CommandRefusal, CommandReply};
 pub use decisions::{ChatActor, DecisionReply, InboundDelivery};
+pub use deploys::{DeployResult, INTERRUPTED, TRIGGER_KIND};
 pub use effects::ReplyTo;
 pub use gates::{join_new_github_gate, GateOutcome};
 pub use intake::{
     BuildReport, CiSmoke, Dedup, DeploymentReport, IntakeError, IntakeReply, ReportedStatus,
 };
+pub use locks::{HeldDeploy, LockRefusal, UnlockOutcome};
+pub use rollback::{RollbackPlan, RollbackRefusal};
 pub(crate) use snapshot::{author_of, policy_of};
 pub use timers::{run_timers, TimerPass};
 pub use verifier::run_verifier;

@@ -56,6 +56,8 @@ pub struct TimerPass {
     pub reminded: u32,
     /// GitHub protection rules answered `rejected` "expired".
     pub gates_expired: u32,
+    /// Deployments failed because their deployer never reported completion in time.
+    pub deploys_timed_out: u32,
 }
 
 impl Engine {
@@ -74,6 +76,7 @@ impl Engine {
             }
         }
         pass.gates_expired = self.expire_github_gates(now, BATCH).await?;
+        pass.deploys_timed_out = self.time_out_deploys(now).await?;
         if pass != TimerPass::default() {
             self.outbox_wakeup.notify_one();
         }

@@ -142,6 +142,7 @@ impl Engine {
                         promotion::on_not_promotable(conn, &config, &settled, now).await?;
                         gates::reject_gates_after_failure(conn, &config, &settled, now).await?;
                     }
+                    super::deploys::after_change(conn, &config, &settled, now).await?;
                     Ok(())
                 })
             })

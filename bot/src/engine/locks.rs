@@ -1,0 +1,250 @@
+//! `/lock` and `/unlock`: stopping new deploys to an environment, and letting the approved
+//! deploy that a lock held back go once it is lifted. The caller has already authorized the
+//! actor.
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::{approval, AppName, CommitSha, EnvironmentName};
+use greenlight_storage::{
+    approvals, audit, locks, AnyConnection, Lock, LockOutcome, NewAuditEntry, NewLock, StorageError,
+};
+use serde_json::json;
+
+use super::deploys;
+use super::effects::{self, Context, ReplyTo};
+use super::snapshot::load_snapshot;
+use super::Engine;
+use crate::cards::CardKey;
+use crate::config::Config;
+
+/// Why a lock or unlock was not applied. Said to the person who asked, as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LockRefusal {
+    #[error("there is no app {0} in greenlight.toml")]
+    UnknownApp(AppName),
+    #[error("{app} has no environment {environment}")]
+    UnknownEnvironment {
+        app: AppName,
+        environment: EnvironmentName,
+    },
+    #[error("say why you lock it, e.g. `/lock shop production incident in progress`")]
+    ReasonRequired,
+}
+
+/// What `/unlock` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnlockOutcome {
+    /// The lock is gone; `released` names the approved deploy it had been holding, now started.
+    Unlocked {
+        lock: Lock,
+        released: Option<HeldDeploy>,
+    },
+    /// There was no lock; nothing changed.
+    NotLocked,
+}
+
+/// An approved deploy that waited for the lock to go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldDeploy {
+    pub request_id: i64,
+    pub sha: CommitSha,
+}
+
+impl Engine {
+    /// Locks `app`'s `environment` for `actor` with `reason`. Locking a locked environment
+    /// changes nothing and answers `AlreadyHeld` with who holds it and why.
+    pub async fn lock(
+        &self,
+        app: &AppName,
+        environment: &EnvironmentName,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Result<LockOutcome, LockRefusal>, StorageError> {
+        if let Err(refusal) = check_environment(&self.config, app, environment) {
+            return Ok(Err(refusal));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Ok(Err(LockRefusal::ReasonRequired));
+        }
+        let now = self.clock.now();
+        let config = self.config.clone();
+        let new = NewLock {
+            app: app.clone(),
+            environment: environment.clone(),
+            locked_by: actor.to_owned(),
+            reason: reason.to_owned(),
+            automatic: false,
+            at: now,
+        };
+        let outcome = self
+            .storage
+            .write(move |conn| Box::pin(async move { lock_in(conn, &config, &new, now).await }))
+            .await?;
+        self.outbox_wakeup.notify_one();
+        Ok(Ok(outcome))
+    }
+
+    /// Unlocks `app`'s `environment` for `actor`, and starts the approved deploy the lock was
+    /// holding, if any (the newest approved request whose deploy never started), in the same
+    /// write.
+    pub async fn unlock(
+        &self,
+        app: &AppName,
+        environment: &EnvironmentName,
+        actor: &str,
+    ) -> Result<Result<UnlockOutcome, LockRefusal>, StorageError> {
+        if let Err(refusal) = check_environment(&self.config, app, environment) {
+            return Ok(Err(refusal));
+        }
+        let now = self.clock.now();
+        let config = self.config.clone();
+        let (app, environment, actor) = (app.clone(), environment.clone(), actor.to_owned());
+        let outcome = self
+            .storage
+            .write(move |conn| {
+                Box::pin(
+                    async move { unlock_in(conn, &config, &app, &environment, &actor, now).await },
+                )
+            })
+            .await?;
+        self.outbox_wakeup.notify_one();
+        Ok(Ok(outcome))
+    }
+}
+
+async fn lock_in(
+    conn: &mut AnyConnection,
+    config: &Config,
+    new: &NewLock,
+    now: DateTime<Utc>,
+) -> Result<LockOutcome, StorageError> {
+    let outcome = locks::acquire_lock(conn, new).await?;
+    let LockOutcome::Acquired(lock) = &outcome else {
+        return Ok(outcome);
+    };
+    audit_lock(conn, lock, &lock.locked_by, "locked", now).await?;
+    let (app, env) = (&lock.app, &lock.environment);
+    let text = format!(
+        ":lock: {app} {env} locked by {by}: {reason}. New deploys wait for `/unlock {app} {env}`.",
+        by = lock.locked_by,
+        reason = lock.reason,
+    );
+    effects::announce(conn, config, app, &text, now).await?;
+    refresh_waiting_card(conn, config, app, env, now).await?;
+    Ok(outcome)
+}
+
+async fn unlock_in(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    environment: &EnvironmentName,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<UnlockOutcome, StorageError> {
+    let lock = match locks::release_lock(conn, app, environment, actor, now).await {
+        Ok(lock) => lock,
+        Err(error) if error.is_not_found() => return Ok(UnlockOutcome::NotLocked),
+        Err(error) => return Err(error),
+    };
+    audit_lock(conn, &lock, actor, "unlocked", now).await?;
+    let mut text = format!(":unlock: {app} {environment} unlocked by {actor}.");
+    let mut released = None;
+    if let Some(request) = approvals::latest_approved_request(conn, app, environment).await? {
+        if !deploys::approval_deploy_started(conn, request.id).await? {
+            let snapshot = load_snapshot(conn, config, &request).await?;
+            let mut start = approval::start_held_deploy(&snapshot);
+            if !start.is_empty() {
+                start.push(greenlight_commands::Effect::UpdateCard);
+                effects::enqueue_effects(
+                    conn,
+                    &Context {
+                        config,
+                        request: &request,
+                        actor,
+                        reply_to: &ReplyTo::Nobody,
+                        now,
+                    },
+                    &start,
+                )
+                .await?;
+                let sha = request.sha.short();
+                let deployed_by_ci = config
+                    .environment(app, environment)
+                    .is_some_and(|environment| environment.deploy.is_none());
+                text.push_str(&if deployed_by_ci {
+                    format!(" CI may now deploy {sha}, approved while {environment} was locked.")
+                } else {
+                    format!(" Deploying {sha}, approved while {environment} was locked.")
+                });
+                released = Some(HeldDeploy {
+                    request_id: request.id,
+                    sha: request.sha.clone(),
+                });
+            }
+        }
+    }
+    effects::announce(conn, config, app, &text, now).await?;
+    refresh_waiting_card(conn, config, app, environment, now).await?;
+    Ok(UnlockOutcome::Unlocked { lock, released })
+}
+
+/// The waiting approval card shows the lock; edit it when the lock comes or goes.
+async fn refresh_waiting_card(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    environment: &EnvironmentName,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if let Some(waiting) = approvals::waiting_approval_request(conn, app, environment).await? {
+        effects::update_card_at(conn, config, app, CardKey::Approval(waiting.id), now, None)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn audit_lock(
+    conn: &mut AnyConnection,
+    lock: &Lock,
+    actor: &str,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    audit::append_audit(
+        conn,
+        &NewAuditEntry {
+            occurred_at: now,
+            actor: actor.to_owned(),
+            app: Some(lock.app.clone()),
+            environment: Some(lock.environment.clone()),
+            sha: None,
+            kind: kind.to_owned(),
+            detail: json!({
+                "reason": lock.reason,
+                "locked_by": lock.locked_by,
+                "automatic": lock.automatic,
+                "locked_at": lock.locked_at,
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn check_environment(
+    config: &Config,
+    app: &AppName,
+    environment: &EnvironmentName,
+) -> Result<(), LockRefusal> {
+    let Some(app_config) = config.app(app) else {
+        return Err(LockRefusal::UnknownApp(app.clone()));
+    };
+    if app_config.environment(environment).is_none() {
+        return Err(LockRefusal::UnknownEnvironment {
+            app: app.clone(),
+            environment: environment.clone(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,874 @@
+//! Production deploys end to end: an approval triggers exactly one signed deploy request, the
+//! release is verified with production smoke checks, a faulty release is rolled back on its
+//! own and the environment locked, a later approval waits for `/unlock`, and deploys that never
+//! complete time out. Everything runs through the real app with a manual clock, a fake Slack,
+//! a fake deploy hook, a fake production service and a real script deployer.
+
+use std::os::unix::fs::PermissionsExt;
+
+use chrono::{TimeZone, Utc};
+use greenlight::cards::CardKey;
+use greenlight::clock::Clock;
+use greenlight::engine::{
+    ChatActor, DecisionReply, HeldDeploy, LockRefusal, ReplyTo, RollbackRefusal, UnlockOutcome,
+};
+use greenlight_commands::{
+    AppName, CommitSha, DeploymentKind, DeploymentState, EnvironmentName, Platform, Verdict,
+};
+use greenlight_storage::{AuditFilter, Deployment, LockOutcome};
+use greenlight_tests::fakes::{DeployHook, FakeProduction, FakeSlack};
+use greenlight_tests::{spawn_app_with_clock, TestApp};
+use serde_json::{json, Value};
+
+const OLD: &str = "1111111111111111111111111111111111111111";
+const NEW: &str = "2222222222222222222222222222222222222222";
+const NEXT: &str = "3333333333333333333333333333333333333333";
+const HOOK_SECRET: &str = "deploy-hook-secret";
+const CHANNEL: &str = "C0DEPLOYS";
+const ALICE: &str = "U0ALICE01";
+const CAROL: &str = "U0CAROL01";
+
+fn shop() -> AppName {
+    AppName::parse("shop").expect("app")
+}
+
+fn prod() -> EnvironmentName {
+    EnvironmentName::parse("production").expect("environment")
+}
+
+fn image(sha: &str) -> String {
+    format!("ghcr.io/acme/shop:{sha}")
+}
+
+/// `deploy = …` for the fake hook.
+fn http_deploy(hook: &DeployHook) -> String {
+    format!(
+        r#"deploy = {{ kind = "http", url = "{}", secret = "${{HOOK_SECRET}}" }}"#,
+        hook.url()
+    )
+}
+
+/// Slack on, alice writes the code, carol approves alone; production runs `deploy` and, when
+/// `production` is given, checks its health 30 s after each deploy.
+fn config(slack: &FakeSlack, deploy: &str, production: Option<&FakeProduction>) -> String {
+    let smoke = production
+        .map(|production| {
+            format!(
+                "smoke = [ {{ name = \"health\", url = \"{}\" }} ]\nsmoke_settle = \"30s\"",
+                production.health_url()
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"
+[slack]
+bot_token = "{token}"
+signing_secret = "slack-signing-secret"
+api_url = "{api}"
+
+[people]
+alice = {{ slack = "{ALICE}", github = "alice" }}
+carol = {{ slack = "{CAROL}", github = "carol" }}
+
+[apps.shop]
+repository = "acme/shop"
+image = "ghcr.io/acme/shop"
+ci_token = "shop-ci"
+channels = {{ slack = "{CHANNEL}" }}
+operators = ["carol"]
+
+[apps.shop.environments.staging]
+
+[apps.shop.environments.production]
+after = "staging"
+reviewers = ["carol"]
+{deploy}
+{smoke}
+"#,
+        token = slack.bot_token,
+        api = slack.api_url(),
+    )
+}
+
+async fn start(config: &str) -> TestApp {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+        .single()
+        .expect("time");
+    spawn_app_with_clock(
+        config,
+        &[("HOOK_SECRET", HOOK_SECRET)],
+        Clock::manual(start),
+    )
+    .await
+}
+
+async fn ci(app: &TestApp, event: Value) -> Value {
+    let response = app
+        .client
+        .post(app.url("/api/v1/events"))
+        .bearer_auth("shop-ci")
+        .json(&event)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 202, "{body}");
+    body
+}
+
+async fn build(app: &TestApp, sha: &str) {
+    ci(
+        app,
+        json!({"event": "build", "app": "shop", "sha": sha, "image": image(sha),
+            "author": "alice", "message": format!("Change {}", &sha[..7])}),
+    )
+    .await;
+}
+
+/// CI deployed `sha` to production itself (before Greenlight deployed anything), and it
+/// passed production's checks.
+async fn ci_deployed_to_production(app: &TestApp, sha: &str) {
+    build(app, sha).await;
+    ci(
+        app,
+        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": sha,
+            "status": "success"}),
+    )
+    .await;
+    verify(app).await;
+    assert_eq!(running(app).await.state, DeploymentState::Healthy);
+}
+
+/// Builds `sha` and reports it healthy in staging; returns the production approval request.
+async fn staging_healthy(app: &TestApp, sha: &str) -> i64 {
+    build(app, sha).await;
+    let reply = ci(
+        app,
+        json!({"event": "deployed", "app": "shop", "environment": "staging", "sha": sha,
+            "status": "success"}),
+    )
+    .await;
+    reply["approval_requests"][0]["id"]
+        .as_i64()
+        .expect("an approval request opened")
+}
+
+async fn approve(app: &TestApp, request: i64) {
+    let reply = app
+        .state
+        .engine
+        .decide(
+            request,
+            ChatActor {
+                platform: Platform::Slack,
+                user_id: CAROL.to_owned(),
+                reply_to: ReplyTo::Nobody,
+            },
+            Verdict::Approve,
+        )
+        .await
+        .expect("decision stored");
+    assert!(
+        matches!(reply, DecisionReply::Accepted(_)),
+        "approval refused: {reply:?}"
+    );
+}
+
+/// The deployer reports that deployment `id` of `sha` completed.
+async fn deployer_reports(app: &TestApp, sha: &str, id: i64, status: &str) -> Value {
+    ci(
+        app,
+        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": sha,
+            "status": status, "deployment_id": id}),
+    )
+    .await
+}
+
+/// Delivers everything due now.
+async fn deliver(app: &TestApp) {
+    app.outbox_idle().await;
+    app.state.outbox.run_once().await.expect("outbox pass");
+    app.outbox_idle().await;
+}
+
+/// Lets `smoke_settle` pass and runs production's checks.
+async fn verify(app: &TestApp) {
+    app.clock.advance(chrono::Duration::seconds(31));
+    app.state
+        .engine
+        .run_due_verifications()
+        .await
+        .expect("verification");
+}
+
+async fn running(app: &TestApp) -> Deployment {
+    app.storage()
+        .current_deployment(&shop(), &prod())
+        .await
+        .expect("read")
+        .expect("something runs in production")
+}
+
+async fn deployment(app: &TestApp, id: i64) -> Deployment {
+    app.storage().deployment(id).await.expect("deployment")
+}
+
+async fn headline(app: &TestApp, request: i64) -> String {
+    app.state
+        .engine
+        .card(CardKey::Approval(request))
+        .await
+        .expect("card")
+        .headline()
+}
+
+async fn audit_count(app: &TestApp, kind: &str, sha: &str) -> usize {
+    app.storage()
+        .list_audit(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .iter()
+        .filter(|entry| {
+            entry.kind == kind && entry.sha.as_ref().map(CommitSha::as_str) == Some(sha)
+        })
+        .count()
+}
+
+/// The next Slack `method` call to the channel whose body mentions `needle` (earlier ones are
+/// skipped).
+async fn slack_with(slack: &FakeSlack, method: &str, needle: &str) -> String {
+    loop {
+        let call = slack.next_call(method, CHANNEL).await;
+        let text = call.body.to_string();
+        if text.contains(needle) {
+            return text;
+        }
+    }
+}
+
+fn deployment_id(request: &greenlight_tests::fakes::Recorded) -> i64 {
+    request.body["deployment_id"]
+        .as_i64()
+        .expect("deployment_id in the deploy request")
+}
+
+#[tokio::test]
+async fn an_approval_deploys_once_through_the_signed_hook_and_the_card_ends_deployed() {
+    let slack = FakeSlack::start().await;
+    let hook = DeployHook::start(HOOK_SECRET, 1).await;
+    let production = FakeProduction::start().await;
+    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    ci_deployed_to_production(&app, OLD).await;
+    let request = staging_healthy(&app, NEW).await;
+
+    approve(&app, request).await;
+    deliver(&app).await;
+    let sent = hook.next_request().await;
+    let id = deployment_id(&sent);
+    assert_eq!(
+        sent.body,
+        json!({"deployment_id": id, "app": "shop", "environment": "production", "sha": NEW,
+            "image": image(NEW), "previous_sha": OLD, "kind": "deploy"})
+    );
+    assert_eq!(
+        sent.header("idempotency-key"),
+        Some(id.to_string().as_str())
+    );
+    let started = deployment(&app, id).await;
+    assert_eq!(started.state, DeploymentState::Deploying);
+    assert_eq!(
+        started.triggered_by.as_deref(),
+        Some(format!("approval:{request}").as_str())
+    );
+    assert_eq!(started.deployer.as_deref(), Some("http"));
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: approved — deploy deploying"
+    );
+
+    // The hook's platform reports back with the id; production's checks then pass.
+    let reply = deployer_reports(&app, NEW, id, "success").await;
+    assert_eq!(reply["deployment"]["state"], "verifying");
+    verify(&app).await;
+    assert_eq!(deployment(&app, id).await.state, DeploymentState::Healthy);
+    assert_eq!(running(&app).await.id, id);
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: deployed and healthy"
+    );
+    deliver(&app).await;
+    slack_with(&slack, "chat.update", "deployed and healthy").await;
+
+    // Nothing is triggered again, however long the outbox keeps running.
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::minutes(10));
+        deliver(&app).await;
+    }
+    assert_eq!(audit_count(&app, "deployment_deploying", NEW).await, 1);
+    hook.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_unlock() {
+    let slack = FakeSlack::start().await;
+    let hook = DeployHook::start(HOOK_SECRET, 3).await;
+    let production = FakeProduction::start().await;
+    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    ci_deployed_to_production(&app, OLD).await;
+    let request = staging_healthy(&app, NEW).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    let deploy = deployment_id(&hook.next_request().await);
+
+    // NEW breaks production: its health check fails after the deploy.
+    production.set_healthy(false);
+    deployer_reports(&app, NEW, deploy, "success").await;
+    verify(&app).await;
+    assert_eq!(
+        deployment(&app, deploy).await.state,
+        DeploymentState::Faulty
+    );
+
+    // In the same write: a rollback to OLD through the same hook, and the lock.
+    deliver(&app).await;
+    let rollback_request = hook.next_request().await;
+    let rollback = deployment_id(&rollback_request);
+    assert_eq!(rollback_request.body["kind"], "rollback");
+    assert_eq!(rollback_request.body["sha"], OLD);
+    assert_eq!(rollback_request.body["image"], image(OLD));
+    assert_eq!(rollback_request.body["previous_sha"], NEW);
+    let rolling_back = deployment(&app, rollback).await;
+    assert_eq!(
+        (rolling_back.kind, rolling_back.state),
+        (DeploymentKind::Rollback, DeploymentState::Deploying)
+    );
+    let lock = app
+        .storage()
+        .active_lock(&shop(), &prod())
+        .await
+        .expect("read")
+        .expect("production is locked after the rollback");
+    assert!(lock.automatic);
+    assert_eq!(lock.locked_by, "greenlight");
+    assert!(lock.reason.contains("health"), "{}", lock.reason);
+    let told = slack_with(&slack, "chat.postMessage", "is faulty in production").await;
+    for expected in [
+        "smoke check failed: health (503",
+        "Rolling back automatically to 1111111",
+        &format!("git revert {NEW}"),
+        "/unlock shop production",
+    ] {
+        assert!(told.contains(expected), "{expected:?} missing from {told}");
+    }
+
+    // The rollback completes and passes; the faulty release is marked rolled back.
+    production.set_healthy(true);
+    let reply = deployer_reports(&app, OLD, rollback, "success").await;
+    assert_eq!(reply["deployment"]["id"], rollback);
+    verify(&app).await;
+    assert_eq!(
+        deployment(&app, rollback).await.state,
+        DeploymentState::Healthy
+    );
+    assert_eq!(
+        deployment(&app, deploy).await.state,
+        DeploymentState::RolledBack
+    );
+    assert_eq!(running(&app).await.sha.as_str(), OLD);
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: deployed, rolled back"
+    );
+    deliver(&app).await;
+    slack_with(&slack, "chat.postMessage", "runs 1111111 again").await;
+
+    // A later release is approved while locked: the deploy is held.
+    let held = staging_healthy(&app, NEXT).await;
+    approve(&app, held).await;
+    deliver(&app).await;
+    hook.assert_all_read();
+    assert_eq!(
+        headline(&app, held).await,
+        "shop → production: approved — waiting for deploy"
+    );
+    let card = app
+        .state
+        .engine
+        .card(CardKey::Approval(held))
+        .await
+        .expect("card");
+    assert_eq!(card.lock.map(|lock| lock.by), Some("greenlight".to_owned()));
+
+    // /unlock starts it, once.
+    let unlocked = app
+        .state
+        .engine
+        .unlock(&shop(), &prod(), "carol")
+        .await
+        .expect("stored")
+        .expect("allowed");
+    let UnlockOutcome::Unlocked { released, .. } = unlocked else {
+        panic!("production was locked: {unlocked:?}");
+    };
+    assert_eq!(
+        released,
+        Some(HeldDeploy {
+            request_id: held,
+            sha: CommitSha::parse(NEXT).expect("sha"),
+        })
+    );
+    deliver(&app).await;
+    let next = hook.next_request().await;
+    assert_eq!(
+        (
+            &next.body["sha"],
+            &next.body["kind"],
+            &next.body["previous_sha"]
+        ),
+        (&json!(NEXT), &json!("deploy"), &json!(OLD))
+    );
+    slack_with(&slack, "chat.postMessage", "unlocked by carol").await;
+    // Unlocking again finds nothing to unlock and starts nothing.
+    let again = app
+        .state
+        .engine
+        .unlock(&shop(), &prod(), "carol")
+        .await
+        .expect("stored")
+        .expect("allowed");
+    assert_eq!(again, UnlockOutcome::NotLocked);
+    deliver(&app).await;
+    hook.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_restart_between_approval_and_delivery_still_deploys_exactly_once() {
+    let slack = FakeSlack::start().await;
+    // The first attempt meets a hook that is down, so the trigger is still pending at restart.
+    let hook = DeployHook::start(HOOK_SECRET, 2).await;
+    hook.answer([503]);
+    let production = FakeProduction::start().await;
+    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    ci_deployed_to_production(&app, OLD).await;
+    let request = staging_healthy(&app, NEW).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    let first = hook.next_request().await;
+
+    let app = app.restart().await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    deliver(&app).await;
+    let second = hook.next_request().await;
+    assert_eq!(
+        second.body, first.body,
+        "the same deployment, not a new one"
+    );
+    assert_eq!(
+        second.header("idempotency-key"),
+        first.header("idempotency-key")
+    );
+
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::minutes(5));
+        deliver(&app).await;
+    }
+    assert_eq!(audit_count(&app, "deploy_owed", NEW).await, 1);
+    assert_eq!(audit_count(&app, "deployment_deploying", NEW).await, 1);
+    let id = deployment_id(&second);
+    deployer_reports(&app, NEW, id, "success").await;
+    verify(&app).await;
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: deployed and healthy"
+    );
+    hook.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_deploy_that_never_completes_times_out_as_failed_and_says_so() {
+    let slack = FakeSlack::start().await;
+    let hook = DeployHook::start(HOOK_SECRET, 1).await;
+    let app = start(&config(&slack, &http_deploy(&hook), None)).await;
+    let request = staging_healthy(&app, NEW).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    let id = deployment_id(&hook.next_request().await);
+
+    app.clock.advance(chrono::Duration::minutes(29));
+    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    assert_eq!(pass.deploys_timed_out, 0);
+    app.clock.advance(chrono::Duration::minutes(2));
+    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    assert_eq!(pass.deploys_timed_out, 1);
+    let failed = deployment(&app, id).await;
+    assert_eq!(failed.state, DeploymentState::Failed);
+    let detail = failed.detail.expect("a detail");
+    assert!(detail.starts_with("timed out after 30m"), "{detail}");
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: approved — deploy failed"
+    );
+    deliver(&app).await;
+    let told = slack_with(&slack, "chat.postMessage", "failed").await;
+    assert!(told.contains("timed out after 30m"), "{told}");
+    assert!(told.contains("nothing is recorded as running"), "{told}");
+
+    // A completion arriving after the timeout is refused (409), naming the deployment.
+    let late = app
+        .client
+        .post(app.url("/api/v1/events"))
+        .bearer_auth("shop-ci")
+        .json(
+            &json!({"event": "deployed", "app": "shop", "environment": "production",
+            "sha": NEW, "status": "success", "deployment_id": id}),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(late.status(), 409);
+    let refusal: Value = late.json().await.expect("JSON");
+    assert!(
+        refusal.to_string().contains("already finished as failed"),
+        "{refusal}"
+    );
+    assert_eq!(
+        app.state
+            .engine
+            .run_due_timers()
+            .await
+            .expect("timers")
+            .deploys_timed_out,
+        0,
+        "timed out once"
+    );
+    hook.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_hook_that_refuses_fails_the_deployment_without_retrying() {
+    let slack = FakeSlack::start().await;
+    let hook = DeployHook::start(HOOK_SECRET, 1).await;
+    hook.answer([422]);
+    let app = start(&config(&slack, &http_deploy(&hook), None)).await;
+    let request = staging_healthy(&app, NEW).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    let id = deployment_id(&hook.next_request().await);
+    let failed = deployment(&app, id).await;
+    assert_eq!(failed.state, DeploymentState::Failed);
+    let detail = failed.detail.expect("detail");
+    assert!(
+        detail.contains("422") && detail.contains("deploy refused by the fake hook"),
+        "{detail}"
+    );
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::minutes(10));
+        deliver(&app).await;
+    }
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: approved — deploy failed"
+    );
+    hook.assert_all_read();
+    app.teardown().await;
+}
+
+/// A deploy script run directly (its shebang, no shell in between) that fails for NEXT.
+fn write_script(dir: &std::path::Path) -> String {
+    let script = dir.join("deploy.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             echo \"deploying $1 as deployment $2\"\n\
+             if [ \"$1\" = \"{}\" ]; then echo 'registry said no' >&2; exit 1; fi\n\
+             echo done\n",
+            image(NEXT)
+        ),
+    )
+    .expect("write the script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        .expect("make it executable");
+    script.display().to_string()
+}
+
+#[tokio::test]
+async fn a_command_deploy_succeeds_on_exit_0_and_fails_with_its_output_otherwise() {
+    let slack = FakeSlack::start().await;
+    let scripts = tempfile::tempdir().expect("temporary folder");
+    let script = write_script(scripts.path());
+    let deploy = format!(
+        r#"deploy = {{ kind = "command", run = ["{script}", "{{image}}", "{{deployment_id}}"], timeout = "5m" }}"#
+    );
+    let app = start(&config(&slack, &deploy, None)).await;
+
+    let request = staging_healthy(&app, NEW).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    // The script runs in the background; its result edits the card.
+    slack_with(&slack, "chat.update", "deployed and healthy").await;
+    let deployed = running(&app).await;
+    assert_eq!(deployed.sha.as_str(), NEW);
+    assert_eq!(deployed.state, DeploymentState::Healthy);
+    let detail = deployed.detail.expect("the output is kept");
+    assert!(
+        detail.starts_with("command exited with status 0"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&format!(
+            "deploying {} as deployment {}",
+            image(NEW),
+            deployed.id
+        )),
+        "{detail}"
+    );
+
+    let request = staging_healthy(&app, NEXT).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    let told = slack_with(&slack, "chat.postMessage", "failed").await;
+    assert!(told.contains("command exited with status 1"), "{told}");
+    assert!(told.contains("production still runs 2222222"), "{told}");
+    let failed = app
+        .storage()
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .into_iter()
+        .find(|entry| entry.kind == "deployment_failed")
+        .expect("the failure is in the release log");
+    let detail = failed.detail["detail"].as_str().expect("detail").to_owned();
+    assert!(detail.contains("registry said no"), "{detail}");
+    assert!(
+        detail.contains(&format!("deploying {}", image(NEXT))),
+        "{detail}"
+    );
+    assert_eq!(
+        running(&app).await.sha.as_str(),
+        NEW,
+        "the old release still runs"
+    );
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: approved — deploy failed"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
+    let slack = FakeSlack::start().await;
+    let hook = DeployHook::start(HOOK_SECRET, 2).await;
+    let production = FakeProduction::start().await;
+    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    let engine = &app.state.engine;
+    let plan = |to: Option<&'static str>| async move {
+        engine
+            .rollback_plan(&shop(), &prod(), to)
+            .await
+            .expect("read")
+    };
+
+    assert!(matches!(
+        plan(None).await,
+        Err(RollbackRefusal::NothingDeployed { .. })
+    ));
+    let staging = EnvironmentName::parse("staging").expect("env");
+    let refused = engine
+        .rollback_plan(&shop(), &staging, None)
+        .await
+        .expect("read")
+        .expect_err("staging is deployed by CI");
+    assert_eq!(
+        refused.to_string(),
+        "Greenlight does not deploy shop staging (CI does), so it cannot roll it back; redeploy the previous release from there"
+    );
+    let unknown = EnvironmentName::parse("qa").expect("env");
+    assert!(matches!(
+        engine
+            .rollback_plan(&shop(), &unknown, None)
+            .await
+            .expect("read"),
+        Err(RollbackRefusal::UnknownEnvironment { .. })
+    ));
+
+    ci_deployed_to_production(&app, OLD).await;
+    let refused = plan(None).await.expect_err("only one release ever ran");
+    assert_eq!(
+        refused.to_string(),
+        "there is nothing to roll back to: no release other than 1111111 was ever healthy in shop production"
+    );
+
+    let request = staging_healthy(&app, NEW).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    let id = deployment_id(&hook.next_request().await);
+    assert!(
+        matches!(
+            plan(None).await,
+            Err(RollbackRefusal::DeployInProgress { .. })
+        ),
+        "no rollback while a deploy is in flight"
+    );
+    deployer_reports(&app, NEW, id, "success").await;
+    verify(&app).await;
+
+    assert!(matches!(
+        plan(Some("2222222")).await,
+        Err(RollbackRefusal::AlreadyRunning { .. })
+    ));
+    assert!(matches!(
+        plan(Some("12345")).await,
+        Err(RollbackRefusal::NotASha { .. })
+    ));
+    assert!(matches!(
+        plan(Some("4444444")).await,
+        Err(RollbackRefusal::NotATarget { .. })
+    ));
+    let by_prefix = plan(Some("1111111")).await.expect("OLD by its short SHA");
+    let plan = plan(None).await.expect("back to OLD");
+    assert_eq!(plan, by_prefix);
+    assert_eq!((plan.current.id, plan.target.sha.as_str()), (id, OLD));
+    assert!(plan
+        .summary()
+        .starts_with("shop production: 2222222 (healthy) → 1111111"));
+
+    // The confirmation arrives twice (a double tap): one rollback.
+    let key = plan.reference();
+    let first = engine
+        .start_rollback(&plan, "carol", &key)
+        .await
+        .expect("stored")
+        .expect("allowed");
+    let again = engine
+        .start_rollback(&plan, "carol", &key)
+        .await
+        .expect("stored")
+        .expect("the same answer");
+    assert_eq!(first.id, again.id);
+    assert_eq!(
+        (first.kind, first.sha.as_str()),
+        (DeploymentKind::Rollback, OLD)
+    );
+    deliver(&app).await;
+    let sent = hook.next_request().await;
+    assert_eq!(
+        (&sent.body["kind"], &sent.body["sha"], &sent.body["image"]),
+        (&json!("rollback"), &json!(OLD), &json!(image(OLD)))
+    );
+    let told = slack_with(&slack, "chat.postMessage", "is rolling back").await;
+    assert!(
+        told.contains("carol is rolling back shop production from 2222222 to 1111111"),
+        "{told}"
+    );
+    assert!(told.contains(&format!("git revert {NEW}")), "{told}");
+    assert!(app
+        .storage()
+        .active_lock(&shop(), &prod())
+        .await
+        .expect("read")
+        .is_some());
+
+    // The old confirmation cannot start another one once production moved on.
+    assert!(engine
+        .rollback_plan_from_reference(&key)
+        .await
+        .expect("read")
+        .is_err());
+    deployer_reports(&app, OLD, first.id, "success").await;
+    verify(&app).await;
+    assert_eq!(
+        deployment(&app, id).await.state,
+        DeploymentState::RolledBack
+    );
+    let stale = engine
+        .start_rollback(&plan, "carol", "another confirmation")
+        .await
+        .expect("stored")
+        .expect_err("production changed");
+    assert!(
+        matches!(stale, RollbackRefusal::Changed { .. }),
+        "{stale:?}"
+    );
+    deliver(&app).await;
+    hook.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn locking_a_locked_environment_says_who_holds_it_and_changes_nothing() {
+    let slack = FakeSlack::start().await;
+    let hook = DeployHook::start(HOOK_SECRET, 0).await;
+    let app = start(&config(&slack, &http_deploy(&hook), None)).await;
+    let engine = &app.state.engine;
+    assert_eq!(
+        engine
+            .lock(&shop(), &prod(), "  ", "carol")
+            .await
+            .expect("read"),
+        Err(LockRefusal::ReasonRequired)
+    );
+    let locked = engine
+        .lock(&shop(), &prod(), "incident 42", "carol")
+        .await
+        .expect("stored")
+        .expect("allowed");
+    assert!(matches!(&locked, LockOutcome::Acquired(lock) if lock.locked_by == "carol"));
+    let again = engine
+        .lock(&shop(), &prod(), "my own reason", "alice")
+        .await
+        .expect("stored")
+        .expect("allowed");
+    let LockOutcome::AlreadyHeld(held) = again else {
+        panic!("expected the existing lock: {again:?}");
+    };
+    assert_eq!(
+        (held.locked_by.as_str(), held.reason.as_str()),
+        ("carol", "incident 42")
+    );
+    deliver(&app).await;
+    slack_with(&slack, "chat.postMessage", "locked by carol: incident 42").await;
+
+    let unlocked = engine
+        .unlock(&shop(), &prod(), "carol")
+        .await
+        .expect("stored")
+        .expect("allowed");
+    assert!(matches!(
+        unlocked,
+        UnlockOutcome::Unlocked { released: None, .. }
+    ));
+    assert_eq!(
+        engine
+            .unlock(&shop(), &prod(), "carol")
+            .await
+            .expect("stored"),
+        Ok(UnlockOutcome::NotLocked)
+    );
+    let locked_count = app
+        .storage()
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .iter()
+        .filter(|entry| entry.kind == "locked")
+        .count();
+    assert_eq!(locked_count, 1, "the second /lock changed nothing");
+    app.teardown().await;
+}
