@@ -13,6 +13,7 @@ pub mod config;
 pub mod deploy;
 pub mod discord;
 pub mod engine;
+pub mod flags;
 pub mod github;
 pub mod http;
 pub mod notify;
