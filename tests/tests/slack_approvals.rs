@@ -445,8 +445,8 @@ async fn an_unanswered_request_expires_even_across_a_restart() {
     app.outbox_idle().await;
     let app = app.restart().await;
     app.clock.advance(chrono::Duration::minutes(61));
-    let pass = app.state.engine.run_due_timers().await.expect("timers");
-    assert_eq!(pass.expired, 1);
+    // The app's own timer task may get there first; either way the request expires once.
+    app.state.engine.run_due_timers().await.expect("timers");
     assert_eq!(request_state(&app, request).await, "expired");
     let update = loop {
         let update = slack.next_call("chat.update", CHANNEL).await;
@@ -466,8 +466,7 @@ async fn reminders_go_to_the_cards_thread() {
     slack.next_call("chat.postMessage", CHANNEL).await;
     app.outbox_idle().await;
     app.clock.advance(chrono::Duration::minutes(20));
-    let pass = app.state.engine.run_due_timers().await.expect("timers");
-    assert_eq!(pass.reminded, 1);
+    app.state.engine.run_due_timers().await.expect("timers");
     let reminder = slack.next_call("chat.postMessage", CHANNEL).await;
     assert!(reminder.body["thread_ts"].is_string(), "{}", reminder.body);
     assert_eq!(request_state(&app, request).await, "waiting");
