@@ -47,8 +47,9 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to the database, applies migrations and prepares the router. Nothing listens
-    /// yet: `serve` does that on a listener the caller bound (port 0 in tests).
+    /// Connects to the database, applies migrations, fails command deploys the last process
+    /// left running (see `deploy/`) and prepares the router. Nothing listens yet: `serve` does
+    /// that on a listener the caller bound (port 0 in tests).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_clock(config, Clock::system()).await
     }
@@ -62,7 +63,22 @@ impl App {
             .migrate()
             .await
             .context("applying database migrations")?;
-        Self::with_storage(config, storage, clock)
+        let app = Self::with_storage(config, storage, clock)?;
+        // Before anything runs: a command deploy still marked running belonged to the process
+        // that had this database before, and nobody watches it any more.
+        let interrupted = app
+            .state
+            .engine
+            .fail_interrupted_commands()
+            .await
+            .context("failing command deploys interrupted by the last stop")?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "command deploys interrupted by the last stop marked failed"
+            );
+        }
+        Ok(app)
     }
 
     /// For callers that opened storage themselves (tests that share a database).
@@ -147,18 +163,6 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
-        // Before the outbox starts: any command deploy still marked running was this
-        // process's predecessor's, and nobody watches it any more.
-        match self.state.engine.fail_interrupted_commands().await {
-            Ok(0) => {}
-            Ok(failed) => tracing::warn!(
-                failed,
-                "command deploys interrupted by the last stop marked failed"
-            ),
-            Err(error) => {
-                tracing::error!(%error, "checking for interrupted command deploys failed")
-            }
-        }
         let background = &self.state.background;
         background.spawn(
             "verifier",

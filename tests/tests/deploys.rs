@@ -872,3 +872,161 @@ async fn locking_a_locked_environment_says_who_holds_it_and_changes_nothing() {
     assert_eq!(locked_count, 1, "the second /lock changed nothing");
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_github_workflow_deploy_is_dispatched_once_with_the_deployment_as_inputs() {
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let slack = FakeSlack::start().await;
+    let github = MockServer::start().await;
+    let app = start(&format!(
+        "{}\n[github]\nwebhook_secret = \"webhook-secret\"\ntoken = \"gh-token\"\napi_url = \"{}\"\n",
+        config(
+            &slack,
+            r#"deploy = { kind = "github-workflow", workflow = "deploy.yml", ref = "main" }"#,
+            None
+        ),
+        github.uri()
+    ))
+    .await;
+    let request = staging_healthy(&app, NEW).await;
+    let id = 1 + app
+        .storage()
+        .current_deployment(&shop(), &EnvironmentName::parse("staging").expect("env"))
+        .await
+        .expect("read")
+        .expect("staging deployment")
+        .id;
+    Mock::given(method("POST"))
+        .and(path(
+            "/repos/acme/shop/actions/workflows/deploy.yml/dispatches",
+        ))
+        .and(header("authorization", "Bearer gh-token"))
+        .and(header("accept", "application/vnd.github+json"))
+        .and(body_json(json!({"ref": "main", "inputs": {
+            "sha": NEW, "image": image(NEW), "environment": "production",
+            "deployment_id": id.to_string()}})))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&github)
+        .await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    assert_eq!(
+        running(&app).await.id,
+        id,
+        "the dispatched deployment is the one deploying"
+    );
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::minutes(5));
+        deliver(&app).await;
+    }
+    // The workflow reports back through GitHub's deployment_status or a `deployed` event
+    // without the id: it completes the deployment Greenlight started.
+    let reply = ci(
+        &app,
+        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": NEW,
+            "status": "success"}),
+    )
+    .await;
+    assert_eq!(reply["deployment"]["id"], id);
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: deployed and healthy"
+    );
+    app.teardown().await;
+}
+
+/// A script that records each run in `runs` and then takes its time.
+fn write_slow_script(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let runs = dir.join("runs");
+    let script = dir.join("slow-deploy.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"run $1\" >> '{}'\nexec sleep 60\n",
+            runs.display()
+        ),
+    )
+    .expect("write the script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        .expect("make it executable");
+    (script.display().to_string(), runs)
+}
+
+#[tokio::test]
+async fn a_command_deploy_cut_short_by_a_restart_fails_as_interrupted_and_never_runs_again() {
+    let slack = FakeSlack::start().await;
+    let scripts = tempfile::tempdir().expect("temporary folder");
+    let (script, runs) = write_slow_script(scripts.path());
+    let deploy = format!(
+        r#"deploy = {{ kind = "command", run = ["{script}", "{{deployment_id}}"], timeout = "10m" }}"#
+    );
+    let app = start(&config(&slack, &deploy, None)).await;
+    let request = staging_healthy(&app, NEW).await;
+    approve(&app, request).await;
+    deliver(&app).await;
+    let id = running(&app).await.id;
+    assert!(
+        deployment(&app, id).await.deployer_ref.is_some(),
+        "the command was started"
+    );
+
+    // Stopping Greenlight kills the command and records why.
+    let app = app.restart().await;
+    let interrupted = deployment(&app, id).await;
+    assert_eq!(interrupted.state, DeploymentState::Failed);
+    let detail = interrupted.detail.expect("detail");
+    assert!(detail.starts_with("interrupted"), "{detail}");
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::minutes(5));
+        deliver(&app).await;
+    }
+    let ran = std::fs::read_to_string(&runs).unwrap_or_default();
+    assert!(
+        ran.lines().count() <= 1,
+        "run again after the restart: {ran}"
+    );
+    assert_eq!(
+        headline(&app, request).await,
+        "shop → production: approved — deploy failed"
+    );
+    slack_with(&slack, "chat.postMessage", "interrupted").await;
+
+    // A crash gives no chance to record anything: the next start finds the command deploy
+    // still marked running and fails it the same way.
+    let release = app
+        .storage()
+        .release(&shop(), &CommitSha::parse(NEW).expect("sha"))
+        .await
+        .expect("release");
+    let orphan = app
+        .storage()
+        .insert_deployment(greenlight_storage::NewDeployment {
+            release_id: release.id,
+            environment: prod(),
+            kind: DeploymentKind::Deploy,
+            state: DeploymentState::Deploying,
+            previous_sha: None,
+            deployer: Some("command".to_owned()),
+            deployer_ref: Some("command started by a process that was killed".to_owned()),
+            triggered_by: Some("test".to_owned()),
+            smoke: Vec::new(),
+            detail: None,
+            at: app.clock.now(),
+        })
+        .await
+        .expect("insert");
+    let app = app.restart().await;
+    let failed = deployment(&app, orphan.id).await;
+    assert_eq!(failed.state, DeploymentState::Failed);
+    assert!(
+        failed
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("interrupted")),
+        "{failed:?}"
+    );
+    app.teardown().await;
+}
