@@ -17,6 +17,10 @@ const DAVE: &str = "U0DAVE001";
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
 async fn start(slack: &FakeSlack) -> TestApp {
+    start_with(slack, "").await
+}
+
+async fn start_with(slack: &FakeSlack, production_extra: &str) -> TestApp {
     let config = format!(
         r#"
 [slack]
@@ -43,6 +47,7 @@ operators = ["group:sre"]
 [apps.shop.environments.production]
 after = "staging"
 reviewers = ["group:sre"]
+{production_extra}
 "#,
         token = slack.bot_token,
         api = slack.api_url(),
@@ -254,4 +259,162 @@ async fn ssl_checks_and_unsigned_commands() {
         .expect("request");
     assert_eq!(unsigned.status(), 401);
     app.teardown().await;
+}
+
+#[tokio::test]
+async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack).await;
+    let (_, reply) = command(&app, ALICE, "/lock", "production db migration running").await;
+    assert!(
+        text(&reply).starts_with("Locked shop production"),
+        "{reply}"
+    );
+    let announcement = slack.next_call("chat.postMessage", CHANNEL).await;
+    assert!(
+        announcement.body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("db migration running")),
+        "{}",
+        announcement.body
+    );
+    let (_, again) = command(&app, "U0BOB0001", "/lock", "production another reason").await;
+    assert!(text(&again).contains("already locked by alice"), "{again}");
+    let (_, refused) = command(&app, DAVE, "/unlock", "production").await;
+    assert!(text(&refused).contains("only operators"), "{refused}");
+    let status = app
+        .storage()
+        .environment_status(
+            &AppName::parse("shop").expect("app"),
+            &EnvironmentName::parse("production").expect("env"),
+        )
+        .await
+        .expect("status");
+    assert_eq!(
+        status.lock.expect("still locked").reason,
+        "db migration running"
+    );
+    let (_, unlocked) = command(&app, ALICE, "/unlock", "production").await;
+    assert!(
+        text(&unlocked).starts_with("Unlocked shop production"),
+        "{unlocked}"
+    );
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    app.teardown().await;
+}
+
+const OLDER: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+async fn deployed_to_production(app: &TestApp, sha: &str) {
+    for event in [
+        json!({"event": "build", "app": "shop", "sha": sha,
+            "image": format!("ghcr.io/acme/shop:{sha}"), "author": "bob"}),
+        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": sha,
+            "status": "success"}),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/events"))
+            .bearer_auth("shop-ci")
+            .json(&event)
+            .send()
+            .await
+            .expect("event");
+        assert_eq!(response.status(), 202);
+    }
+}
+
+#[tokio::test]
+async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
+    use wiremock::matchers::{body_partial_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .and(body_partial_json(json!({"kind": "rollback", "sha": OLDER,
+            "image": format!("ghcr.io/acme/shop:{OLDER}")})))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&hook)
+        .await;
+    let slack = FakeSlack::start().await;
+    let deploy = format!(
+        "deploy = {{ kind = \"http\", url = \"{}/hook\", secret = \"hook-secret\" }}",
+        hook.uri()
+    );
+    let app = start_with(&slack, &deploy).await;
+    deployed_to_production(&app, OLDER).await;
+    deployed_to_production(&app, SHA).await;
+
+    let (_, refused) = command(&app, DAVE, "/rollback", "").await;
+    assert!(text(&refused).contains("only operators"), "{refused}");
+
+    let (_, plan) = command(&app, ALICE, "/rollback", "").await;
+    assert!(
+        text(&plan).contains(&OLDER[..7]) && text(&plan).contains(&SHA[..7]),
+        "{plan}"
+    );
+    let confirm = plan["blocks"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "actions"))
+        .map(|actions| actions["elements"][0].clone())
+        .expect("a confirm button");
+    assert_eq!(confirm["action_id"], "rollback_confirm");
+    let reference = confirm["value"].as_str().expect("value").to_owned();
+
+    // A non-operator clicking the (forwarded) button is refused; the operator's click, twice,
+    // rolls back once.
+    for user in [DAVE, ALICE, ALICE] {
+        click_confirm(&app, &slack, user, &reference).await;
+    }
+    let replies: Vec<String> = futures_replies(&slack, 3).await;
+    assert!(replies[0].contains("only operators"), "{replies:?}");
+    assert!(
+        replies[1].contains(&format!("Rolling back shop production to {}", &OLDER[..7])),
+        "{replies:?}"
+    );
+    assert_eq!(
+        replies[1], replies[2],
+        "the same confirmation answers the same"
+    );
+    app.outbox_idle().await;
+    app.state.outbox.run_once().await.expect("outbox");
+    app.outbox_idle().await;
+    hook.verify().await;
+    app.teardown().await;
+}
+
+async fn click_confirm(app: &TestApp, slack: &FakeSlack, user: &str, reference: &str) {
+    let payload = json!({"type": "block_actions", "user": {"id": user},
+        "channel": {"id": CHANNEL}, "response_url": slack.response_url(&format!("rb-{user}")),
+        "actions": [{"action_id": "rollback_confirm", "value": reference}]});
+    let body = format!(
+        "payload={}",
+        url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
+    )
+    .into_bytes();
+    let timestamp = app.clock.now().timestamp();
+    let response = app
+        .client
+        .post(app.url("/slack/interactions"))
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header(
+            "x-slack-signature",
+            slack_signature(SECRET, timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("click");
+    assert_eq!(response.status(), 200);
+}
+
+async fn futures_replies(slack: &FakeSlack, count: usize) -> Vec<String> {
+    let mut replies = Vec::new();
+    for _ in 0..count {
+        let reply = slack.next_response_url_post().await;
+        replies.push(reply.body["text"].as_str().unwrap_or_default().to_owned());
+    }
+    replies
 }

@@ -241,6 +241,32 @@ async fn component(
     interaction: Interaction,
     deadline: Instant,
 ) -> Result<InteractionResponse, ApiError> {
+    if interaction.custom_id() == notices::ROLLBACK_CANCEL_ID {
+        return Ok(InteractionResponse::UpdateMessage(Message::plain(
+            "Rollback cancelled; nothing changed.",
+        )));
+    }
+    if let Some(reference) = interaction
+        .custom_id()
+        .strip_prefix(notices::ROLLBACK_CONFIRM_PREFIX)
+    {
+        let actor = interaction.actor()?;
+        let (engine, reference) = (state.engine.clone(), reference.to_owned());
+        let task = tokio::spawn(async move { engine.confirm_rollback(&actor, &reference).await });
+        let text = match timeout_at(deadline, task).await {
+            Ok(Ok(Ok(text))) => text,
+            Ok(Ok(Err(error))) => {
+                tracing::error!(%error, "confirming a rollback failed");
+                "Greenlight could not start the rollback; please try again.".to_owned()
+            }
+            Ok(Err(join)) => {
+                tracing::error!(%join, "a rollback confirmation task failed");
+                "Greenlight could not start the rollback; please try again.".to_owned()
+            }
+            Err(_) => "The rollback is still being started; the channel will show it.".to_owned(),
+        };
+        return Ok(InteractionResponse::UpdateMessage(Message::plain(&text)));
+    }
     let Some(action) = ButtonAction::parse(interaction.custom_id()) else {
         return Ok(ephemeral(
             "This component is not one of Greenlight's; nothing changed.",

@@ -5,12 +5,14 @@ use chrono::{DateTime, Utc};
 use greenlight_commands::chat::{self, Command, FlagAction, Role};
 use greenlight_commands::{AppName, EnvironmentName, PersonName};
 use greenlight_storage::{
-    audit, flags, AnyConnection, FlagTarget, NewAuditEntry, ReleaseFilter, StorageError,
+    audit, flags, AnyConnection, FlagTarget, LockOutcome, NewAuditEntry, ReleaseFilter,
+    StorageError,
 };
 use serde_json::json;
 
 use super::decisions::ChatActor;
-use super::effects;
+use super::effects::{self, ReplyTo};
+use super::locks::UnlockOutcome;
 use super::Engine;
 use crate::config::Config;
 
@@ -265,20 +267,133 @@ impl Engine {
         Ok(CommandReply::Ephemeral(reply))
     }
 
-    /// Lock, unlock and rollback need the deploy engine; until it lands they say so plainly.
+    /// `/lock`, `/unlock` and `/rollback` (the rollback only planned here: it starts when the
+    /// caller confirms, see [`Engine::confirm_rollback`]).
     async fn deploy_command(
         &self,
         command: Command,
-        _actor: &str,
+        actor: &str,
     ) -> Result<CommandReply, StorageError> {
-        let name = match command {
-            Command::Lock { .. } => "/lock",
-            Command::Unlock { .. } => "/unlock",
-            _ => "/rollback",
+        let text = match command {
+            Command::Lock {
+                app,
+                environment,
+                reason,
+            } => match self.lock(&app, &environment, &reason, actor).await? {
+                Err(refusal) => refusal.to_string(),
+                Ok(LockOutcome::Acquired(_)) => format!(
+                    "Locked {app} {environment}: {reason}. New deploys wait for `/unlock {app} {environment}`; the channel was told."
+                ),
+                Ok(LockOutcome::AlreadyHeld(lock)) => format!(
+                    "{app} {environment} is already locked by {} since {}: {}. Nothing changed.",
+                    lock.locked_by,
+                    lock.locked_at.format("%Y-%m-%d %H:%M UTC"),
+                    lock.reason
+                ),
+            },
+            Command::Unlock { app, environment } => {
+                match self.unlock(&app, &environment, actor).await? {
+                    Err(refusal) => refusal.to_string(),
+                    Ok(UnlockOutcome::NotLocked) => {
+                        format!("{app} {environment} is not locked; nothing changed.")
+                    }
+                    Ok(UnlockOutcome::Unlocked { lock, released }) => {
+                        let started = released
+                            .map(|held| {
+                                format!(" The approved deploy of {} that waited starts now.", held.sha.short())
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "Unlocked {app} {environment} (locked by {}: {}).{started}",
+                            lock.locked_by, lock.reason
+                        )
+                    }
+                }
+            }
+            Command::Rollback {
+                app,
+                environment,
+                to,
+            } => {
+                return Ok(match self.rollback_plan(&app, &environment, to.as_deref()).await? {
+                    Err(refusal) => CommandReply::Ephemeral(format!("Cannot roll back: {refusal}.")),
+                    Ok(plan) => CommandReply::ConfirmRollback {
+                        text: format!(
+                            "Roll back {}? The previous release is deployed again through the usual deployer and smoke-checked.",
+                            plan.summary()
+                        ),
+                        confirm_value: plan.reference(),
+                    },
+                })
+            }
+            other => format!("{other:?} is not a deploy command"),
         };
-        Ok(CommandReply::Ephemeral(format!(
-            "{name} is not available in this version of Greenlight yet."
-        )))
+        Ok(CommandReply::Ephemeral(text))
+    }
+
+    /// Tells one person something privately, through the outbox (for answers that are not the
+    /// immediate response to a request, e.g. after a Slack button click).
+    pub async fn reply_privately(&self, to: &ReplyTo, text: &str) -> Result<(), StorageError> {
+        let (to, text, now) = (to.clone(), text.to_owned(), self.clock.now());
+        self.storage
+            .write(move |conn| Box::pin(async move { effects::reply(conn, &to, &text, now).await }))
+            .await?;
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// The confirm button of a `/rollback` reply: `reference` names the planned rollback (it
+    /// grants nothing); the clicker must be an operator of the app now, and the environment
+    /// must still run what it ran when the plan was made. Clicking twice rolls back once.
+    pub async fn confirm_rollback(
+        &self,
+        actor: &ChatActor,
+        reference: &str,
+    ) -> Result<String, StorageError> {
+        // Who may confirm is decided before anything about the plan is looked at or said.
+        let mut parts = reference.split(':').skip(1);
+        let target = parts.next().and_then(|app| AppName::parse(app).ok()).zip(
+            parts
+                .next()
+                .and_then(|env| EnvironmentName::parse(env).ok()),
+        );
+        let Some((app, environment)) = target else {
+            return Ok(
+                "That rollback confirmation is not valid any more; run /rollback again.".to_owned(),
+            );
+        };
+        let person = self
+            .config
+            .person_on(actor.platform, &actor.user_id)
+            .cloned();
+        let command = Command::Rollback {
+            app,
+            environment,
+            to: None,
+        };
+        if let Err(refusal) = authorize(&self.config, actor, person.as_ref(), &command) {
+            self.audit_refusal(actor, &command, &refusal).await?;
+            return Ok(refusal.to_string());
+        }
+        let plan = match self.rollback_plan_from_reference(reference).await? {
+            Ok(plan) => plan,
+            Err(refusal) => return Ok(format!("Cannot roll back: {refusal}.")),
+        };
+        let actor_name = person.as_ref().map_or_else(
+            || format!("{}:{}", actor.platform, actor.user_id),
+            ToString::to_string,
+        );
+        Ok(match self.start_rollback(&plan, &actor_name, reference).await? {
+            Err(refusal) => format!("Cannot roll back: {refusal}."),
+            Ok(deployment) => format!(
+                "Rolling back {} {} to {} (deployment {}). The channel follows it; fix for good with `git revert {}`.",
+                plan.app,
+                plan.environment,
+                deployment.sha.short(),
+                deployment.id,
+                plan.current.sha.short()
+            ),
+        })
     }
 }
 

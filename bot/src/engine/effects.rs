@@ -181,7 +181,7 @@ pub(super) async fn thread_reply(
     enqueue(conn, effect.outbox_item(unique("slack.thread"), now)).await
 }
 
-async fn reply(
+pub(super) async fn reply(
     conn: &mut AnyConnection,
     reply_to: &ReplyTo,
     text: &str,

@@ -22,6 +22,7 @@ use crate::engine::{ChatActor, CommandReply, DecisionReply, ReplyTo};
 use crate::slack::card::{APPROVE_ACTION_ID, REJECT_ACTION_ID};
 use crate::slack::notices::{
     reject_reason_modal, REASON_ACTION_ID, REASON_BLOCK_ID, REJECT_MODAL_CALLBACK_ID,
+    ROLLBACK_CANCEL_ACTION_ID, ROLLBACK_CONFIRM_ACTION_ID,
 };
 use crate::verify;
 
@@ -230,6 +231,38 @@ async fn block_actions(state: &AppState, payload: BlockActions) -> Result<Respon
         reply_to,
     };
     for action in &payload.actions {
+        match action.action_id.as_str() {
+            ROLLBACK_CONFIRM_ACTION_ID => {
+                let reference = action.value.clone().unwrap_or_default();
+                let engine = state.engine.clone();
+                let actor = actor.clone();
+                tokio::spawn(async move {
+                    let text = match engine.confirm_rollback(&actor, &reference).await {
+                        Ok(text) => text,
+                        Err(error) => {
+                            tracing::error!(%error, "confirming a rollback failed");
+                            "Greenlight could not start the rollback; please try again.".to_owned()
+                        }
+                    };
+                    if let Err(error) = engine.reply_privately(&actor.reply_to, &text).await {
+                        tracing::error!(%error, "answering a rollback confirmation failed");
+                    }
+                });
+                continue;
+            }
+            ROLLBACK_CANCEL_ACTION_ID => {
+                let engine = state.engine.clone();
+                let reply_to = actor.reply_to.clone();
+                tokio::spawn(async move {
+                    let text = "Rollback cancelled; nothing changed.";
+                    if let Err(error) = engine.reply_privately(&reply_to, text).await {
+                        tracing::error!(%error, "answering a rollback cancel failed");
+                    }
+                });
+                continue;
+            }
+            _ => {}
+        }
         // The button's value names the request; whether the clicker may act is decided from
         // server state alone.
         let Some(request_id) = action.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
