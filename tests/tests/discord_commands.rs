@@ -209,3 +209,49 @@ async fn commands_run_with_discords_typed_options() {
     discord.assert_all_read();
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn lock_unlock_and_rollback_run_from_discord() {
+    let discord = FakeDiscord::start().await;
+    let signer = DiscordSigner::new();
+    let app = start(&discord, &signer).await;
+    let production = json!({"name": "environment", "type": 3, "value": "production"});
+
+    let locked = slash(
+        &app,
+        &signer,
+        ALICE,
+        "lock",
+        json!([production, {"name": "reason", "type": 3, "value": "incident 42"}]),
+    )
+    .await;
+    assert!(
+        content(&locked).starts_with("Locked shop production"),
+        "{locked}"
+    );
+    let announcement = discord.next_post(CHANNEL).await;
+    assert!(
+        announcement.body["content"]
+            .as_str()
+            .is_some_and(|text| text.contains("incident 42")),
+        "{}",
+        announcement.body
+    );
+    let refused = slash(&app, &signer, DAVE, "unlock", json!([production])).await;
+    assert!(content(&refused).contains("only operators"), "{refused}");
+    let unlocked = slash(&app, &signer, ALICE, "unlock", json!([production])).await;
+    assert!(
+        content(&unlocked).starts_with("Unlocked shop production"),
+        "{unlocked}"
+    );
+    discord.next_post(CHANNEL).await;
+
+    // Production here is deployed by CI, so Greenlight explains why it cannot roll it back.
+    let rollback = slash(&app, &signer, ALICE, "rollback", json!([])).await;
+    assert!(
+        content(&rollback).contains("Cannot roll back"),
+        "{rollback}"
+    );
+    discord.assert_all_read();
+    app.teardown().await;
+}
