@@ -1,13 +1,7 @@
-//! Everything Slack shows besides the card: refusals, reminders, channel announcements and the
-//! reject-reason modal.
-//!
-//! The texts are plain text (no mrkdwn), because they travel in outbox payloads that the
-//! deliverer escapes before sending (a reason typed by a user must never turn into
-//! `@channel`). [`super::blocks::Message::plain`] turns one into a message.
+//! What Slack shows besides the card: the reject-reason modal and the rollback confirmation.
+//! (Refusals, reminders and announcements are the pure core's plain texts, escaped on the way
+//! out by `Message::plain`.)
 
-use std::collections::BTreeSet;
-
-use greenlight_commands::DecisionVerdict;
 use slack_morphism::blocks::{
     SlackBlock, SlackBlockMarkDownText, SlackBlockPlainTextInputElement, SlackBlockPlainTextOnly,
     SlackBlockText, SlackInputBlock, SlackModalView, SlackSectionBlock, SlackView,
@@ -15,7 +9,7 @@ use slack_morphism::blocks::{
 use slack_morphism::{SlackActionId, SlackCallbackId};
 
 use super::blocks::{escape_truncated, limits, truncate};
-use crate::cards::{Card, CardStatus};
+use crate::cards::Card;
 
 /// `callback_id` of the reject-reason modal; its `view_submission` carries it back.
 pub const REJECT_MODAL_CALLBACK_ID: &str = "reject_reason";
@@ -27,76 +21,6 @@ pub const REASON_ACTION_ID: &str = "reason";
 /// What the card's target is called in one-line texts: "shop abc1234 → production".
 fn target(card: &Card) -> String {
     format!("{} {} → {}", card.app, card.sha.short(), card.environment)
-}
-
-/// The ephemeral answer to a click or command that changed nothing, e.g. a non-reviewer's
-/// Approve. `reason` is the policy's own sentence.
-pub fn refusal_text(card: &Card, reason: &str) -> String {
-    format!("🚫 Nothing changed on {}: {}", target(card), reason.trim())
-}
-
-/// The reminder posted in the card's thread while the request waits.
-pub fn reminder_text(card: &Card) -> String {
-    let approvals = approvers(card).len();
-    let so_far = match approvals {
-        0 => "no approvals yet".to_owned(),
-        1 => "1 approval so far".to_owned(),
-        n => format!("{n} approvals so far"),
-    };
-    match &card.policy_line {
-        Some(policy) => format!(
-            "⏰ Reminder: {} is still waiting for approval ({so_far}; {policy}).",
-            target(card)
-        ),
-        None => format!(
-            "⏰ Reminder: {} is still waiting for approval ({so_far}).",
-            target(card)
-        ),
-    }
-}
-
-/// The channel announcement when a request ends approved, rejected or expired; `None` for the
-/// other states, which the card alone reports.
-pub fn announcement_text(card: &Card) -> Option<String> {
-    match &card.status {
-        CardStatus::Approved { .. } => {
-            let by = approvers(card).into_iter().collect::<Vec<_>>().join(", ");
-            Some(if by.is_empty() {
-                format!("✅ {} approved.", target(card))
-            } else {
-                format!("✅ {} approved by {by}.", target(card))
-            })
-        }
-        CardStatus::Rejected { comment } => {
-            let by = card
-                .decisions
-                .iter()
-                .rev()
-                .find(|decision| decision.verdict == DecisionVerdict::Reject)
-                .map(|decision| format!(" by {}", decision.person))
-                .unwrap_or_default();
-            Some(
-                match comment.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-                    Some(reason) => format!("⛔ {} rejected{by}: {reason}", target(card)),
-                    None => format!("⛔ {} rejected{by}.", target(card)),
-                },
-            )
-        }
-        CardStatus::Expired => Some(format!(
-            "⌛ {} expired without enough approvals ({} given); nothing was deployed.",
-            target(card),
-            approvers(card).len()
-        )),
-        _ => None,
-    }
-}
-
-fn approvers(card: &Card) -> BTreeSet<String> {
-    card.decisions
-        .iter()
-        .filter(|decision| decision.verdict == DecisionVerdict::Approve)
-        .map(|decision| decision.person.to_string())
-        .collect()
 }
 
 /// The modal a Reject click opens: one required, multi-line reason. `private_metadata` is the

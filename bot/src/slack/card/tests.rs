@@ -345,20 +345,6 @@ fn huge_inputs_stay_within_every_block_kit_limit() {
         assert!(!text.contains("<!here>") && !text.contains("<!everyone>"));
         assert!(text.contains("…and "), "nothing summarised for {status:?}");
 
-        let notices = [
-            Some(notices::refusal_text(
-                &card,
-                &"you are not a reviewer <!here> ".repeat(500),
-            )),
-            Some(notices::reminder_text(&card)),
-            notices::announcement_text(&card),
-        ];
-        for text in notices.into_iter().flatten() {
-            let message = Message::plain(&text);
-            let problems = message_violations(&json(&message));
-            assert!(problems.is_empty(), "notice for {status:?}: {problems:#?}");
-            assert!(!message.text.contains("<!"), "unescaped markup in a notice");
-        }
         let modal =
             serde_json::to_value(notices::reject_reason_modal(&card, i64::MAX)).expect("json");
         let problems = view_violations(&modal);
@@ -373,59 +359,6 @@ fn failures_come_first_when_not_every_check_fits() {
     let first_passed = text.find("✅ *").expect("a passed check");
     let first_failed = text.find("❌ *").expect("a failed check");
     assert!(first_failed < first_passed);
-}
-
-#[test]
-fn notices_say_what_happened() {
-    let card = waiting_card();
-    assert_eq!(
-        notices::reminder_text(&card),
-        "⏰ Reminder: shop 0123456 → production is still waiting for approval (1 approval so far; needs 2 of: sre, carol · self-review blocked · opens 12:35 UTC)."
-    );
-    assert_eq!(
-        notices::refusal_text(&card, "you (dave) are not a reviewer here"),
-        "🚫 Nothing changed on shop 0123456 → production: you (dave) are not a reviewer here"
-    );
-    let approved = Card {
-        status: CardStatus::Approved { deployment: None },
-        ..waiting_card()
-    };
-    assert_eq!(
-        notices::announcement_text(&approved).as_deref(),
-        Some("✅ shop 0123456 → production approved by bob.")
-    );
-    let mut rejected = Card {
-        status: CardStatus::Rejected {
-            comment: Some("the <migration> locks orders".to_owned()),
-        },
-        ..waiting_card()
-    };
-    rejected.decisions.push(CardDecision {
-        person: PersonName::parse("carol").expect("person"),
-        verdict: DecisionVerdict::Reject,
-        platform: Platform::Slack,
-        at: at(12, 50),
-        comment: Some("the <migration> locks orders".to_owned()),
-    });
-    let text = notices::announcement_text(&rejected).expect("announced");
-    assert_eq!(
-        text,
-        "⛔ shop 0123456 → production rejected by carol: the <migration> locks orders"
-    );
-    // Plain text in the payload; escaped on the way out.
-    assert_eq!(
-        Message::plain(&text).text,
-        "⛔ shop 0123456 → production rejected by carol: the &lt;migration&gt; locks orders"
-    );
-    let expired = Card {
-        status: CardStatus::Expired,
-        ..waiting_card()
-    };
-    assert_eq!(
-        notices::announcement_text(&expired).as_deref(),
-        Some("⌛ shop 0123456 → production expired without enough approvals (1 given); nothing was deployed.")
-    );
-    assert_eq!(notices::announcement_text(&card), None);
 }
 
 #[test]
