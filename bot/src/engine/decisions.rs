@@ -75,6 +75,33 @@ impl Engine {
         verdict: Verdict,
         delivery: Option<InboundDelivery>,
     ) -> Result<Option<DecisionReply>, StorageError> {
+        // Refusals (strangers, non-reviewers, too early…) change nothing but the record, so they
+        // are decided on a read connection and the single writer only stores the outcome: a
+        // flood of refused clicks costs the writer three inserts each, not a full decision.
+        let now = self.clock.now();
+        let preview = {
+            let mut conn = self.storage.reader().await?;
+            evaluate(&mut conn, &self.config, request_id, &actor, &verdict, now).await?
+        };
+        if preview.decided.is_err() && preview.transition.change.is_none() {
+            let config = self.config.clone();
+            let (actor, verdict, delivery) = (actor.clone(), verdict.clone(), delivery.clone());
+            let outcome = self
+                .storage
+                .write(move |conn| {
+                    Box::pin(async move {
+                        if !first_delivery(conn, delivery.as_ref(), now).await? {
+                            return Ok(None);
+                        }
+                        apply(conn, &config, &actor, &verdict, preview, now)
+                            .await
+                            .map(Some)
+                    })
+                })
+                .await?;
+            self.outbox_wakeup.notify_one();
+            return Ok(outcome);
+        }
         let mut last_conflict = None;
         for _ in 0..ATTEMPTS {
             let now = self.clock.now();
@@ -86,17 +113,8 @@ impl Engine {
                 .storage
                 .write(move |conn| {
                     Box::pin(async move {
-                        if let Some(delivery) = &delivery {
-                            let first = deliveries::record_webhook_delivery(
-                                conn,
-                                delivery.source,
-                                &delivery.id,
-                                now,
-                            )
-                            .await?;
-                            if !first {
-                                return Ok(None);
-                            }
+                        if !first_delivery(conn, delivery.as_ref(), now).await? {
+                            return Ok(None);
                         }
                         decide_in(conn, &config, request_id, &actor, &verdict, now)
                             .await
@@ -116,6 +134,68 @@ impl Engine {
     }
 }
 
+/// Records `delivery` as seen; `false` when it was seen before (a redelivery).
+async fn first_delivery(
+    conn: &mut AnyConnection,
+    delivery: Option<&InboundDelivery>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, StorageError> {
+    match delivery {
+        Some(delivery) => {
+            deliveries::record_webhook_delivery(conn, delivery.source, &delivery.id, now).await
+        }
+        None => Ok(true),
+    }
+}
+
+/// A decision worked out but not yet stored.
+struct Evaluated {
+    request: greenlight_storage::ApprovalRequest,
+    person: Option<greenlight_commands::PersonName>,
+    decided: Result<Decision, Refusal>,
+    transition: greenlight_commands::Transition,
+}
+
+/// Applies the policy (the one permission check, in the pure core) to the request as `conn`
+/// sees it.
+async fn evaluate(
+    conn: &mut AnyConnection,
+    config: &Config,
+    request_id: i64,
+    actor: &ChatActor,
+    verdict: &Verdict,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Evaluated, StorageError> {
+    let request = approvals::get_approval_request(conn, request_id).await?;
+    evaluate_request(conn, config, request, actor, verdict, now).await
+}
+
+async fn evaluate_request(
+    conn: &mut AnyConnection,
+    config: &Config,
+    request: greenlight_storage::ApprovalRequest,
+    actor: &ChatActor,
+    verdict: &Verdict,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Evaluated, StorageError> {
+    let snapshot = load_snapshot(conn, config, &request).await?;
+    let person = config.person_on(actor.platform, &actor.user_id).cloned();
+    let core_actor = Actor {
+        person: person.clone(),
+        platform: actor.platform,
+        platform_user_id: actor.user_id.clone(),
+    };
+    let decided = approval::decide(&snapshot, &core_actor, verdict, now);
+    let transition = approval::transition(&snapshot, &decided);
+    Ok(Evaluated {
+        request,
+        person,
+        decided,
+        transition,
+    })
+}
+
+/// Decides and stores in one write, with the request locked so deciders take turns.
 async fn decide_in(
     conn: &mut AnyConnection,
     config: &Config,
@@ -129,15 +209,27 @@ async fn decide_in(
         // Deciders on one request take turns, so each sees the approvals before it.
         request = approvals::lock_waiting_request(conn, request_id).await?;
     }
-    let snapshot = load_snapshot(conn, config, &request).await?;
-    let person = config.person_on(actor.platform, &actor.user_id).cloned();
-    let core_actor = Actor {
-        person: person.clone(),
-        platform: actor.platform,
-        platform_user_id: actor.user_id.clone(),
-    };
-    let decided = approval::decide(&snapshot, &core_actor, verdict, now);
-    let transition = approval::transition(&snapshot, &decided);
+    let evaluated = evaluate_request(conn, config, request, actor, verdict, now).await?;
+    apply(conn, config, actor, verdict, evaluated, now).await
+}
+
+/// Stores a decision: the decision row (refusals too, except clicks on final requests), the
+/// state change, and the effects as outbox items.
+async fn apply(
+    conn: &mut AnyConnection,
+    config: &Config,
+    actor: &ChatActor,
+    verdict: &Verdict,
+    evaluated: Evaluated,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<DecisionReply, StorageError> {
+    let Evaluated {
+        mut request,
+        person,
+        decided,
+        transition,
+    } = evaluated;
+    let request_id = request.id;
     let comment = match verdict {
         Verdict::Reject { reason } => Some(reason.trim().to_owned()).filter(|r| !r.is_empty()),
         Verdict::Approve => None,

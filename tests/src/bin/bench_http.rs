@@ -30,6 +30,9 @@ async fn main() {
     let seconds: u64 = args.next().map_or(5, |s| s.parse().expect("SECONDS"));
     let concurrency: usize = args.next().map_or(16, |s| s.parse().expect("CONCURRENCY"));
 
+    // A Slack that answers every Web API call at once, so queued ephemeral replies are
+    // delivered rather than retried (which would add writes a real deployment does not have).
+    let slack_api = fake_slack().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -42,7 +45,7 @@ async fn main() {
 [slack]
 bot_token = "xoxb-bench"
 signing_secret = "{SLACK_SECRET}"
-api_url = "http://127.0.0.1:9/api"
+api_url = "{slack_api}"
 
 [github]
 webhook_secret = "{GITHUB_SECRET}"
@@ -149,6 +152,20 @@ reviewers = ["alice"]
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
+}
+
+async fn fake_slack() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the fake Slack");
+    let address = listener.local_addr().expect("address");
+    let app = axum::Router::new().fallback(|| async {
+        axum::Json(serde_json::json!({"ok": true, "channel": "C0DEPLOYS", "ts": "1.000100"}))
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{address}/api")
 }
 
 async fn wait_healthy(client: &reqwest::Client, base: &str) {
