@@ -281,3 +281,26 @@ mod tests {
         assert_eq!(CardKey::parse("other:1"), None);
     }
 }
+
+/// Helpers both platforms' renderers use for a smoke check's line.
+pub mod smoke_text {
+    use greenlight_storage::SmokeResult;
+
+    pub fn passed(check: &SmokeResult) -> bool {
+        check.status == "passed"
+    }
+
+    /// "12 ms" or "5.0 s".
+    pub fn duration(ms: u64) -> String {
+        if ms < 1000 {
+            format!("{ms} ms")
+        } else {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        }
+    }
+
+    /// Details from CI or a response can span lines; a card line cannot.
+    pub fn single_line(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}

@@ -9,6 +9,7 @@ use super::message::{
     discord_len, embed_len, escape, escape_truncated, join_within, limits, link, linkable, style,
     truncate, ActionRow, Component, Embed, EmbedField, EmbedFooter, Message,
 };
+use crate::cards::smoke_text::{duration, passed, single_line};
 use crate::cards::{Card, CardKey, CardStatus};
 
 /// What a button's `custom_id` asks for. The id only names the request: whether the clicker
@@ -237,10 +238,6 @@ fn smoke_field(card: &Card) -> Option<EmbedField> {
     Some(field(&name, value, false))
 }
 
-fn passed(check: &SmokeResult) -> bool {
-    check.status == "passed"
-}
-
 fn smoke_line(check: &SmokeResult) -> String {
     let mark = match check.status.as_str() {
         "passed" => "✅".to_owned(),
@@ -258,18 +255,6 @@ fn smoke_line(check: &SmokeResult) -> String {
         ));
     }
     line
-}
-
-fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    }
-}
-
-fn single_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn decisions_field(card: &Card) -> Option<EmbedField> {

@@ -15,6 +15,7 @@ use slack_morphism::SlackActionId;
 use super::blocks::{
     escape, escape_truncated, join_within, limits, link, slack_len, truncate, Message,
 };
+use crate::cards::smoke_text::{duration, passed, single_line};
 use crate::cards::{Card, CardStatus};
 
 /// `action_id` of the Approve button; the inbound handler matches on it.
@@ -269,10 +270,6 @@ fn smoke_text(card: &Card) -> Option<String> {
     Some(format!("{title}\n{body}"))
 }
 
-fn passed(check: &SmokeResult) -> bool {
-    check.status == "passed"
-}
-
 fn smoke_line(check: &SmokeResult) -> String {
     let mark = match check.status.as_str() {
         "passed" => "✅".to_owned(),
@@ -290,18 +287,6 @@ fn smoke_line(check: &SmokeResult) -> String {
         ));
     }
     line
-}
-
-fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    }
-}
-
-fn single_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn decisions_text(card: &Card) -> Option<String> {
