@@ -375,26 +375,47 @@ impl Engine {
             self.audit_refusal(actor, &command, &refusal).await?;
             return Ok(refusal.to_string());
         }
+        // Confirming the same plan again (a double click, a second device) answers as the first.
+        if let Some(deployment) = self.rollback_started_with(reference).await? {
+            return Ok(rolling_back(&deployment));
+        }
         let plan = match self.rollback_plan_from_reference(reference).await? {
             Ok(plan) => plan,
-            Err(refusal) => return Ok(format!("Cannot roll back: {refusal}.")),
+            // The first confirmation may have committed its rollback just now.
+            Err(refusal) => {
+                return Ok(match self.rollback_started_with(reference).await? {
+                    Some(deployment) => rolling_back(&deployment),
+                    None => format!("Cannot roll back: {refusal}."),
+                })
+            }
         };
         let actor_name = person.as_ref().map_or_else(
             || format!("{}:{}", actor.platform, actor.user_id),
             ToString::to_string,
         );
-        Ok(match self.start_rollback(&plan, &actor_name, reference).await? {
-            Err(refusal) => format!("Cannot roll back: {refusal}."),
-            Ok(deployment) => format!(
-                "Rolling back {} {} to {} (deployment {}). The channel follows it; fix for good with `git revert {}`.",
-                plan.app,
-                plan.environment,
-                deployment.sha.short(),
-                deployment.id,
-                plan.current.sha.short()
-            ),
-        })
+        Ok(
+            match self.start_rollback(&plan, &actor_name, reference).await? {
+                Err(refusal) => format!("Cannot roll back: {refusal}."),
+                Ok(deployment) => rolling_back(&deployment),
+            },
+        )
     }
+}
+
+/// What the person who confirmed a rollback is told.
+fn rolling_back(deployment: &greenlight_storage::Deployment) -> String {
+    let revert = deployment
+        .previous_sha
+        .as_ref()
+        .map(|sha| format!("; fix for good with `git revert {}`", sha.short()))
+        .unwrap_or_default();
+    format!(
+        "Rolling back {} {} to {} (deployment {}). The channel follows it{revert}.",
+        deployment.app,
+        deployment.environment,
+        deployment.sha.short(),
+        deployment.id
+    )
 }
 
 #[derive(Debug, Clone, Copy)]

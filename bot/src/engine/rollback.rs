@@ -244,6 +244,16 @@ impl Engine {
         }
     }
 
+    /// The rollback already started under `idempotency_key`, if any: a second confirmation of
+    /// the same plan is answered with it rather than refused because a rollback now runs.
+    pub async fn rollback_started_with(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<Deployment>, StorageError> {
+        let mut conn = self.storage.reader().await?;
+        started_by_key(&mut conn, &format!("greenlight:rollback:{idempotency_key}")).await
+    }
+
     /// Starts the rollback `plan` describes, on behalf of `actor`, at most once per
     /// `idempotency_key` (e.g. the plan's reference or the confirmation's id): asking again
     /// with the same key returns the rollback deployment started the first time. Refused if the
