@@ -322,6 +322,15 @@ async fn refused_clicks_say_why_and_change_nothing() {
         ["unknown_user", "not_reviewer", "self_review", "too_early"]
     );
     assert_eq!(audit_count(&app, "decision_refused").await, 4);
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("greenlight_decisions_total")
+                && line.contains(r#"outcome="self_review""#)
+                && line.contains(r#"platform="slack""#)),
+        "{metrics}"
+    );
     slack.assert_all_read();
     app.teardown().await;
 }

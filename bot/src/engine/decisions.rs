@@ -79,6 +79,7 @@ impl Engine {
         // are decided on a read connection and the single writer only stores the outcome: a
         // flood of refused clicks costs the writer three inserts each, not a full decision.
         let now = self.clock.now();
+        let platform = actor.platform;
         let preview = {
             let mut conn = self.storage.reader().await?;
             evaluate(&mut conn, &self.config, request_id, &actor, &verdict, now).await?
@@ -100,6 +101,7 @@ impl Engine {
                 })
                 .await?;
             self.outbox_wakeup.notify_one();
+            count(platform, outcome.as_ref());
             return Ok(outcome);
         }
         let mut last_conflict = None;
@@ -126,12 +128,30 @@ impl Engine {
                 Err(error) if error.is_conflict() => last_conflict = Some(error),
                 other => {
                     self.outbox_wakeup.notify_one();
+                    if let Ok(reply) = &other {
+                        count(platform, reply.as_ref());
+                    }
                     return other;
                 }
             }
         }
         Err(last_conflict.unwrap_or_else(|| StorageError::conflict("decision kept conflicting")))
     }
+}
+
+/// `greenlight_decisions_total{platform, outcome}`: accepted, or the refusal's code.
+fn count(platform: greenlight_commands::Platform, reply: Option<&DecisionReply>) {
+    let outcome = match reply {
+        Some(DecisionReply::Accepted(_)) => "accepted",
+        Some(DecisionReply::Refused(refusal)) => refusal.as_str(),
+        None => "duplicate",
+    };
+    metrics::counter!(
+        "greenlight_decisions_total",
+        "platform" => platform.as_str(),
+        "outcome" => outcome
+    )
+    .increment(1);
 }
 
 /// Records `delivery` as seen; `false` when it was seen before (a redelivery).
