@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use greenlight_commands::Platform;
 use greenlight_storage::{ChatMessage, NewOutboxItem, OutboxItem, Storage, StorageError};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::card::card_message;
@@ -26,6 +25,9 @@ use super::message::{Message, MessageReference};
 use crate::cards::{self, CardKey};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::outbox::payload::{
+    card_key, read, CardPayload, CardTextPayload, ChannelTextPayload, PostCardPayload,
+};
 use crate::outbox::{Deliverer, DeliveryError};
 
 pub const POST_CARD: &str = "discord.post_card";
@@ -44,33 +46,6 @@ pub enum DiscordEffect {
     Thread { card: CardKey, text: String },
     /// A plain message in `channel` (announcements).
     Message { channel: String, text: String },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostCardPayload {
-    card: String,
-    channel: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CardPayload {
-    card: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CardTextPayload {
-    card: String,
-    text: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChannelTextPayload {
-    channel: String,
-    text: String,
 }
 
 impl DiscordEffect {
@@ -113,12 +88,6 @@ impl DiscordEffect {
 
     /// Reads an outbox item back; the error says what is wrong with it.
     pub fn parse(kind: &str, payload: &Value) -> Result<Self, String> {
-        fn read<T: for<'de> Deserialize<'de>>(kind: &str, payload: &Value) -> Result<T, String> {
-            T::deserialize(payload).map_err(|error| format!("bad {kind} payload: {error}"))
-        }
-        fn card_key(text: &str) -> Result<CardKey, String> {
-            CardKey::parse(text).ok_or_else(|| format!("unknown card key {text:?}"))
-        }
         match kind {
             POST_CARD => {
                 let p: PostCardPayload = read(kind, payload)?;

@@ -27,6 +27,9 @@ use super::client::{SlackClient, SlackError};
 use crate::cards::{self, CardKey};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::outbox::payload::{
+    card_key, read, CardPayload, CardTextPayload, ChannelTextPayload, PostCardPayload,
+};
 use crate::outbox::{Deliverer, DeliveryError};
 
 pub const POST_CARD: &str = "slack.post_card";
@@ -57,33 +60,6 @@ pub enum EphemeralTarget {
     User { channel: String, user: String },
     /// The `response_url` of the interaction or command being answered (valid 30 minutes).
     ResponseUrl(String),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostCardPayload {
-    card: String,
-    channel: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CardPayload {
-    card: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CardTextPayload {
-    card: String,
-    text: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChannelTextPayload {
-    channel: String,
-    text: String,
 }
 
 #[derive(Deserialize)]
@@ -149,12 +125,6 @@ impl SlackEffect {
 
     /// Reads an outbox item back; the error says what is wrong with it.
     pub fn parse(kind: &str, payload: &Value) -> Result<Self, String> {
-        fn read<T: for<'de> Deserialize<'de>>(kind: &str, payload: &Value) -> Result<T, String> {
-            T::deserialize(payload).map_err(|error| format!("bad {kind} payload: {error}"))
-        }
-        fn card_key(text: &str) -> Result<CardKey, String> {
-            CardKey::parse(text).ok_or_else(|| format!("unknown card key {text:?}"))
-        }
         match kind {
             POST_CARD => {
                 let p: PostCardPayload = read(kind, payload)?;
