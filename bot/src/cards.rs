@@ -222,8 +222,14 @@ async fn load_approval_card(
             reason: lock.reason,
         });
     let author = author_of(config, &request, release.author.as_deref());
-    let policy_line = (request.state == ApprovalState::Waiting)
-        .then(|| policy::policy_line(&policy_of(&request), author.as_ref(), now));
+    let policy_line = (request.state == ApprovalState::Waiting).then(|| {
+        let policy = policy_of(&request);
+        let line = policy::policy_line(&policy, author.as_ref(), now);
+        match policy::self_review_caveat(&policy, release.author.as_deref(), author.as_ref()) {
+            Some(caveat) => format!("{line} · {caveat}"),
+            None => line,
+        }
+    });
     Ok(Card {
         key: CardKey::Approval(request_id),
         app: request.app,

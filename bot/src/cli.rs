@@ -238,12 +238,11 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
         }
         Command::Backup { path } => {
             let config = load_config(cli.config.as_deref(), env)?;
-            let storage = open_storage(&config).await?;
-            storage
-                .backup_to(&path)
+            // Not `open_storage`: that would create (and migrate) a database at a mistyped path
+            // and back up the empty result.
+            Storage::backup_sqlite_file(config.database.url.expose(), &path)
                 .await
                 .with_context(|| format!("writing the backup to {}", path.display()))?;
-            storage.close().await;
             println!("backup written to {}", path.display());
             Ok(ExitCode::SUCCESS)
         }

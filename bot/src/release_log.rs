@@ -20,7 +20,10 @@ pub fn to_table(releases: &[ReleaseSummary]) -> String {
             let environments = summary
                 .environments
                 .iter()
-                .map(|(name, outcome)| format!("{name}:{}", outcome.state.as_str()))
+                .map(|(name, outcome)| {
+                    let unapproved = if outcome.approved { "" } else { "(unapproved)" };
+                    format!("{name}:{}{unapproved}", outcome.state.as_str())
+                })
                 .collect::<Vec<_>>()
                 .join(" ");
             [

@@ -218,6 +218,47 @@ fn backup_copies_the_database_while_serving() {
 }
 
 #[test]
+fn backup_of_a_mistyped_database_path_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = greenlight(dir.path())
+        .args(["backup", "copy.db"])
+        .env("GREENLIGHT_DATABASE_URL", "sqlite://greenlite.db")
+        .output()
+        .expect("backup runs");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("there is no SQLite database at greenlite.db"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("greenlite.db").exists(),
+        "no database created"
+    );
+    assert!(
+        !dir.path().join("copy.db").exists(),
+        "no empty backup written"
+    );
+
+    // A file that is not Greenlight's is refused too.
+    std::fs::write(dir.path().join("notes.db"), b"").expect("file");
+    let output = greenlight(dir.path())
+        .args(["backup", "copy.db"])
+        .env("GREENLIGHT_DATABASE_URL", "sqlite://notes.db")
+        .output()
+        .expect("backup runs");
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not a Greenlight database"),
+        "{output:?}"
+    );
+    assert!(
+        !dir.path().join("copy.db").exists(),
+        "no empty backup written"
+    );
+}
+
+#[test]
 fn every_subcommand_has_help() {
     let dir = tempfile::tempdir().expect("temp dir");
     for subcommand in [

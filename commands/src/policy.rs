@@ -144,6 +144,25 @@ pub fn policy_line(policy: &Policy, author: Option<&PersonName>, now: DateTime<U
     parts.join(" · ")
 }
 
+/// What the card must admit when self-review is blocked but cannot be checked: the release's
+/// author is not linked to anyone in `[people]` (or CI did not say who it was), so the author
+/// could approve their own commit unnoticed. `None` when there is nothing to admit.
+pub fn self_review_caveat(
+    policy: &Policy,
+    reported_author: Option<&str>,
+    linked: Option<&PersonName>,
+) -> Option<&'static str> {
+    if !policy.prevent_self_review || linked.is_some() {
+        return None;
+    }
+    Some(match reported_author {
+        Some(author) if !author.trim().is_empty() => {
+            "author not linked: self-review can't be checked"
+        }
+        _ => "author unknown: self-review can't be checked",
+    })
+}
+
 /// `at` as a wall-clock time for people reading at `now`: `12:35 UTC` on the same day, else
 /// `Jan 7 12:35 UTC`. Rounded up to the minute, so acting at the shown time always works.
 pub(crate) fn clock_time(at: &DateTime<Utc>, now: &DateTime<Utc>) -> String {

@@ -219,6 +219,23 @@ pub async fn latest_approval_request(
     .await?)
 }
 
+/// The newest approved request of release `release_id` for `environment`, if it was ever
+/// approved there: what makes a reported deployment of it to that environment approved.
+pub async fn approved_request_of_release(
+    conn: &mut AnyConnection,
+    release_id: i64,
+    environment: &EnvironmentName,
+) -> Result<Option<ApprovalRequest>, StorageError> {
+    Ok(sqlx::query_as::<_, ApprovalRequest>(&format!(
+        "{SELECT} WHERE a.release_id = $1 AND a.environment = $2 AND a.state = 'approved' \
+         ORDER BY a.id DESC LIMIT 1"
+    ))
+    .bind(release_id)
+    .bind(environment.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// The most recently approved request for the app and environment: the one a lock may be
 /// holding back until `/unlock`.
 pub async fn latest_approved_request(

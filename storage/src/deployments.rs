@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
-use crate::columns::{json, millis, opt_parsed, opt_time, parsed, time, to_json, word};
+use crate::columns::{flag, json, millis, opt_parsed, opt_time, parsed, time, to_json, word};
 use crate::{Storage, StorageError};
 
 /// One smoke check's outcome, as the card and `GET /api/v1/releases` show it.
@@ -43,6 +43,9 @@ pub struct Deployment {
     pub finished_at: Option<DateTime<Utc>>,
     /// Bumped by every change.
     pub version: i64,
+    /// `false` for a deployment to a gated environment that Greenlight did not approve (SPEC
+    /// §10): reported by CI or GitHub without an approval. Never a rollback target.
+    pub approved: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,8 @@ pub struct NewDeployment {
     pub triggered_by: Option<String>,
     pub smoke: Vec<SmokeResult>,
     pub detail: Option<String>,
+    /// See [`Deployment::approved`].
+    pub approved: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -87,7 +92,7 @@ impl DeploymentTransition {
 
 const SELECT: &str = "SELECT d.id, d.release_id, d.app, d.environment, r.sha, r.image, d.kind, \
      d.state, d.previous_sha, d.deployer, d.deployer_ref, d.triggered_by, d.smoke, d.detail, \
-     d.created_at, d.updated_at, d.healthy_at, d.finished_at, d.version \
+     d.created_at, d.updated_at, d.healthy_at, d.finished_at, d.version, d.approved \
      FROM deployments d JOIN releases r ON r.id = d.release_id";
 
 /// States in which a deployment's release is what runs in the environment.
@@ -115,6 +120,7 @@ impl<'r> FromRow<'r, AnyRow> for Deployment {
             healthy_at: opt_time(row, "healthy_at")?,
             finished_at: opt_time(row, "finished_at")?,
             version: row.try_get("version")?,
+            approved: flag(row, "approved")?,
         })
     }
 }
@@ -130,8 +136,8 @@ pub async fn insert_deployment(
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO deployments (release_id, app, environment, kind, state, previous_sha, \
          deployer, deployer_ref, triggered_by, smoke, detail, created_at, updated_at, healthy_at, \
-         finished_at) \
-         SELECT id, app, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13 \
+         finished_at, approved) \
+         SELECT id, app, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14 \
          FROM releases WHERE id = $1 RETURNING id",
     )
     .bind(new.release_id)
@@ -147,6 +153,7 @@ pub async fn insert_deployment(
     .bind(at)
     .bind(healthy_at)
     .bind(finished_at)
+    .bind(i64::from(new.approved))
     .fetch_optional(&mut *conn)
     .await?;
     let id = id.ok_or_else(|| StorageError::not_found(format!("release {}", new.release_id)))?;
@@ -236,8 +243,9 @@ pub async fn current_deployment(
     .await?)
 }
 
-/// The newest deployment that was ever healthy in the environment, skipping `except_sha` (the
-/// release running now): the default `/rollback` target.
+/// The newest approved deployment that was ever healthy in the environment, skipping
+/// `except_sha` (the release running now): the default `/rollback` target. A deployment nobody
+/// approved is never one (SPEC §10).
 pub async fn last_healthy_deployment(
     conn: &mut AnyConnection,
     app: &AppName,
@@ -246,7 +254,7 @@ pub async fn last_healthy_deployment(
 ) -> Result<Option<Deployment>, StorageError> {
     Ok(sqlx::query_as::<_, Deployment>(&format!(
         "{SELECT} WHERE d.app = $1 AND d.environment = $2 AND d.healthy_at IS NOT NULL \
-         AND ($3 IS NULL OR r.sha <> $3) ORDER BY d.id DESC LIMIT 1"
+         AND d.approved = 1 AND ($3 IS NULL OR r.sha <> $3) ORDER BY d.id DESC LIMIT 1"
     ))
     .bind(app.as_str())
     .bind(environment.as_str())

@@ -170,6 +170,23 @@ pub async fn waiting_github_gates(
     .await?)
 }
 
+/// Every gate waiting for an answer in this environment, whatever its sha, oldest first (the
+/// gates a lock held back, answered at `/unlock`).
+pub async fn waiting_github_gates_in(
+    conn: &mut AnyConnection,
+    app: &AppName,
+    environment: &EnvironmentName,
+) -> Result<Vec<GithubGate>, StorageError> {
+    Ok(sqlx::query_as::<_, GithubGate>(&format!(
+        "SELECT {COLUMNS} FROM github_gates WHERE app = $1 AND environment = $2 \
+         AND state = 'waiting' ORDER BY id"
+    ))
+    .bind(app.as_str())
+    .bind(environment.as_str())
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Waiting gates past their deadline, oldest first: answer them `rejected`.
 pub async fn due_github_gates(
     conn: &mut AnyConnection,

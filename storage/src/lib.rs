@@ -34,7 +34,7 @@ pub mod releases;
 pub mod views;
 
 pub use error::StorageError;
-pub use storage::{Backend, Storage};
+pub use storage::{Backend, Storage, WRITE_PROBE_EVERY};
 pub use upserted::Upserted;
 pub use writer::WriteStats;
 

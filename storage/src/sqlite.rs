@@ -43,6 +43,30 @@ pub(crate) fn normalize_url(url: &str) -> Result<String, StorageError> {
     })
 }
 
+/// The URL of an SQLite database that must already exist, opened without creating anything
+/// (`mode=rw`): for commands like `backup` that read a database a server made, where a
+/// mistyped path must be an error rather than a new empty file.
+pub(crate) fn existing_file_url(url: &str) -> Result<String, StorageError> {
+    let normalized = normalize_url(url)?;
+    let rest = normalized.trim_start_matches("sqlite://");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !std::path::Path::new(path).is_file() {
+        return Err(StorageError::invalid(
+            "database url",
+            format!(
+                "there is no SQLite database at {path}; check database.url (or \
+                 GREENLIGHT_DATABASE_URL) and the working directory"
+            ),
+        ));
+    }
+    let query: Vec<&str> = query
+        .split('&')
+        .filter(|part| !part.is_empty() && !part.starts_with("mode="))
+        .chain(["mode=rw"])
+        .collect();
+    Ok(format!("sqlite://{path}?{}", query.join("&")))
+}
+
 fn options(url: &str) -> Result<AnyConnectOptions, sqlx::Error> {
     AnyConnectOptions::from_str(url)
 }
@@ -58,6 +82,14 @@ async fn apply_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
 pub(crate) async fn open(url: &str) -> Result<AnyConnection, sqlx::Error> {
     let mut conn = options(url)?.connect().await?;
     apply_pragmas(&mut conn).await?;
+    Ok(conn)
+}
+
+/// A connection to a database another process may be serving: no WAL switch (it already is),
+/// only the busy timeout, so it waits for the server's writer rather than fail.
+pub(crate) async fn open_existing(url: &str) -> Result<AnyConnection, sqlx::Error> {
+    let mut conn = options(url)?.connect().await?;
+    conn.execute("PRAGMA busy_timeout = 5000").await?;
     Ok(conn)
 }
 
@@ -97,6 +129,23 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(normalize_url(input).expect(input), expected);
         }
+    }
+
+    #[test]
+    fn existing_files_open_without_create_mode_and_missing_ones_are_errors() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("greenlight.db");
+        let url = format!("sqlite://{}", path.display());
+        let error = existing_file_url(&url).expect_err("no file yet");
+        assert!(
+            error.to_string().contains("there is no SQLite database at"),
+            "{error}"
+        );
+        std::fs::write(&path, b"").expect("file");
+        assert_eq!(
+            existing_file_url(&format!("{url}?mode=rwc&cache=private")).expect("exists"),
+            format!("sqlite://{}?cache=private&mode=rw", path.display())
+        );
     }
 
     #[test]

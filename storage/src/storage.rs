@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
@@ -19,6 +19,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 /// Connections per replica on PostgreSQL; the server is shared by every replica.
 const POSTGRES_CONNECTIONS: u32 = 10;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often [`Storage::ping_write`] really writes; calls in between get the last answer.
+pub const WRITE_PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Which database a `Storage` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,6 +77,8 @@ struct Inner {
     /// SQLite only.
     writer: Option<Writer>,
     counters: Arc<Counters>,
+    /// The last write probe: when, and its failure if it failed (see [`Storage::ping_write`]).
+    write_probe: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -123,6 +127,7 @@ impl Storage {
                 pool,
                 writer,
                 counters,
+                write_probe: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -162,6 +167,46 @@ impl Storage {
             Ok(result) => result.map(drop).map_err(StorageError::from),
             Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
         }
+    }
+
+    /// Proves the database takes writes, which [`Self::ping`] cannot: a full disk or a
+    /// read-only file still answers reads. One committed write at most every
+    /// [`WRITE_PROBE_EVERY`], shared by concurrent callers, so an unauthenticated status page
+    /// cannot make the writer busy; bounded by the ping timeout.
+    pub async fn ping_write(&self) -> Result<(), StorageError> {
+        let mut last = self.inner.write_probe.lock().await;
+        if let Some((at, failure)) = &*last {
+            if at.elapsed() < WRITE_PROBE_EVERY {
+                return match failure {
+                    None => Ok(()),
+                    Some(message) => Err(StorageError::Database(sqlx::Error::Protocol(
+                        message.clone(),
+                    ))),
+                };
+            }
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let probe = self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO health_probes (id, checked_at) VALUES (1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                )
+                .bind(now)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        });
+        let outcome = match tokio::time::timeout(PING_TIMEOUT, probe).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
+        };
+        *last = Some((
+            Instant::now(),
+            outcome.as_ref().err().map(ToString::to_string),
+        ));
+        outcome
     }
 
     /// Runs `work` as one atomic write and returns its value once it is committed.
@@ -244,6 +289,51 @@ impl Storage {
             .to_str()
             .ok_or_else(|| StorageError::invalid("backup path", "the path must be valid UTF-8"))?;
         let mut conn = sqlite::open(&self.inner.url).await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Copies the SQLite database at `url` to `target` (as [`Self::backup_to`]) without
+    /// opening it as a server would: nothing is created or migrated, so a mistyped path or a
+    /// file that is not Greenlight's is an error, never an empty backup.
+    pub async fn backup_sqlite_file(url: &str, target: &Path) -> Result<(), StorageError> {
+        install_drivers();
+        if Backend::from_url(url)? != Backend::Sqlite {
+            return Err(StorageError::Unsupported {
+                backend: Backend::from_url(url)?,
+                hint: "backups copy a SQLite file; for PostgreSQL use pg_dump".to_owned(),
+            });
+        }
+        if target.exists() {
+            return Err(StorageError::invalid(
+                "backup path",
+                format!(
+                    "{} already exists; refusing to overwrite it",
+                    target.display()
+                ),
+            ));
+        }
+        let target = target
+            .to_str()
+            .ok_or_else(|| StorageError::invalid("backup path", "the path must be valid UTF-8"))?;
+        let url = sqlite::existing_file_url(url)?;
+        let mut conn = sqlite::open_existing(&url).await?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'releases'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if tables == 0 {
+            conn.close().await?;
+            return Err(StorageError::invalid(
+                "database url",
+                "the file is not a Greenlight database (it has no release log)",
+            ));
+        }
         sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(&mut conn)

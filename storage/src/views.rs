@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::approvals::{waiting_approval_request, ApprovalRequest};
-use crate::columns::{json, parsed, time, word};
+use crate::columns::{flag, json, parsed, time, word};
 use crate::decisions::approvers;
 use crate::deployments::{current_deployment, Deployment, SmokeResult};
 use crate::locks::{active_lock, Lock};
@@ -58,6 +58,8 @@ pub struct EnvironmentOutcome {
     pub state: EnvironmentState,
     /// The smoke checks of the latest deployment (empty while waiting for approval).
     pub smoke: Vec<SmokeResult>,
+    /// `false` when the deployment shown reached a gated environment without approval.
+    pub approved: bool,
     pub deployment_id: Option<i64>,
     pub approval_request_id: Option<i64>,
     pub updated_at: DateTime<Utc>,
@@ -164,7 +166,7 @@ async fn per_environment_rows(
 ) -> Result<Vec<AnyRow>, StorageError> {
     let columns = match table {
         Table::Deployments => {
-            "id, release_id, environment, state, smoke, created_at, updated_at \
+            "id, release_id, environment, state, smoke, approved, created_at, updated_at \
                                FROM deployments"
         }
         Table::Approvals => {
@@ -196,6 +198,7 @@ struct Entry {
     id: i64,
     state: EnvironmentState,
     smoke: Vec<SmokeResult>,
+    approved: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -209,11 +212,12 @@ struct Latest {
 
 impl Latest {
     fn from_row(table: Table, row: &AnyRow) -> Result<Self, sqlx::Error> {
-        let entry = |state, smoke| -> Result<Entry, sqlx::Error> {
+        let entry = |state, smoke, approved| -> Result<Entry, sqlx::Error> {
             Ok(Entry {
                 id: row.try_get("id")?,
                 state,
                 smoke,
+                approved,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,
             })
@@ -223,6 +227,7 @@ impl Latest {
                 deployment: Some(entry(
                     EnvironmentState::Deployment(word(row, "state")?),
                     json(row, "smoke")?,
+                    flag(row, "approved")?,
                 )?),
                 approval: None,
             },
@@ -231,6 +236,7 @@ impl Latest {
                 approval: Some(entry(
                     EnvironmentState::Approval(word(row, "state")?),
                     Vec::new(),
+                    true,
                 )?),
             },
         })
@@ -261,6 +267,7 @@ impl Latest {
         Some(EnvironmentOutcome {
             state: shown.state,
             smoke: shown.smoke,
+            approved: shown.approved,
             deployment_id,
             approval_request_id,
             updated_at: shown.updated_at,

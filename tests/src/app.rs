@@ -104,6 +104,39 @@ impl TestApp {
             .expect("the outbox settles within 30 s");
     }
 
+    /// Records that release `sha` of `app` (already reported as a build) was approved and runs
+    /// healthy in `environment` from before the test: history for rollbacks to go back to.
+    /// Reporting it through CI instead would make it a deploy around the gate (SPEC §10),
+    /// which is never a rollback target.
+    pub async fn seed_approved_healthy(&self, app: &str, environment: &str, sha: &str) {
+        use greenlight_commands::{AppName, CommitSha, DeploymentKind, DeploymentState};
+        let app = AppName::parse(app).expect("app name");
+        let sha = CommitSha::parse(sha).expect("sha");
+        let release = self
+            .storage()
+            .release(&app, &sha)
+            .await
+            .expect("the release was reported as a build first");
+        self.storage()
+            .insert_deployment(greenlight_storage::NewDeployment {
+                release_id: release.id,
+                environment: greenlight_commands::EnvironmentName::parse(environment)
+                    .expect("environment"),
+                kind: DeploymentKind::Deploy,
+                state: DeploymentState::Healthy,
+                previous_sha: None,
+                deployer: None,
+                deployer_ref: None,
+                triggered_by: Some("seeded by the test".to_owned()),
+                smoke: Vec::new(),
+                detail: None,
+                approved: true,
+                at: self.clock.now(),
+            })
+            .await
+            .expect("seeded deployment");
+    }
+
     pub fn storage(&self) -> &Storage {
         &self.state.storage
     }

@@ -69,3 +69,30 @@ impl Default for DiscordSigner {
         Self::new()
     }
 }
+
+/// A fresh `action_ts` for a Slack block action, as Slack gives every click its own: Greenlight
+/// applies a click once per `action_ts` + user + value (SPEC §10), so two clicks need two.
+pub fn slack_action_ts() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("1572000048.{:06}", NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A fresh `trigger_id` for a Slack slash command: Slack gives every invocation its own, and
+/// Greenlight runs a command once per trigger id (SPEC §10).
+pub fn slack_trigger_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "398738663015.47445629121.{:032x}",
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A fresh Discord interaction id (a snowflake): Discord gives every interaction its own, and
+/// Greenlight applies each at most once (SPEC §10).
+pub fn discord_interaction_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("9{:017}", NEXT.fetch_add(1, Ordering::SeqCst))
+}

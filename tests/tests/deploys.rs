@@ -127,17 +127,10 @@ async fn build(app: &TestApp, sha: &str) {
     .await;
 }
 
-/// CI deployed `sha` to production itself (before Greenlight deployed anything), and it
-/// passed production's checks.
-async fn ci_deployed_to_production(app: &TestApp, sha: &str) {
+/// `sha` went through the gate and ran healthy in production before the test began.
+async fn approved_in_production(app: &TestApp, sha: &str) {
     build(app, sha).await;
-    ci(
-        app,
-        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": sha,
-            "status": "success"}),
-    )
-    .await;
-    verify(app).await;
+    app.seed_approved_healthy("shop", "production", sha).await;
     assert_eq!(running(app).await.state, DeploymentState::Healthy);
 }
 
@@ -263,7 +256,7 @@ async fn an_approval_deploys_once_through_the_signed_hook_and_the_card_ends_depl
     let hook = DeployHook::start(HOOK_SECRET, 1).await;
     let production = FakeProduction::start().await;
     let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
-    ci_deployed_to_production(&app, OLD).await;
+    approved_in_production(&app, OLD).await;
     let request = staging_healthy(&app, NEW).await;
 
     approve(&app, request).await;
@@ -320,7 +313,7 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
     let hook = DeployHook::start(HOOK_SECRET, 3).await;
     let production = FakeProduction::start().await;
     let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
-    ci_deployed_to_production(&app, OLD).await;
+    approved_in_production(&app, OLD).await;
     let request = staging_healthy(&app, NEW).await;
     approve(&app, request).await;
     deliver(&app).await;
@@ -456,7 +449,7 @@ async fn a_restart_between_approval_and_delivery_still_deploys_exactly_once() {
     hook.answer([503]);
     let production = FakeProduction::start().await;
     let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
-    ci_deployed_to_production(&app, OLD).await;
+    approved_in_production(&app, OLD).await;
     let request = staging_healthy(&app, NEW).await;
     approve(&app, request).await;
     deliver(&app).await;
@@ -705,7 +698,7 @@ async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
         Err(RollbackRefusal::UnknownEnvironment { .. })
     ));
 
-    ci_deployed_to_production(&app, OLD).await;
+    approved_in_production(&app, OLD).await;
     let refused = plan(None).await.expect_err("only one release ever ran");
     assert_eq!(
         refused.to_string(),
@@ -1014,6 +1007,7 @@ async fn a_command_deploy_cut_short_by_a_restart_fails_as_interrupted_and_never_
             triggered_by: Some("test".to_owned()),
             smoke: Vec::new(),
             detail: None,
+            approved: true,
             at: app.clock.now(),
         })
         .await

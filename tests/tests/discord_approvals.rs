@@ -766,6 +766,7 @@ async fn slack_click(app: &TestApp, slack: &FakeSlack, user: &str, request: i64)
     payload["response_url"] = json!(slack.response_url(&format!("{user}-approve")));
     payload["actions"][0]["action_id"] = json!("approve");
     payload["actions"][0]["value"] = json!(request.to_string());
+    payload["actions"][0]["action_ts"] = json!(greenlight_tests::signing::slack_action_ts());
     let body = format!(
         "payload={}",
         url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()

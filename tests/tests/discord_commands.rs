@@ -115,7 +115,7 @@ async fn slash(
     options: Value,
 ) -> Value {
     let payload = json!({
-        "id": format!("9{}", app.clock.now().timestamp_subsec_nanos()),
+        "id": greenlight_tests::signing::discord_interaction_id(),
         "application_id": APPLICATION_ID, "type": 2, "token": "interaction-token",
         "version": 1, "guild_id": "290926798626357999", "channel_id": CHANNEL,
         "member": {"user": {"id": user, "username": "someone"}, "roles": []},

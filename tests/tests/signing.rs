@@ -61,7 +61,7 @@ fn discord_verification_accepts_the_rfc8032_vector() {
     .expect("valid key");
     let signature = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
     assert_eq!(
-        verify::discord::verify(&key, Some(signature), Some(""), b""),
+        verify::discord::verify_signature(&key, Some(signature), Some(""), b""),
         Ok(())
     );
 }
@@ -73,14 +73,26 @@ fn discord_signer_produces_what_greenlight_verifies() {
     let body = fixtures::read("discord/slash_command_interaction.json");
     let signature = signer.sign("1700000000", &body);
     assert_eq!(
-        verify::discord::verify(&key, Some(&signature), Some("1700000000"), &body),
+        verify::discord::verify(
+            &key,
+            Some(&signature),
+            Some("1700000000"),
+            &body,
+            1_700_000_000
+        ),
         Ok(())
     );
     // Another application's key does not verify it.
     let other = DiscordSigner::from_seed([9; 32]);
     let other_key = verify::discord::parse_public_key(&other.public_key_hex()).expect("valid");
     assert_eq!(
-        verify::discord::verify(&other_key, Some(&signature), Some("1700000000"), &body),
+        verify::discord::verify(
+            &other_key,
+            Some(&signature),
+            Some("1700000000"),
+            &body,
+            1_700_000_000
+        ),
         Err(VerifyError::Mismatch)
     );
 }

@@ -158,6 +158,7 @@ fn click(slack: &FakeSlack, user: &str, action: &str, request_id: i64) -> Value 
     payload["response_url"] = json!(slack.response_url(&format!("{user}-{action}")));
     payload["actions"][0]["action_id"] = json!(action);
     payload["actions"][0]["value"] = json!(request_id.to_string());
+    payload["actions"][0]["action_ts"] = json!(greenlight_tests::signing::slack_action_ts());
     payload
 }
 

@@ -70,8 +70,17 @@ async fn command(app: &TestApp, user: &str, name: &str, text: &str) -> (u16, Val
         .expect("fixture is text");
     let mut fields: Vec<(String, String)> = url::form_urlencoded::parse(example.trim().as_bytes())
         .into_owned()
-        .filter(|(key, _)| !matches!(key.as_str(), "user_id" | "command" | "text" | "channel_id"))
+        .filter(|(key, _)| {
+            !matches!(
+                key.as_str(),
+                "user_id" | "command" | "text" | "channel_id" | "trigger_id"
+            )
+        })
         .collect();
+    fields.push((
+        "trigger_id".into(),
+        greenlight_tests::signing::slack_trigger_id(),
+    ));
     fields.push(("user_id".into(), user.into()));
     fields.push(("command".into(), name.into()));
     fields.push(("text".into(), text.into()));
@@ -305,13 +314,11 @@ async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
 
 const OLDER: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
+/// `sha` went through the gate and runs healthy in production (seeded history).
 async fn deployed_to_production(app: &TestApp, sha: &str) {
-    for event in [
-        json!({"event": "build", "app": "shop", "sha": sha,
-            "image": format!("ghcr.io/acme/shop:{sha}"), "author": "bob"}),
-        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": sha,
-            "status": "success"}),
-    ] {
+    for event in [json!({"event": "build", "app": "shop", "sha": sha,
+        "image": format!("ghcr.io/acme/shop:{sha}"), "author": "bob"})]
+    {
         let response = app
             .client
             .post(app.url("/api/v1/events"))
@@ -322,6 +329,7 @@ async fn deployed_to_production(app: &TestApp, sha: &str) {
             .expect("event");
         assert_eq!(response.status(), 202);
     }
+    app.seed_approved_healthy("shop", "production", sha).await;
 }
 
 #[tokio::test]
@@ -390,7 +398,8 @@ async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
 async fn click_confirm(app: &TestApp, slack: &FakeSlack, user: &str, reference: &str) {
     let payload = json!({"type": "block_actions", "user": {"id": user},
         "channel": {"id": CHANNEL}, "response_url": slack.response_url(&format!("rb-{user}")),
-        "actions": [{"action_id": "rollback_confirm", "value": reference}]});
+        "actions": [{"action_id": "rollback_confirm", "value": reference,
+            "action_ts": greenlight_tests::signing::slack_action_ts()}]});
     let body = format!(
         "payload={}",
         url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()

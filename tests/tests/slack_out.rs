@@ -119,6 +119,7 @@ reviewers = ["carol", "alice"]
                     detail: None,
                 }],
                 detail: None,
+                approved: true,
                 at: start_time(),
             })
             .await
@@ -587,6 +588,7 @@ async fn a_smoke_failed_card_has_no_buttons() {
                 detail: Some("database: expected \"ok\", got \"down\"".to_owned()),
             }],
             detail: None,
+            approved: true,
             at: h.clock.now(),
         })
         .await

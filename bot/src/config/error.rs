@@ -165,9 +165,22 @@ pub(crate) struct Problems {
     /// Values whose `${VAR}` could not be expanded. Their problem is already recorded; reading
     /// them again would only add confusing follow-up problems about the unexpanded text.
     poisoned: HashSet<KeyPath>,
+    /// Values that came from `${NAME}`, with the name to show instead: a secret wired into the
+    /// wrong key must not be printed by the problem about that key.
+    hidden: Vec<(String, String)>,
 }
 
+/// Values shorter than this are not replaced: hiding `1` or `on` would mangle messages, and
+/// they are no secret.
+const MIN_HIDDEN_LEN: usize = 4;
+
 impl Problems {
+    pub(crate) fn hide(&mut self, value: String, name: String) {
+        if value.len() >= MIN_HIDDEN_LEN {
+            self.hidden.push((value, name));
+        }
+    }
+
     pub(crate) fn add(&mut self, at: &KeyPath, message: impl Into<String>) {
         let problem = ConfigProblem {
             path: at.as_str().to_owned(),
@@ -187,10 +200,23 @@ impl Problems {
     }
 
     /// `Ok(value)` when nothing was found, else every problem.
-    pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+    pub(crate) fn finish<T>(mut self, value: T) -> Result<T, ConfigErrors> {
         if self.list.is_empty() {
             Ok(value)
         } else {
+            // Longest first, so a value containing another is replaced whole.
+            self.hidden
+                .sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+            for problem in &mut self.list {
+                for (value, name) in &self.hidden {
+                    let shown = format!("${{{name}}}");
+                    let quoted = format!("{value:?}");
+                    problem.message = problem
+                        .message
+                        .replace(&quoted, &format!("\"{shown}\""))
+                        .replace(value, &shown);
+                }
+            }
             Err(ConfigErrors {
                 problems: self.list,
                 file_missing: false,

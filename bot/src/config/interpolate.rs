@@ -29,7 +29,15 @@ fn interpolate_value(
 ) {
     match value {
         Value::String(text) => match expand(text, env) {
-            Ok(expanded) => *text = expanded,
+            Ok(expanded) => {
+                // A problem about this value must not quote what came from the environment.
+                for name in referenced_names(text) {
+                    if let Some(value) = env(&name) {
+                        problems.hide(value, name);
+                    }
+                }
+                *text = expanded;
+            }
             Err(messages) => {
                 for message in messages {
                     problems.add(at, message);
@@ -87,6 +95,27 @@ fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Ve
     } else {
         Err(errors)
     }
+}
+
+/// The variables `text` refers to with `${NAME}` (not `$${`, which is a literal).
+fn referenced_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        let after = &rest[dollar..];
+        if let Some(escaped) = after.strip_prefix("$${") {
+            rest = escaped;
+        } else if let Some(reference) = after.strip_prefix("${") {
+            let Some(end) = reference.find('}') else {
+                break;
+            };
+            names.push(reference[..end].to_owned());
+            rest = &reference[end + 1..];
+        } else {
+            rest = &after[1..];
+        }
+    }
+    names
 }
 
 fn is_variable_name(name: &str) -> bool {

@@ -27,9 +27,9 @@ use std::path::Path;
 pub use error::{check_config_report, ConfigErrors, ConfigProblem};
 pub use sections::{DATABASE_URL_VARIABLE, LISTEN_VARIABLE};
 pub use types::{
-    AppConfig, ApprovalGate, Channels, Config, DatabaseConfig, Deployer, DiscordConfig,
-    EnvironmentConfig, ExpectStatus, GithubApp, GithubConfig, Group, JsonExpectation, Person,
-    ServerConfig, SlackConfig, SmokeCheck,
+    AppConfig, ApprovalGate, Channels, ChildEnvironment, Config, DatabaseConfig, Deployer,
+    DiscordConfig, EnvironmentConfig, ExpectStatus, GithubApp, GithubConfig, Group,
+    JsonExpectation, Person, ServerConfig, SlackConfig, SmokeCheck,
 };
 pub use values::{
     DatabaseBackend, DatabaseUrl, DiscordPublicKey, Email, GithubLogin, GroupName, ImageRepository,

@@ -20,8 +20,8 @@ use super::reader::{
     FromValue, Invalid,
 };
 use super::types::{
-    constant_url, AppConfig, ApprovalGate, Channels, Config, DatabaseConfig, Deployer,
-    DiscordConfig, EnvironmentConfig, ExpectStatus, GithubApp, GithubConfig, Group,
+    constant_url, AppConfig, ApprovalGate, Channels, ChildEnvironment, Config, DatabaseConfig,
+    Deployer, DiscordConfig, EnvironmentConfig, ExpectStatus, GithubApp, GithubConfig, Group,
     JsonExpectation, Person, ServerConfig, SlackConfig, SmokeCheck,
 };
 use super::values::{DatabaseUrl, GroupName, Principal};
@@ -184,6 +184,8 @@ pub(crate) fn read_config(
             ),
         }
     }
+    let mut apps = apps.ok().flatten().unwrap_or_default();
+    resolve_child_environments(&mut apps, env, problems);
     let config = Config {
         server,
         database,
@@ -192,7 +194,7 @@ pub(crate) fn read_config(
         github: github.ok().flatten(),
         people: people.ok().flatten().unwrap_or_default(),
         groups: groups.ok().flatten().unwrap_or_default(),
-        apps: apps.ok().flatten().unwrap_or_default(),
+        apps,
     };
     (config, present)
 }
@@ -201,7 +203,7 @@ fn server(value: &Value, at: &KeyPath, problems: &mut Problems) -> Result<Server
     let mut fields = Fields::new(table(value, at, problems)?, at, problems);
     let listen = fields.or_default("listen", ServerConfig::DEFAULT_LISTEN);
     let public_url = fields.optional_with("public_url", base_url);
-    let api_token = fields.optional::<Secret>("api_token");
+    let api_token = fields.optional::<SecretList>("api_token");
     fields.finish();
     Ok(ServerConfig {
         listen: listen?,
@@ -477,7 +479,7 @@ fn app(
         "the image repository releases come from, without a tag, e.g. \"ghcr.io/acme/shop\"",
     );
     let allow_version_tags = fields.or_default("allow_version_tags", false);
-    let ci_token = fields.required::<Secret>(
+    let ci_token = fields.required::<SecretList>(
         "ci_token",
         "the bearer token CI sends to /api/v1/events, e.g. \"${SHOP_CI_TOKEN}\"",
     );
@@ -620,7 +622,7 @@ fn environment(
         "lock_after_rollback",
         EnvironmentConfig::DEFAULT_LOCK_AFTER_ROLLBACK,
     );
-    let flags_token = fields.optional::<Secret>("flags_token");
+    let flags_token = fields.optional::<SecretList>("flags_token");
 
     // Checks between keys of this environment, made only when the keys involved parsed.
     let gate = match after {
@@ -822,8 +824,17 @@ fn deployer(value: &Value, at: &KeyPath, problems: &mut Problems) -> Result<Depl
                 command_line,
             );
             let timeout = deploy_timeout(&mut fields);
-            match (run, timeout) {
-                (Ok(run), Ok(timeout)) => Ok(Deployer::Command { run, timeout }),
+            let allowed = fields.optional_with("env", variable_names);
+            match (run, timeout, allowed) {
+                (Ok(run), Ok(timeout), Ok(allowed)) => Ok(Deployer::Command {
+                    run,
+                    timeout,
+                    // Values are read once every section is (`resolve_child_environments`).
+                    env: ChildEnvironment {
+                        allowed: allowed.unwrap_or_default(),
+                        values: Vec::new(),
+                    },
+                }),
                 _ => Err(Invalid),
             }
         }
@@ -917,6 +928,80 @@ fn deploy_timeout(fields: &mut Fields<'_, '_>) -> Result<Duration, Invalid> {
 }
 
 /// `run` of a command deploy: the program and its arguments, run without a shell.
+/// The `env` allow-list of a `command` deployer: names of environment variables, each once.
+fn variable_names(
+    value: &Value,
+    at: &KeyPath,
+    problems: &mut Problems,
+) -> Result<Vec<String>, Invalid> {
+    let names = list_with(value, at, problems, "strings", |value, at, problems| {
+        let name = text(value, at, problems, "a string")?;
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            // Not quoted: a `${VAR}` written here was already replaced by its (secret) value.
+            problems.add(
+                at,
+                "must be the name of an environment variable, like \"FLY_API_TOKEN\" (the name, not \"${FLY_API_TOKEN}\")",
+            );
+            return Err(Invalid);
+        }
+        Ok(name.to_owned())
+    })?;
+    for (index, name) in names.iter().enumerate() {
+        if names[..index].contains(name) {
+            problems.add(&at.index(index), format!("{name} is listed twice"));
+            return Err(Invalid);
+        }
+    }
+    Ok(names)
+}
+
+/// Reads the values of what each `command` deployer's child may see: its allow-list (a missing
+/// variable is an error, or the deploy would run without it) and [`ChildEnvironment::ALWAYS`]
+/// (passed when set).
+fn resolve_child_environments(
+    apps: &mut [AppConfig],
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) {
+    for app in apps {
+        let app_at = KeyPath::root().key("apps").key(app.name.as_str());
+        for environment in &mut app.environments {
+            let Some(Deployer::Command { env: child, .. }) = environment.deploy.as_mut() else {
+                continue;
+            };
+            let at = app_at
+                .key("environments")
+                .key(environment.name.as_str())
+                .key("deploy")
+                .key("env");
+            let mut values = Vec::new();
+            for name in ChildEnvironment::ALWAYS {
+                if let Some(value) = env(name) {
+                    values.push((name.to_owned(), Secret::new(value)));
+                }
+            }
+            for (index, name) in child.allowed.iter().enumerate() {
+                if ChildEnvironment::ALWAYS.contains(&name.as_str()) {
+                    continue;
+                }
+                match env(name) {
+                    Some(value) => values.push((name.clone(), Secret::new(value))),
+                    None => problems.add(
+                        &at.index(index),
+                        format!("environment variable {name} is not set; the deploy command would run without it"),
+                    ),
+                }
+            }
+            child.values = values;
+        }
+    }
+}
+
 fn command_line(
     value: &Value,
     at: &KeyPath,

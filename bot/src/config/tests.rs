@@ -378,7 +378,7 @@ deploy = { kind = "command", run = ["flyctl", "deploy", "--image", "{image}", "-
     );
     let config = valid(&text);
     match config.apps[0].environments[1].deploy.as_ref() {
-        Some(Deployer::Command { run, timeout }) => {
+        Some(Deployer::Command { run, timeout, .. }) => {
             assert_eq!(run[3], "{image}");
             assert_eq!(run.len(), 7);
             assert_eq!(*timeout, Duration::from_secs(900));
@@ -768,7 +768,7 @@ prevent_self_review = "${SELF}"
         config.apps[0].channels.discord.map(Snowflake::get),
         Some(1100000000000000000)
     );
-    assert_eq!(config.apps[0].ci_token.expose(), "ci-token");
+    assert_eq!(config.apps[0].ci_token.current().expose(), "ci-token");
 }
 
 #[test]
@@ -968,4 +968,111 @@ fn flags_tokens_find_their_environment() {
             "{secret} in Debug output"
         );
     }
+}
+
+#[test]
+fn tokens_accept_rotation_lists_and_each_must_differ() {
+    let text = format!(
+        r#"{}
+[server]
+api_token = ["api-new", "api-old"]
+[apps.shop]
+image = "ghcr.io/acme/shop"
+ci_token = ["ci-new", "ci-old"]
+[apps.shop.environments.production]
+flags_token = ["flags-new", "ci-old"]
+"#,
+        base()
+    );
+    assert_eq!(
+        problems(&text),
+        ["apps.shop.environments.production.flags_token[1]: is the same token as apps.shop.ci_token[1]; every token must be different, or one would grant the other's access"]
+    );
+    let config = valid(&text.replace(
+        r#"["flags-new", "ci-old"]"#,
+        r#"["flags-new", "flags-old"]"#,
+    ));
+    let shop = &config.apps[0];
+    assert_eq!(shop.ci_token.len(), 2);
+    assert!(config.app_for_ci_token(b"ci-old").is_some());
+    assert!(config.app_for_ci_token(b"ci-new").is_some());
+    assert!(config.app_for_ci_token(b"ci-older").is_none());
+}
+
+#[test]
+fn command_deployers_pass_only_their_allow_list() {
+    let text = with_production(
+        r#"reviewers = ["alice"]
+deploy = { kind = "command", run = ["flyctl", "deploy"], env = ["FLY_API_TOKEN", "FLY_ORG"] }"#,
+    );
+    let env = |name: &str| match name {
+        "FLY_API_TOKEN" => Some("fo1_token".to_owned()),
+        "FLY_ORG" => Some("acme".to_owned()),
+        "PATH" => Some("/usr/bin".to_owned()),
+        "SLACK_BOT_TOKEN" => Some("xoxb-must-not-pass".to_owned()),
+        _ => None,
+    };
+    let config = Config::from_toml_str(&text, &env).unwrap_or_else(|errors| panic!("{errors}"));
+    let Some(Deployer::Command { env: child, .. }) = &config.apps[0].environments[1].deploy else {
+        panic!("a command deployer");
+    };
+    let names: Vec<&str> = child.values.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["PATH", "FLY_API_TOKEN", "FLY_ORG"]);
+    let allowed: Vec<&str> = child.allowed_values().map(|value| value.expose()).collect();
+    assert_eq!(allowed, ["fo1_token", "acme"]);
+
+    // A variable the allow-list names must be there, or the deploy would run without it.
+    assert_eq!(
+        problems(&text),
+        [
+            "apps.shop.environments.production.deploy.env[0]: environment variable FLY_API_TOKEN is not set; the deploy command would run without it",
+            "apps.shop.environments.production.deploy.env[1]: environment variable FLY_ORG is not set; the deploy command would run without it",
+        ]
+    );
+    let bad = with_production(
+        r#"reviewers = ["alice"]
+deploy = { kind = "command", run = ["flyctl"], env = ["FLY_API_TOKEN", "fo1 secret value", "FLY_API_TOKEN"] }"#,
+    );
+    let report = problems(&bad);
+    assert_eq!(
+        report,
+        ["apps.shop.environments.production.deploy.env[1]: must be the name of an environment variable, like \"FLY_API_TOKEN\" (the name, not \"${FLY_API_TOKEN}\")"]
+    );
+    assert!(!report.concat().contains("fo1 secret value"));
+    let twice = with_production(
+        r#"reviewers = ["alice"]
+deploy = { kind = "command", run = ["flyctl"], env = ["A", "A"] }"#,
+    );
+    assert_eq!(
+        problems(&twice),
+        ["apps.shop.environments.production.deploy.env[1]: A is listed twice"]
+    );
+}
+
+#[test]
+fn values_from_the_environment_are_never_quoted_in_problems() {
+    const LEAKED: &str = "xoxb-0123456789-leaked-secret";
+    let text = format!(
+        r#"{}
+[apps.shop]
+image = "ghcr.io/acme/shop"
+ci_token = "ci"
+channels = {{ slack = "${{WRONG}}" }}
+[apps.shop.environments.production]
+reviewers = ["${{WRONG}}"]
+"#,
+        base()
+    );
+    let env = |name: &str| (name == "WRONG").then(|| LEAKED.to_owned());
+    let errors = Config::from_toml_str(&text, &env).expect_err("two wrong values");
+    let report = errors.to_string();
+    assert!(!report.contains("leaked-secret"), "{report}");
+    assert!(
+        report.contains("apps.shop.channels.slack: invalid Slack channel id \"${WRONG}\""),
+        "{report}"
+    );
+    assert!(
+        report.contains("apps.shop.environments.production.reviewers[0]"),
+        "{report}"
+    );
 }

@@ -41,7 +41,8 @@ pub struct ServerConfig {
     /// The address people reach Greenlight at; used for links in chat messages.
     pub public_url: Url,
     /// Bearer token for the read APIs; `None` answers them 401 with a hint to set it.
-    pub api_token: Option<Secret>,
+    /// A list during a rotation: any of them is accepted.
+    pub api_token: Option<SecretList>,
 }
 
 impl ServerConfig {
@@ -167,7 +168,8 @@ pub struct AppConfig {
     /// Accept semver tags (`v1.2.3`) as immutable image references.
     pub allow_version_tags: bool,
     /// CI's bearer token for `/api/v1/events`; unique per app.
-    pub ci_token: Secret,
+    /// A list during a rotation: any of them is accepted.
+    pub ci_token: SecretList,
     pub channels: Channels,
     /// May `/rollback`, `/flag`, `/lock`, `/unlock`.
     pub operators: Vec<Principal>,
@@ -202,7 +204,8 @@ pub struct EnvironmentConfig {
     pub auto_rollback: bool,
     pub lock_after_rollback: bool,
     /// Applications' bearer token for reading this environment's flags; unique.
-    pub flags_token: Option<Secret>,
+    /// A list during a rotation: any of them is accepted.
+    pub flags_token: Option<SecretList>,
 }
 
 impl EnvironmentConfig {
@@ -240,11 +243,41 @@ impl ApprovalGate {
     pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 }
 
+/// What the `command` deployer's child process sees of Greenlight's environment (SPEC §10):
+/// nothing but [`Self::ALWAYS`] and the variables its `env` allow-list names, so the server's
+/// own secrets (chat tokens, signing secrets, CI tokens) never reach a deploy script.
+#[derive(Debug, Clone, Default)]
+pub struct ChildEnvironment {
+    /// The `env` allow-list, in file order.
+    pub allowed: Vec<String>,
+    /// Each variable the child gets, with its value as Greenlight started with it.
+    pub values: Vec<(String, Secret)>,
+}
+
+impl ChildEnvironment {
+    /// Passed to every command, when Greenlight has them: a program needs them to be found
+    /// and to run, and they hold no secret.
+    pub const ALWAYS: [&'static str; 3] = ["PATH", "HOME", "LANG"];
+
+    /// The values of the allow-listed variables (not of [`Self::ALWAYS`]): what a command's
+    /// output must not repeat into the release log.
+    pub fn allowed_values(&self) -> impl Iterator<Item = &Secret> {
+        self.values
+            .iter()
+            .filter(|(name, _)| self.allowed.contains(name))
+            .map(|(_, value)| value)
+    }
+}
+
 /// How Greenlight deploys to an environment (`deploy = { kind = … }`).
 #[derive(Debug, Clone)]
 pub enum Deployer {
     /// Runs `run` (no shell) with placeholders filled in; exit 0 means deployed.
-    Command { run: Vec<String>, timeout: Duration },
+    Command {
+        run: Vec<String>,
+        timeout: Duration,
+        env: ChildEnvironment,
+    },
     /// POSTs a signed JSON request; completion arrives later as a `deployed` event.
     Http {
         url: Url,

@@ -10,7 +10,7 @@ use super::error::Problems;
 use super::path::KeyPath;
 use super::sections::Present;
 use super::types::{AppConfig, Config, Deployer};
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretList};
 
 pub(crate) fn validate(config: &Config, present: &Present, problems: &mut Problems) {
     for app in &config.apps {
@@ -179,18 +179,32 @@ fn check_identities(config: &Config, problems: &mut Problems) {
 /// reader, an operator); two places with the same token could act as each other.
 fn check_tokens(config: &Config, problems: &mut Problems) {
     let mut tokens: Vec<(KeyPath, &Secret)> = Vec::new();
+    // Every token of a rotation list, each with its own path.
+    fn push<'a>(tokens: &mut Vec<(KeyPath, &'a Secret)>, at: KeyPath, list: &'a SecretList) {
+        if list.len() == 1 {
+            tokens.push((at, list.current()));
+        } else {
+            for (index, token) in list.iter().enumerate() {
+                tokens.push((at.index(index), token));
+            }
+        }
+    }
     if let Some(token) = &config.server.api_token {
-        tokens.push((KeyPath::root().key("server").key("api_token"), token));
+        push(
+            &mut tokens,
+            KeyPath::root().key("server").key("api_token"),
+            token,
+        );
     }
     for app in &config.apps {
-        tokens.push((app_path(app).key("ci_token"), &app.ci_token));
+        push(&mut tokens, app_path(app).key("ci_token"), &app.ci_token);
         for environment in &app.environments {
             if let Some(token) = &environment.flags_token {
                 let at = app_path(app)
                     .key("environments")
                     .key(environment.name.as_str())
                     .key("flags_token");
-                tokens.push((at, token));
+                push(&mut tokens, at, token);
             }
         }
     }

@@ -12,7 +12,9 @@ use tokio::time::Instant;
 
 use super::DeployRequest;
 use crate::background::StopSignal;
+use crate::config::ChildEnvironment;
 use crate::engine::{DeployResult, INTERRUPTED};
+use crate::secret::Secret;
 
 /// How much of a command's output (stdout and stderr, interleaved) is kept: the end, where
 /// the error usually is.
@@ -80,6 +82,35 @@ pub enum CommandOutcome {
 }
 
 impl CommandOutcome {
+    /// The same outcome with every occurrence of `hidden` in its output replaced.
+    fn redacted(self, hidden: &[&str]) -> Self {
+        let clean = |mut output: String| {
+            for value in hidden {
+                output = output.replace(value, "[redacted]");
+            }
+            output
+        };
+        match self {
+            Self::Exited {
+                code,
+                output,
+                elapsed,
+            } => Self::Exited {
+                code,
+                output: clean(output),
+                elapsed,
+            },
+            Self::TimedOut { timeout, output } => Self::TimedOut {
+                timeout,
+                output: clean(output),
+            },
+            Self::Interrupted { output } => Self::Interrupted {
+                output: clean(output),
+            },
+            not_started @ Self::NotStarted { .. } => not_started,
+        }
+    }
+
     /// One line for the logs (no output: it may contain anything).
     pub fn summary(&self) -> String {
         match self {
@@ -132,8 +163,32 @@ impl CommandOutcome {
     }
 }
 
-/// Runs `argv` to the end, or until `timeout` or `stop`, whichever comes first.
-pub async fn run(argv: &[String], timeout: Duration, mut stop: StopSignal) -> CommandOutcome {
+/// Runs `argv` to the end, or until `timeout` or `stop`, whichever comes first, with only
+/// `child_env` for an environment. Its output never repeats an allow-listed value.
+pub async fn run(
+    argv: &[String],
+    child_env: &ChildEnvironment,
+    timeout: Duration,
+    stop: StopSignal,
+) -> CommandOutcome {
+    let outcome = run_unredacted(argv, child_env, timeout, stop).await;
+    let hidden: Vec<&str> = child_env
+        .allowed_values()
+        .map(Secret::expose)
+        .filter(|value| value.len() >= MIN_REDACTED_LEN)
+        .collect();
+    outcome.redacted(&hidden)
+}
+
+/// Values shorter than this are not hidden from output: `1` or `yes` would mangle it.
+const MIN_REDACTED_LEN: usize = 6;
+
+async fn run_unredacted(
+    argv: &[String],
+    child_env: &ChildEnvironment,
+    timeout: Duration,
+    mut stop: StopSignal,
+) -> CommandOutcome {
     let Some((program, arguments)) = argv.split_first() else {
         return CommandOutcome::NotStarted {
             program: String::new(),
@@ -143,6 +198,14 @@ pub async fn run(argv: &[String], timeout: Duration, mut stop: StopSignal) -> Co
     let started = Instant::now();
     let spawned = Command::new(program)
         .args(arguments)
+        // Nothing of the server's environment but what the deployer allows (SPEC §10).
+        .env_clear()
+        .envs(
+            child_env
+                .values
+                .iter()
+                .map(|(name, value)| (name, value.expose())),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -332,13 +395,69 @@ mod tests {
         assert!(text.len() <= OUTPUT_LIMIT + 4);
     }
 
+    /// Where the test programs (`sh`, `echo`, `sleep`, `env`) live.
+    fn path_only() -> ChildEnvironment {
+        ChildEnvironment {
+            allowed: Vec::new(),
+            values: vec![(
+                "PATH".to_owned(),
+                Secret::new("/usr/local/bin:/usr/bin:/bin".to_owned()),
+            )],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_child_sees_only_path_home_lang_and_the_allow_list_and_never_prints_it() {
+        let background = Background::new();
+        let mut child_env = path_only();
+        child_env.allowed = vec!["FLY_API_TOKEN".to_owned()];
+        child_env.values.extend([
+            ("LANG".to_owned(), Secret::new("C.UTF-8".to_owned())),
+            (
+                "FLY_API_TOKEN".to_owned(),
+                Secret::new("fo1_very-secret-fly-token".to_owned()),
+            ),
+        ]);
+        let argv = vec!["env".to_owned()];
+        let outcome = run(
+            &argv,
+            &child_env,
+            Duration::from_secs(10),
+            background.stop_signal(),
+        )
+        .await;
+        let CommandOutcome::Exited {
+            code: Some(0),
+            output,
+            ..
+        } = &outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        let mut names: Vec<&str> = output
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["FLY_API_TOKEN", "LANG", "PATH"], "{output}");
+        assert!(output.contains("FLY_API_TOKEN=[redacted]"), "{output}");
+        assert!(!output.contains("very-secret"), "{output}");
+        assert!(output.contains("LANG=C.UTF-8"), "{output}");
+    }
+
     #[tokio::test]
     async fn exit_status_and_output_are_kept_without_a_shell() {
         let background = Background::new();
         let argv: Vec<String> = ["sh", "-c", "echo out; echo err >&2; exit 3", "ignored"]
             .map(String::from)
             .to_vec();
-        let outcome = run(&argv, Duration::from_secs(10), background.stop_signal()).await;
+        let outcome = run(
+            &argv,
+            &path_only(),
+            Duration::from_secs(10),
+            background.stop_signal(),
+        )
+        .await;
         let CommandOutcome::Exited { code, output, .. } = &outcome else {
             panic!("{outcome:?}");
         };
@@ -356,7 +475,13 @@ mod tests {
         let echo: Vec<String> = ["echo", "a;", "rm", "-rf", "/nothing"]
             .map(String::from)
             .to_vec();
-        let outcome = run(&echo, Duration::from_secs(10), background.stop_signal()).await;
+        let outcome = run(
+            &echo,
+            &path_only(),
+            Duration::from_secs(10),
+            background.stop_signal(),
+        )
+        .await;
         assert!(
             matches!(&outcome, CommandOutcome::Exited { code: Some(0), output, .. } if output == "a; rm -rf /nothing"),
             "{outcome:?}"
@@ -367,7 +492,13 @@ mod tests {
     async fn a_command_past_its_timeout_is_killed() {
         let background = Background::new();
         let argv: Vec<String> = ["sleep", "30"].map(String::from).to_vec();
-        let outcome = run(&argv, Duration::from_millis(200), background.stop_signal()).await;
+        let outcome = run(
+            &argv,
+            &path_only(),
+            Duration::from_millis(200),
+            background.stop_signal(),
+        )
+        .await;
         assert!(
             matches!(outcome, CommandOutcome::TimedOut { .. }),
             "{outcome:?}"
@@ -379,7 +510,10 @@ mod tests {
         let background = Background::new();
         let stop = background.stop_signal();
         let argv: Vec<String> = ["sleep", "30"].map(String::from).to_vec();
-        let running = tokio::spawn(async move { run(&argv, Duration::from_secs(60), stop).await });
+        let running =
+            tokio::spawn(
+                async move { run(&argv, &path_only(), Duration::from_secs(60), stop).await },
+            );
         background.shutdown(Duration::from_secs(1)).await;
         let outcome = running.await.expect("joins");
         assert!(
@@ -396,7 +530,13 @@ mod tests {
     async fn a_missing_program_is_reported() {
         let background = Background::new();
         let argv = vec!["/nonexistent/deploy-tool".to_owned()];
-        let outcome = run(&argv, Duration::from_secs(5), background.stop_signal()).await;
+        let outcome = run(
+            &argv,
+            &path_only(),
+            Duration::from_secs(5),
+            background.stop_signal(),
+        )
+        .await;
         assert!(
             matches!(outcome, CommandOutcome::NotStarted { .. }),
             "{outcome:?}"

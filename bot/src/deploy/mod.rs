@@ -27,7 +27,7 @@ use greenlight_storage::{deployments, Deployment, DeploymentTransition, OutboxIt
 use serde::Serialize;
 
 use crate::background::Background;
-use crate::config::{Config, Deployer};
+use crate::config::{ChildEnvironment, Config, Deployer};
 use crate::engine::{DeployResult, Engine, INTERRUPTED};
 use crate::outbox::{Deliverer, DeliveryError};
 
@@ -140,8 +140,10 @@ impl DeployDeliverer {
             }) => {
                 workflow::dispatch(&self.client, &self.config, &deployment, workflow, git_ref).await
             }
-            Some(Deployer::Command { run, timeout }) => {
-                return self.start_command(deployment, run.clone(), *timeout).await;
+            Some(Deployer::Command { run, timeout, env }) => {
+                return self
+                    .start_command(deployment, run.clone(), env.clone(), *timeout)
+                    .await;
             }
             Some(Deployer::GithubProtectionRule { .. }) | None => Started::Refused(format!(
                 "{} {} has no deployer Greenlight can trigger any more (greenlight.toml changed)",
@@ -177,6 +179,7 @@ impl DeployDeliverer {
         &self,
         deployment: Deployment,
         run: Vec<String>,
+        child_env: ChildEnvironment,
         timeout: Duration,
     ) -> Result<(), DeliveryError> {
         let id = deployment.id;
@@ -223,7 +226,7 @@ impl DeployDeliverer {
         let stop = self.background.stop_signal();
         self.background
             .spawn(&format!("deploy command {id}"), async move {
-                let outcome = command::run(&argv, timeout, stop).await;
+                let outcome = command::run(&argv, &child_env, timeout, stop).await;
                 tracing::info!(deployment = id, outcome = outcome.summary(), "deploy command ended");
                 let result = outcome.into_result();
                 if let Err(error) = engine

@@ -58,7 +58,12 @@ pub async fn interactions(
             "Discord is not configured ([discord] in greenlight.toml)",
         ));
     };
-    authenticate(discord, &headers, &body)?;
+    authenticate(
+        discord,
+        &headers,
+        &body,
+        state.engine.clock().now().timestamp(),
+    )?;
     let interaction: Interaction = parse(&body)?;
     let deadline = Instant::now() + ACK_BUDGET;
     let response = match interaction.kind {
@@ -78,7 +83,12 @@ pub async fn interactions(
 
 /// 404 is for "not configured"; any failure here is 401 with no detail of the key, as Discord's
 /// deliberate bad-signature probes expect.
-fn authenticate(discord: &DiscordConfig, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+fn authenticate(
+    discord: &DiscordConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), ApiError> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let outcome = match ed25519_dalek::VerifyingKey::from_bytes(discord.public_key.as_bytes()) {
         Ok(key) => verify::discord::verify(
@@ -86,6 +96,7 @@ fn authenticate(discord: &DiscordConfig, headers: &HeaderMap, body: &[u8]) -> Re
             header(verify::discord::SIGNATURE_HEADER),
             header(verify::discord::TIMESTAMP_HEADER),
             body,
+            now_unix,
         ),
         Err(_) => {
             tracing::error!("discord.public_key is not a valid Ed25519 public key");
@@ -209,6 +220,9 @@ async fn application_command(
         }
     };
     let actor = interaction.actor()?;
+    if !first_delivery(state, &interaction).await? {
+        return Ok(already_handled());
+    }
     let engine = state.engine.clone();
     let task = tokio::spawn(async move { engine.run_command(&actor, parsed).await });
     let budget = deadline.saturating_duration_since(Instant::now());
@@ -236,6 +250,23 @@ async fn application_command(
     })
 }
 
+/// Records the interaction as seen before a command or confirmation runs; `false` for a replayed
+/// (or redelivered) interaction id, which must change nothing.
+async fn first_delivery(state: &AppState, interaction: &Interaction) -> Result<bool, ApiError> {
+    state
+        .engine
+        .first_delivery(&interaction.delivery())
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "recording a Discord interaction id failed");
+            ApiError::internal()
+        })
+}
+
+fn already_handled() -> InteractionResponse {
+    ephemeral("This interaction was already handled; nothing changed.")
+}
+
 async fn component(
     state: &AppState,
     interaction: Interaction,
@@ -251,6 +282,9 @@ async fn component(
         .strip_prefix(notices::ROLLBACK_CONFIRM_PREFIX)
     {
         let actor = interaction.actor()?;
+        if !first_delivery(state, &interaction).await? {
+            return Ok(already_handled());
+        }
         let (engine, reference) = (state.engine.clone(), reference.to_owned());
         let task = tokio::spawn(async move { engine.confirm_rollback(&actor, &reference).await });
         let text = match timeout_at(deadline, task).await {

@@ -52,6 +52,15 @@ pub struct InboundDelivery {
 }
 
 impl Engine {
+    /// Records an inbound chat delivery that is not a decision (a slash command, a rollback
+    /// confirmation) as seen, before it runs. `false` for a replay, which must then change
+    /// nothing: chat deliveries apply at most once (SPEC §10). Kept as long as webhook ids.
+    pub async fn first_delivery(&self, delivery: &InboundDelivery) -> Result<bool, StorageError> {
+        self.storage
+            .record_webhook_delivery(delivery.source, &delivery.id, self.clock.now())
+            .await
+    }
+
     /// Applies `verdict` by `actor` to approval request `request_id`.
     pub async fn decide(
         &self,

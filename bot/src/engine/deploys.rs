@@ -160,6 +160,9 @@ pub(super) async fn begin_deployment(
             triggered_by: Some(begin.triggered_by.clone()),
             smoke: Vec::new(),
             detail: None,
+            // Started by Greenlight: after an approval, an unlock of one, or a rollback to an
+            // approved release.
+            approved: true,
             at: now,
         },
     )

@@ -6,15 +6,19 @@
 //! written together, so a gate is answered exactly when GitHub will be told.
 
 use chrono::{DateTime, Utc};
-use greenlight_commands::{ApprovalState, DecisionVerdict, DeploymentState};
+use greenlight_commands::{
+    AppName, ApprovalState, DecisionVerdict, DeploymentState, EnvironmentName,
+};
 use greenlight_storage::{
-    approvals, audit, decisions, deployments, gates, outbox, releases, AnyConnection,
-    ApprovalRequest, Deployment, GateAnswer, GithubGate, NewAuditEntry, Release, StorageError,
+    approvals, audit, decisions, deployments, gates, locks, outbox, releases, AnyConnection,
+    ApprovalRequest, Deployment, GateAnswer, GithubGate, Lock, NewAuditEntry, Release,
+    StorageError,
 };
 use serde::Serialize;
 use serde_json::json;
 
 use super::{promotion, Engine};
+use crate::clock::span;
 use crate::config::Config;
 use crate::github::GithubEffect;
 
@@ -59,9 +63,13 @@ pub async fn join_new_github_gate(
         );
         return report_waiting(conn, gate, reason, now).await;
     };
-    if let Some(request) =
-        approvals::latest_approval_request(conn, release.id, &gate.environment).await?
-    {
+    let latest = approvals::latest_approval_request(conn, release.id, &gate.environment).await?;
+    // An approval answers the gates of its own time: past `approval_timeout` a new protection
+    // rule (a re-run job, say) asks the reviewers again (SPEC §10).
+    let ask_again = latest
+        .as_ref()
+        .is_some_and(|request| approval_is_stale(config, request, now));
+    if let Some(request) = latest.filter(|_| !ask_again) {
         return from_request(conn, gate, &request, now).await;
     }
     let previous = deployments::latest_deployment(conn, release.id, &after).await?;
@@ -73,6 +81,10 @@ pub async fn join_new_github_gate(
         });
     }
     match previous.filter(|deployment| deployment.healthy_at.is_some()) {
+        Some(healthy) if ask_again => {
+            promotion::ask_again(conn, config, &release, &gate.environment, &healthy, now).await?;
+            after_opening(conn, config, gate, now).await
+        }
         Some(healthy) => open_request(conn, config, gate, &release, &healthy, now).await,
         None => {
             let reason = format!(
@@ -97,10 +109,26 @@ async fn open_request(
     now: DateTime<Utc>,
 ) -> Result<GateOutcome, StorageError> {
     promotion::on_healthy(conn, config, release, healthy, now).await?;
+    after_opening(conn, config, gate, now).await
+}
+
+/// The gate after its release's request was (re)opened: joined to it, or rejected because a
+/// newer release waits in its place.
+async fn after_opening(
+    conn: &mut AnyConnection,
+    config: &Config,
+    gate: &GithubGate,
+    now: DateTime<Utc>,
+) -> Result<GateOutcome, StorageError> {
+    let release = releases::find_release(conn, &gate.app, &gate.sha)
+        .await?
+        .ok_or_else(|| StorageError::not_found(format!("release {}", gate.sha)))?;
     if let Some(request) =
         approvals::latest_approval_request(conn, release.id, &gate.environment).await?
     {
-        return from_request(conn, gate, &request, now).await;
+        if request.state == ApprovalState::Waiting || !approval_is_stale(config, &request, now) {
+            return from_request(conn, gate, &request, now).await;
+        }
     }
     let Some(newer) =
         approvals::waiting_approval_request(conn, &gate.app, &gate.environment).await?
@@ -198,9 +226,62 @@ pub(super) async fn answer_gate(
     Ok(true)
 }
 
+/// Answers the gates a lock held back, now that `environment` was unlocked: each gate whose
+/// release has an approval that is not stale is approved. Call in the unlock's write.
+pub(super) async fn answer_held_gates(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    environment: &EnvironmentName,
+    now: DateTime<Utc>,
+) -> Result<u32, StorageError> {
+    let mut answered = 0;
+    for gate in gates::waiting_github_gates_in(conn, app, environment).await? {
+        let Some(release) = releases::find_release(conn, app, &gate.sha).await? else {
+            continue;
+        };
+        let Some(request) =
+            approvals::approved_request_of_release(conn, release.id, environment).await?
+        else {
+            continue;
+        };
+        if approval_is_stale(config, &request, now) {
+            continue;
+        }
+        if let GateOutcome::Answered { .. } = from_request(conn, &gate, &request, now).await? {
+            answered += 1;
+        }
+    }
+    Ok(answered)
+}
+
+/// Whether an approved request is too old to answer a new gate: decided longer ago than the
+/// environment's `approval_timeout`.
+fn approval_is_stale(config: &Config, request: &ApprovalRequest, now: DateTime<Utc>) -> bool {
+    if request.state != ApprovalState::Approved {
+        return false;
+    }
+    let Some(gate) = config
+        .environment(&request.app, &request.environment)
+        .and_then(|environment| environment.gate.as_ref())
+    else {
+        return true;
+    };
+    let decided_at = request.decided_at.unwrap_or(request.updated_at);
+    now - decided_at > span(gate.approval_timeout)
+}
+
+/// What GitHub is told while a lock holds an approved gate.
+fn held_by_lock(lock: &Lock) -> String {
+    format!(
+        "approved, but {} is locked by {} ({}); the deploy may run after /unlock",
+        lock.environment, lock.locked_by, lock.reason
+    )
+}
+
 impl Engine {
-    /// Rejects every gate past its deadline with the comment "expired" (SPEC §2). Returns how
-    /// many were answered.
+    /// Rejects every gate past its deadline with the comment "expired" (SPEC §2), naming the
+    /// lock when one held it back (SPEC §10). Returns how many were answered.
     pub(super) async fn expire_github_gates(
         &self,
         now: DateTime<Utc>,
@@ -208,11 +289,19 @@ impl Engine {
     ) -> Result<u32, StorageError> {
         let mut expired = 0;
         for gate in self.storage.due_github_gates(now, limit).await? {
+            let (id, app, environment) = (gate.id, gate.app.clone(), gate.environment.clone());
             let answered = self
                 .storage
                 .write(move |conn| {
                     Box::pin(async move {
-                        answer_gate(conn, gate.id, GateAnswer::Rejected, "expired", now).await
+                        let comment = match locks::active_lock(conn, &app, &environment).await? {
+                            Some(lock) => format!(
+                                "expired: {} is locked by {} ({})",
+                                lock.environment, lock.locked_by, lock.reason
+                            ),
+                            None => "expired".to_owned(),
+                        };
+                        answer_gate(conn, id, GateAnswer::Rejected, &comment, now).await
                     })
                 })
                 .await?;
@@ -240,6 +329,11 @@ async fn from_request(
             })
         }
         ApprovalState::Approved => {
+            // Answering `approved` lets GitHub run the job: a lock holds it until `/unlock`.
+            if let Some(lock) = locks::active_lock(conn, &gate.app, &gate.environment).await? {
+                let reason = held_by_lock(&lock);
+                return report_waiting(conn, gate, reason, now).await;
+            }
             let approvers: Vec<String> = decisions::approvers(conn, request.id)
                 .await?
                 .iter()

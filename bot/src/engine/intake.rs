@@ -6,14 +6,14 @@ use greenlight_commands::{
     AppName, CommitSha, DeploymentKind, DeploymentState, EnvironmentName, ImageRef, ImageRefError,
 };
 use greenlight_storage::{
-    audit, deliveries, deployments, releases, AnyConnection, ApprovalRequest, Deployment,
-    DeploymentTransition, NewAuditEntry, NewDeployment, NewRelease, Release, SmokeResult,
-    StorageError,
+    approvals, audit, deliveries, deployments, releases, AnyConnection, ApprovalRequest,
+    Deployment, DeploymentTransition, NewAuditEntry, NewDeployment, NewRelease, Release,
+    SmokeResult, StorageError,
 };
 use serde_json::{json, Value};
 
 use super::{gates, promotion, Engine};
-use crate::config::AppConfig;
+use crate::config::{AppConfig, Config};
 
 /// A build CI finished: the release it produced.
 #[derive(Debug, Clone)]
@@ -270,8 +270,10 @@ impl Engine {
                             }
                         }
                         None => {
-                            record_new_deployment(conn, &release, &report, state, smoke, now)
-                                .await?
+                            record_new_deployment(
+                                conn, &config, &release, &report, state, smoke, now,
+                            )
+                            .await?
                         }
                     };
                     let opened = if deployment.state == DeploymentState::Healthy {
@@ -289,6 +291,14 @@ impl Engine {
                 })
             })
             .await?;
+        if !verifying.duplicate && verifying.body["deployment"]["approved"] == false {
+            metrics::counter!(
+                "greenlight_unapproved_deploys_total",
+                "app" => app.name.to_string(),
+                "environment" => environment.name.to_string(),
+            )
+            .increment(1);
+        }
         if verifying.body["deployment"]["state"] == DeploymentState::Verifying.as_str() {
             self.verifier_wakeup.notify_one();
         }
@@ -404,6 +414,7 @@ fn state_after(report: &DeploymentReport, has_own_smoke: bool) -> DeploymentStat
 
 async fn record_new_deployment(
     conn: &mut AnyConnection,
+    config: &Config,
     release: &Release,
     report: &DeploymentReport,
     state: DeploymentState,
@@ -415,6 +426,7 @@ async fn record_new_deployment(
         .as_ref()
         .filter(|current| current.release_id != release.id)
         .map(|current| current.sha.clone());
+    let approved = reported_deploy_approved(conn, config, release, &report.environment).await?;
     // Reporting the running release again (a redeploy) also replaces its older deployment, so
     // one deployment at a time is what runs.
     let deployment = deployments::insert_deployment(
@@ -430,10 +442,14 @@ async fn record_new_deployment(
             triggered_by: Some(report.actor.clone()),
             smoke,
             detail: report.detail.clone(),
+            approved,
             at: now,
         },
     )
     .await?;
+    if !approved {
+        announce_unapproved(conn, config, &deployment, &report.actor, now).await?;
+    }
     if state != DeploymentState::Failed {
         if let Some(current) = current {
             supersede(conn, &current, now).await?;
@@ -441,6 +457,74 @@ async fn record_new_deployment(
     }
     audit_deployment(conn, &deployment, &report.actor, now).await?;
     Ok(deployment)
+}
+
+/// Whether a deployment that CI or GitHub reports (not one Greenlight started) went through the
+/// gate (SPEC §10). Environments without a gate need none. Where Greenlight runs the deployer,
+/// its own deploys carry their deployment id (or are in flight), so a report without one is a
+/// deploy around the gate. Where CI or a protection rule deploys, the release must have been
+/// approved for the environment.
+async fn reported_deploy_approved(
+    conn: &mut AnyConnection,
+    config: &Config,
+    release: &Release,
+    environment: &EnvironmentName,
+) -> Result<bool, StorageError> {
+    let Some(target) = config.environment(&release.app, environment) else {
+        return Ok(true);
+    };
+    if target.gate.is_none() {
+        return Ok(true);
+    }
+    if super::deploys::triggerable(target).is_some() {
+        return Ok(false);
+    }
+    Ok(
+        approvals::approved_request_of_release(conn, release.id, environment)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Says in the app's channels that something reached a gated environment around the gate, and
+/// keeps it in the release log.
+async fn announce_unapproved(
+    conn: &mut AnyConnection,
+    config: &Config,
+    deployment: &Deployment,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let reporter = match actor.split_once(':') {
+        Some(("github", login)) => format!("GitHub, {login}"),
+        _ if actor == "ci" => "CI".to_owned(),
+        _ => actor.to_owned(),
+    };
+    let (app, sha, environment) = (
+        &deployment.app,
+        deployment.sha.short(),
+        &deployment.environment,
+    );
+    let text = if deployment.state == DeploymentState::Failed {
+        format!("⚠ {app} {sha}: a deploy to {environment} without approval was attempted and failed (reported by {reporter}).")
+    } else {
+        format!("⚠ {app} {sha} deployed to {environment} without approval (reported by {reporter}). It will never be a rollback target.")
+    };
+    super::effects::announce(conn, config, &deployment.app, &text, now).await?;
+    audit::append_audit(
+        conn,
+        &NewAuditEntry {
+            occurred_at: now,
+            actor: actor.to_owned(),
+            app: Some(deployment.app.clone()),
+            environment: Some(deployment.environment.clone()),
+            sha: Some(deployment.sha.clone()),
+            kind: "unapproved_deploy".to_owned(),
+            detail: json!({ "deployment_id": deployment.id, "state": deployment.state }),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Completes a deployment Greenlight's deployer started: it must be the same app, release and
@@ -521,6 +605,7 @@ async fn audit_deployment(
                 "image": deployment.image,
                 "smoke": deployment.smoke,
                 "detail": deployment.detail,
+                "approved": deployment.approved,
             }),
         },
     )

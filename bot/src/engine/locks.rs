@@ -184,6 +184,13 @@ async fn unlock_in(
             }
         }
     }
+    // GitHub protection rules that arrived for an approved release while locked.
+    let gates = super::gates::answer_held_gates(conn, config, app, environment, now).await?;
+    if gates > 0 && released.is_none() {
+        text.push_str(&format!(
+            " GitHub may now run the {gates} approved deployment job(s) held by the lock."
+        ));
+    }
     effects::announce(conn, config, app, &text, now).await?;
     refresh_waiting_card(conn, config, app, environment, now).await?;
     Ok(UnlockOutcome::Unlocked { lock, released })

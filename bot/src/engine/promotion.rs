@@ -2,7 +2,7 @@
 //! gated environment that comes after it, superseding an older release still waiting there.
 
 use chrono::{DateTime, Utc};
-use greenlight_commands::approval;
+use greenlight_commands::{approval, EnvironmentName};
 use greenlight_storage::{
     approvals, audit, AnyConnection, ApprovalRequest, ApprovalSource, ApprovalTransition,
     Deployment, NewApprovalRequest, NewAuditEntry, Release, StorageError,
@@ -39,49 +39,91 @@ pub(super) async fn on_healthy(
         {
             continue;
         }
-        if let Some(waiting) =
-            approvals::waiting_approval_request(conn, &release.app, &target.name).await?
+        if let Some(request) =
+            open_request(conn, config, gate, &target.name, release, healthy_at, now).await?
         {
-            if waiting.release_id > release.id {
-                // A newer release already waits; an older one turning healthy again does not
-                // take its place.
-                continue;
-            }
-            supersede(conn, config, waiting.id, release, now).await?;
+            opened.push(request);
         }
-        let request = approvals::insert_approval_request(
-            conn,
-            &NewApprovalRequest {
-                release_id: release.id,
-                environment: target.name.clone(),
-                source: ApprovalSource::Ci,
-                policy: policy_snapshot(config, gate, release),
-                required_approvals: gate.required_approvals,
-                opens_at: healthy_at + span(gate.wait_timer),
-                expires_at: now + span(gate.approval_timeout),
-                next_reminder_at: gate.reminder_every.map(|every| now + span(every)),
-                at: now,
-            },
-        )
-        .await?;
-        audit_request(conn, &request, "approval_requested", now).await?;
-        let card = CardKey::Approval(request.id);
-        effects::post_card(conn, config, &release.app, card, now).await?;
-        if request.opens_at > now {
-            // The card says when approvals open; refresh it then so it stops saying so.
-            effects::update_card_at(
-                conn,
-                config,
-                &release.app,
-                card,
-                now,
-                Some(request.opens_at),
-            )
-            .await?;
-        }
-        opened.push(request);
     }
     Ok(opened)
+}
+
+/// Opens a new approval request for `release` to enter `environment` although it asked before:
+/// a GitHub protection rule arriving after the release's approval went stale (older than
+/// `approval_timeout`) asks the reviewers again rather than ride on the old decision.
+pub(super) async fn ask_again(
+    conn: &mut AnyConnection,
+    config: &Config,
+    release: &Release,
+    environment: &EnvironmentName,
+    healthy: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<Option<ApprovalRequest>, StorageError> {
+    let Some(gate) = config
+        .environment(&release.app, environment)
+        .and_then(|target| target.gate.as_ref())
+    else {
+        return Ok(None);
+    };
+    let healthy_at = healthy.healthy_at.unwrap_or(now);
+    open_request(conn, config, gate, environment, release, healthy_at, now).await
+}
+
+/// Opens the request of `release` for one gated environment and posts its card, superseding an
+/// older release waiting there; `None` when a newer release already waits.
+async fn open_request(
+    conn: &mut AnyConnection,
+    config: &Config,
+    gate: &ApprovalGate,
+    environment: &EnvironmentName,
+    release: &Release,
+    healthy_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<ApprovalRequest>, StorageError> {
+    if let Some(waiting) =
+        approvals::waiting_approval_request(conn, &release.app, environment).await?
+    {
+        if waiting.release_id > release.id {
+            // A newer release already waits; an older one turning healthy again does not
+            // take its place.
+            return Ok(None);
+        }
+        if waiting.release_id == release.id {
+            return Ok(Some(waiting));
+        }
+        supersede(conn, config, waiting.id, release, now).await?;
+    }
+    let request = approvals::insert_approval_request(
+        conn,
+        &NewApprovalRequest {
+            release_id: release.id,
+            environment: environment.clone(),
+            source: ApprovalSource::Ci,
+            policy: policy_snapshot(config, gate, release),
+            required_approvals: gate.required_approvals,
+            opens_at: healthy_at + span(gate.wait_timer),
+            expires_at: now + span(gate.approval_timeout),
+            next_reminder_at: gate.reminder_every.map(|every| now + span(every)),
+            at: now,
+        },
+    )
+    .await?;
+    audit_request(conn, &request, "approval_requested", now).await?;
+    let card = CardKey::Approval(request.id);
+    effects::post_card(conn, config, &release.app, card, now).await?;
+    if request.opens_at > now {
+        // The card says when approvals open; refresh it then so it stops saying so.
+        effects::update_card_at(
+            conn,
+            config,
+            &release.app,
+            card,
+            now,
+            Some(request.opens_at),
+        )
+        .await?;
+    }
+    Ok(Some(request))
 }
 
 /// Ends a waiting request because a newer release asks for the same environment.

@@ -97,6 +97,12 @@ pub enum RollbackRefusal {
         environment: EnvironmentName,
         given: String,
     },
+    #[error("{sha} was deployed to {app} {environment} without approval, so it is not a rollback target; approve it through the gate, or pick another release")]
+    Unapproved {
+        app: AppName,
+        environment: EnvironmentName,
+        sha: String,
+    },
     #[error("{given} matches several releases ({candidates}); give more characters")]
     AmbiguousTarget { given: String, candidates: String },
     #[error("{app} {environment} already runs {sha}")]
@@ -181,12 +187,21 @@ impl Engine {
                         candidates: shas.into_iter().collect::<Vec<_>>().join(", "),
                     }));
                 }
-                // Newest first, so the first is the newest healthy deployment of that release.
-                let Some(target) = found.into_iter().next() else {
-                    return Ok(Err(RollbackRefusal::NotATarget {
-                        app: app.clone(),
-                        environment: environment.clone(),
-                        given: given.to_owned(),
+                // Newest first, so the first is the newest healthy deployment of that release;
+                // one nobody approved is never a target (SPEC §10).
+                let unapproved = found.iter().find(|d| !d.approved).map(|d| d.sha.clone());
+                let Some(target) = found.into_iter().find(|d| d.approved) else {
+                    return Ok(Err(match unapproved {
+                        Some(sha) => RollbackRefusal::Unapproved {
+                            app: app.clone(),
+                            environment: environment.clone(),
+                            sha: sha.short().to_owned(),
+                        },
+                        None => RollbackRefusal::NotATarget {
+                            app: app.clone(),
+                            environment: environment.clone(),
+                            given: given.to_owned(),
+                        },
                     }));
                 };
                 if target.sha == current.sha {

@@ -3,7 +3,7 @@
 use axum::http::{header, HeaderMap};
 
 use super::ApiError;
-use crate::secret::Secret;
+use crate::secret::SecretList;
 
 /// The token of an `Authorization: Bearer …` header, if there is one.
 pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
@@ -14,7 +14,10 @@ pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// Checks the read APIs' token. Unset in the configuration means the APIs are off.
-pub fn require_api_token(headers: &HeaderMap, configured: Option<&Secret>) -> Result<(), ApiError> {
+pub fn require_api_token(
+    headers: &HeaderMap,
+    configured: Option<&SecretList>,
+) -> Result<(), ApiError> {
     let Some(expected) = configured else {
         return Err(ApiError::unauthorized(
             "the read API is disabled: set server.api_token in greenlight.toml and send it as \
@@ -33,6 +36,7 @@ pub fn require_api_token(headers: &HeaderMap, configured: Option<&Secret>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -52,10 +56,24 @@ mod tests {
 
     #[test]
     fn api_token_unset_wrong_and_right() {
-        let secret = Secret::new("s3cret".to_owned());
+        let secret = SecretList::single(Secret::new("s3cret".to_owned()));
         assert!(require_api_token(&headers("Bearer s3cret"), None).is_err());
         assert!(require_api_token(&headers("Bearer nope"), Some(&secret)).is_err());
         assert!(require_api_token(&HeaderMap::new(), Some(&secret)).is_err());
         assert!(require_api_token(&headers("Bearer s3cret"), Some(&secret)).is_ok());
+    }
+
+    #[test]
+    fn any_token_of_a_rotation_list_is_accepted() {
+        let rotation = SecretList::from_vec(vec![
+            Secret::new("new-token".to_owned()),
+            Secret::new("old-token".to_owned()),
+        ])
+        .expect("two tokens");
+        for token in ["new-token", "old-token"] {
+            let headers = headers(&format!("Bearer {token}"));
+            assert!(require_api_token(&headers, Some(&rotation)).is_ok());
+        }
+        assert!(require_api_token(&headers("Bearer older-token"), Some(&rotation)).is_err());
     }
 }

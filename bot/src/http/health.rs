@@ -12,9 +12,10 @@ pub async fn health() -> Json<Value> {
 }
 
 /// Reports each dependency. The database decides the status code: without it nothing works,
-/// while a chat platform being off or down only delays messages.
+/// while a chat platform being off or down only delays messages. "ok" means it took a write
+/// (a full disk still answers reads).
 pub async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = match state.storage.ping().await {
+    let database = match state.storage.ping_write().await {
         Ok(()) => "ok",
         Err(error) => {
             tracing::warn!(%error, "database check failed");

@@ -89,6 +89,7 @@ pub async fn environment(
             "deployment_id": deployment.id,
             "kind": deployment.kind,
             "smoke": deployment.smoke,
+            "approved": deployment.approved,
         })
     });
     let pending = status.pending_approval.map(|pending| {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::ApiError;
 use crate::app::AppState;
 use crate::cards::CardKey;
-use crate::engine::{ChatActor, CommandReply, DecisionReply, ReplyTo};
+use crate::engine::{ChatActor, CommandReply, DecisionReply, InboundDelivery, ReplyTo};
 use crate::slack::card::{APPROVE_ACTION_ID, REJECT_ACTION_ID};
 use crate::slack::notices::{
     reject_reason_modal, REASON_ACTION_ID, REASON_BLOCK_ID, REJECT_MODAL_CALLBACK_ID,
@@ -44,9 +44,12 @@ pub async fn interactions(
         .ok_or_else(|| ApiError::bad_request("payload: missing form field"))?;
     let interaction: Interaction = serde_json::from_str(payload)
         .map_err(|error| ApiError::bad_request(format!("payload: {error}")))?;
+    let signature = signature_of(&headers);
     match interaction {
-        Interaction::BlockActions(actions) => block_actions(&state, actions).await,
-        Interaction::ViewSubmission(submission) => view_submission(&state, submission).await,
+        Interaction::BlockActions(actions) => block_actions(&state, actions, &signature).await,
+        Interaction::ViewSubmission(submission) => {
+            view_submission(&state, submission, &signature).await
+        }
         // Shortcuts, view closings and the like: acknowledged, nothing to do.
         Interaction::Other => Ok(StatusCode::OK.into_response()),
     }
@@ -78,10 +81,20 @@ pub async fn commands(
         platform: Platform::Slack,
         user_id: user.to_owned(),
         reply_to: match form.get("response_url") {
-            Some(url) => ReplyTo::SlackResponseUrl(url.clone()),
-            None => ReplyTo::Nobody,
+            Some(url) if response_url_allowed(&state, url) => {
+                ReplyTo::SlackResponseUrl(url.clone())
+            }
+            _ => ReplyTo::Nobody,
         },
     };
+    // Each invocation has its own trigger id; a replayed request repeats it.
+    let replay_key = match form.get("trigger_id") {
+        Some(trigger) if !trigger.is_empty() => format!("command:{trigger}"),
+        _ => format!("command:{}", signature_of(&headers)),
+    };
+    if !first_delivery(&state, replay_key).await? {
+        return Ok(ephemeral(ALREADY_HANDLED));
+    }
     let engine = state.engine.clone();
     let task = tokio::spawn(async move { engine.run_command(&actor, parsed).await });
     let reply = match tokio::time::timeout(ACK_BUDGET, task).await {
@@ -108,6 +121,40 @@ pub async fn commands(
         } => Json(crate::slack::notices::rollback_confirmation(&text, &confirm_value).to_json())
             .into_response(),
     })
+}
+
+/// `webhook_deliveries.source` of Slack's replay keys.
+const DELIVERY_SOURCE: &str = "slack";
+const ALREADY_HANDLED: &str = "This was already handled; nothing changed.";
+
+/// The request's own signature: what identifies a replay of it when Slack's payload carries no
+/// id of its own (a replay must repeat the signature to pass verification).
+fn signature_of(headers: &HeaderMap) -> String {
+    headers
+        .get(verify::slack::SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn delivery(key: String) -> InboundDelivery {
+    InboundDelivery {
+        source: DELIVERY_SOURCE,
+        id: key,
+    }
+}
+
+/// Records a command or confirmation as seen before it runs; `false` for a replay, which must
+/// change nothing (SPEC §10).
+async fn first_delivery(state: &AppState, key: String) -> Result<bool, ApiError> {
+    state
+        .engine
+        .first_delivery(&delivery(key))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "recording a Slack delivery failed");
+            ApiError::internal()
+        })
 }
 
 /// A reply only the person who typed the command sees (Slack's default for command replies).
@@ -141,6 +188,20 @@ fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
         metrics::counter!("greenlight_slack_unauthenticated_total").increment(1);
         ApiError::unauthorized(format!("Slack signature check failed: {error}"))
     })
+}
+
+/// Whether a `response_url` from a payload may be followed (SPEC §10); a refused one is logged
+/// and counted, and the reply goes to the user in the channel, or nowhere.
+fn response_url_allowed(state: &AppState, url: &str) -> bool {
+    let Some(slack) = state.config.slack.as_ref() else {
+        return false;
+    };
+    let allowed = crate::slack::response_url::allowed(url, &slack.api_url);
+    if !allowed {
+        tracing::warn!("a Slack payload named a response_url outside hooks.slack.com; ignored");
+        metrics::counter!("greenlight_slack_response_url_refused_total").increment(1);
+    }
+    allowed
 }
 
 /// Slack's Events API handshake (`{"type":"url_verification","challenge":…}`), which arrives
@@ -187,6 +248,20 @@ struct BlockActions {
 struct Action {
     action_id: String,
     value: Option<String>,
+    /// When Slack saw the click: with the user and the value, what makes a click unique.
+    action_ts: Option<String>,
+}
+
+impl Action {
+    /// The key under which this click is applied at most once.
+    fn replay_key(&self, user: &str, signature: &str) -> String {
+        let at = self.action_ts.as_deref().unwrap_or(signature);
+        format!(
+            "action:{at}:{user}:{}:{}",
+            self.action_id,
+            self.value.as_deref().unwrap_or_default()
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,9 +291,17 @@ struct InputValue {
     value: Option<String>,
 }
 
-async fn block_actions(state: &AppState, payload: BlockActions) -> Result<Response, ApiError> {
-    let reply_to = match (&payload.response_url, &payload.channel) {
-        (Some(url), _) => ReplyTo::SlackResponseUrl(url.clone()),
+async fn block_actions(
+    state: &AppState,
+    payload: BlockActions,
+    signature: &str,
+) -> Result<Response, ApiError> {
+    let response_url = payload
+        .response_url
+        .as_deref()
+        .filter(|url| response_url_allowed(state, url));
+    let reply_to = match (response_url, &payload.channel) {
+        (Some(url), _) => ReplyTo::SlackResponseUrl(url.to_owned()),
         (None, Some(channel)) => ReplyTo::SlackUser {
             channel: channel.id.clone(),
             user: payload.user.id.clone(),
@@ -233,6 +316,10 @@ async fn block_actions(state: &AppState, payload: BlockActions) -> Result<Respon
     for action in &payload.actions {
         match action.action_id.as_str() {
             ROLLBACK_CONFIRM_ACTION_ID => {
+                let key = action.replay_key(&payload.user.id, signature);
+                if !first_delivery(state, key).await? {
+                    continue;
+                }
                 let reference = action.value.clone().unwrap_or_default();
                 let engine = state.engine.clone();
                 let actor = actor.clone();
@@ -272,9 +359,12 @@ async fn block_actions(state: &AppState, payload: BlockActions) -> Result<Respon
             APPROVE_ACTION_ID => {
                 let engine = state.engine.clone();
                 let actor = actor.clone();
-                within_deadline(
-                    async move { engine.decide(request_id, actor, Verdict::Approve).await },
-                )
+                let once = delivery(action.replay_key(&payload.user.id, signature));
+                within_deadline(async move {
+                    engine
+                        .decide_once(request_id, actor, Verdict::Approve, Some(once))
+                        .await
+                })
                 .await;
             }
             REJECT_ACTION_ID => {
@@ -345,6 +435,7 @@ async fn open_reject_modal(
 async fn view_submission(
     state: &AppState,
     submission: ViewSubmission,
+    signature: &str,
 ) -> Result<Response, ApiError> {
     if submission.view.callback_id != REJECT_MODAL_CALLBACK_ID {
         return Ok(StatusCode::OK.into_response());
@@ -362,6 +453,9 @@ async fn view_submission(
         .and_then(|block| block.get(REASON_ACTION_ID))
         .and_then(|input| input.value.clone())
         .unwrap_or_default();
+    // Not the view id alone: after a refused reason the same modal is submitted again with a
+    // new one. A replay repeats the signed request exactly, so its signature is the key.
+    let once = delivery(format!("view:{signature}"));
     let actor = ChatActor {
         platform: Platform::Slack,
         user_id: submission.user.id,
@@ -371,7 +465,7 @@ async fn view_submission(
     let engine = state.engine.clone();
     let outcome = within_deadline(async move {
         engine
-            .decide(request_id, actor, Verdict::Reject { reason })
+            .decide_once(request_id, actor, Verdict::Reject { reason }, Some(once))
             .await
     })
     .await;
@@ -391,15 +485,15 @@ fn modal_error(refusal: &Refusal) -> Value {
 
 /// Runs a decision but answers Slack in time even if the database is slow: the work goes on in
 /// its own task, and its effects reach the card through the outbox either way.
-async fn within_deadline<F>(work: F) -> Option<DecisionReply>
+async fn within_deadline<F, R>(work: F) -> Option<DecisionReply>
 where
-    F: std::future::Future<Output = Result<DecisionReply, greenlight_storage::StorageError>>
-        + Send
-        + 'static,
+    F: std::future::Future<Output = Result<R, greenlight_storage::StorageError>> + Send + 'static,
+    R: Into<Option<DecisionReply>> + Send + 'static,
 {
     let task = tokio::spawn(work);
     match tokio::time::timeout(ACK_BUDGET, task).await {
-        Ok(Ok(Ok(reply))) => Some(reply),
+        // `None` from `decide_once`: a replayed click, which changed nothing.
+        Ok(Ok(Ok(reply))) => reply.into(),
         Ok(Ok(Err(error))) => {
             tracing::error!(%error, "applying a Slack decision failed");
             None

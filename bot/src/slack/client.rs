@@ -133,6 +133,8 @@ pub struct SlackClient {
     api: slack_morphism::SlackClient<SlackClientHyperHttpsConnector>,
     token: SlackApiToken,
     timeout: Duration,
+    /// `slack.api_url`: with `hooks.slack.com`, the only origin a `response_url` may name.
+    api_url: Url,
 }
 
 impl fmt::Debug for SlackClient {
@@ -211,6 +213,7 @@ impl SlackClient {
             api: slack_morphism::SlackClient::new(connector),
             token,
             timeout: CALL_TIMEOUT,
+            api_url: config.api_url.clone(),
         }
     }
 
@@ -282,6 +285,17 @@ impl SlackClient {
         replace_original: bool,
     ) -> Result<(), SlackError> {
         const METHOD: &str = "response_url";
+        if !super::response_url::allowed(response_url, &self.api_url) {
+            tracing::warn!("refused to follow a response_url outside hooks.slack.com");
+            return Err(SlackError::Refused {
+                method: METHOD.to_owned(),
+                code: "response_url_not_slack".to_owned(),
+                detail: Some(format!(
+                    "response_urls are followed only to {} or slack.api_url's origin",
+                    super::response_url::SLACK_HOOKS_HOST
+                )),
+            });
+        }
         let url = Url::parse(response_url).map_err(|error| SlackError::Refused {
             method: METHOD.to_owned(),
             code: "invalid_response_url".to_owned(),

@@ -13,6 +13,7 @@ pub mod client;
 pub mod deliver;
 pub mod manifest;
 pub mod notices;
+pub mod response_url;
 
 pub use blocks::Message;
 pub use card::card_message;

@@ -7,8 +7,34 @@ use super::VerifyError;
 
 pub const SIGNATURE_HEADER: &str = "x-signature-ed25519";
 pub const TIMESTAMP_HEADER: &str = "x-signature-timestamp";
+/// Interactions signed longer ago than this (or this far in the future) are refused, so a
+/// captured request cannot be replayed later (SPEC §10). Discord delivers within seconds.
+pub const MAX_AGE_SECONDS: u64 = 5 * 60;
 
+/// Checks `signature` over `timestamp ‖ body`, and that `timestamp` (unix seconds) is within
+/// [`MAX_AGE_SECONDS`] of `now_unix`.
 pub fn verify(
+    public_key: &VerifyingKey,
+    signature: Option<&str>,
+    timestamp: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), VerifyError> {
+    verify_signature(public_key, signature, timestamp, body)?;
+    // Checked after the signature, so a forged timestamp learns nothing about the key.
+    let signed_at: i64 = timestamp
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::MalformedHeader(TIMESTAMP_HEADER))?;
+    if now_unix.abs_diff(signed_at) > MAX_AGE_SECONDS {
+        return Err(VerifyError::Stale);
+    }
+    Ok(())
+}
+
+/// The Ed25519 check alone: `signature` over `timestamp ‖ body`.
+pub fn verify_signature(
     public_key: &VerifyingKey,
     signature: Option<&str>,
     timestamp: Option<&str>,
@@ -47,28 +73,58 @@ mod tests {
     #[test]
     fn rfc8032_vector_verifies() {
         let key = parse_public_key(PUBLIC_KEY).expect("valid key");
-        assert_eq!(verify(&key, Some(SIGNATURE), Some(""), b""), Ok(()));
+        assert_eq!(
+            verify_signature(&key, Some(SIGNATURE), Some(""), b""),
+            Ok(())
+        );
     }
 
     #[test]
     fn any_change_to_timestamp_or_body_is_refused() {
         let key = parse_public_key(PUBLIC_KEY).expect("valid key");
         assert_eq!(
-            verify(&key, Some(SIGNATURE), Some("1"), b""),
+            verify_signature(&key, Some(SIGNATURE), Some("1"), b""),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify(&key, Some(SIGNATURE), Some(""), b"{}"),
+            verify_signature(&key, Some(SIGNATURE), Some(""), b"{}"),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify(&key, Some("00"), Some(""), b""),
+            verify_signature(&key, Some("00"), Some(""), b""),
             Err(VerifyError::MalformedHeader(SIGNATURE_HEADER))
         );
         assert_eq!(
-            verify(&key, None, Some(""), b""),
+            verify_signature(&key, None, Some(""), b""),
             Err(VerifyError::MissingHeader(SIGNATURE_HEADER))
         );
+    }
+
+    #[test]
+    fn interactions_older_or_newer_than_five_minutes_are_stale() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let public = key.verifying_key();
+        let signed = |timestamp: &str| {
+            use ed25519_dalek::Signer;
+            let message = [timestamp.as_bytes(), b"{}"].concat();
+            hex::encode(key.sign(&message).to_bytes())
+        };
+        let now = 1_700_000_000;
+        for (timestamp, expected) in [
+            ("1700000000", Ok(())),
+            ("1699999700", Ok(())),
+            ("1699999699", Err(VerifyError::Stale)),
+            ("1700000301", Err(VerifyError::Stale)),
+            ("-9223372036854775808", Err(VerifyError::Stale)),
+            ("soon", Err(VerifyError::MalformedHeader(TIMESTAMP_HEADER))),
+        ] {
+            let signature = signed(timestamp);
+            assert_eq!(
+                verify(&public, Some(&signature), Some(timestamp), b"{}", now),
+                expected,
+                "{timestamp}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::{any_key_matches, VerifyError};
 pub const SIGNATURE_HEADER: &str = "x-slack-signature";
 pub const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
 /// Slack's documented replay window; applies to past and future timestamps alike.
-pub const MAX_SKEW_SECONDS: i64 = 5 * 60;
+pub const MAX_SKEW_SECONDS: u64 = 5 * 60;
 
 /// Verifies a Slack request. `now_unix` is injected so the 2018 documentation vector can be
 /// checked with the clock pinned.
@@ -26,7 +26,8 @@ where
         .trim()
         .parse()
         .map_err(|_| VerifyError::MalformedHeader(TIMESTAMP_HEADER))?;
-    if (now_unix - sent_at).abs() > MAX_SKEW_SECONDS {
+    // abs_diff: a hostile timestamp near i64::MIN must not overflow the subtraction.
+    if now_unix.abs_diff(sent_at) > MAX_SKEW_SECONDS {
         return Err(VerifyError::Stale);
     }
     let hex_digest = signature
@@ -74,6 +75,19 @@ mod tests {
             check(&[SECRET], TIMESTAMP, SIGNATURE, 1531420618 - 301),
             Err(VerifyError::Stale)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        for (timestamp, now) in [
+            ("-9223372036854775808", i64::MAX),
+            ("9223372036854775807", i64::MIN),
+        ] {
+            assert_eq!(
+                check(&[SECRET], timestamp, SIGNATURE, now),
+                Err(VerifyError::Stale)
+            );
+        }
     }
 
     #[test]

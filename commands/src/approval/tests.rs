@@ -801,6 +801,50 @@ fn policy_line_shows_only_what_applies() {
 }
 
 #[test]
+fn an_author_nobody_can_link_is_said_on_the_card() {
+    let policy = request().policy;
+    let alice = person("alice");
+    let self_review_allowed = Policy {
+        prevent_self_review: false,
+        ..policy.clone()
+    };
+    let cases = [
+        (&policy, Some("alice"), Some(&alice), None),
+        (
+            &policy,
+            Some("mallory@example.com"),
+            None,
+            Some("author not linked: self-review can't be checked"),
+        ),
+        (
+            &policy,
+            None,
+            None,
+            Some("author unknown: self-review can't be checked"),
+        ),
+        (
+            &policy,
+            Some("  "),
+            None,
+            Some("author unknown: self-review can't be checked"),
+        ),
+        (
+            &self_review_allowed,
+            Some("mallory@example.com"),
+            None,
+            None,
+        ),
+    ];
+    for (policy, reported, linked, expected) in cases {
+        assert_eq!(
+            crate::policy::self_review_caveat(policy, reported, linked),
+            expected,
+            "{reported:?}"
+        );
+    }
+}
+
+#[test]
 fn reminder_says_what_is_still_needed() {
     insta::assert_snapshot!(
         reminder_text(&with_approvals(&["bob"]), t("14:30")),

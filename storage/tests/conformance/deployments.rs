@@ -15,6 +15,7 @@ pub fn new_deployment(release_id: i64, environment: &str, state: DeploymentState
         triggered_by: Some("alice".to_owned()),
         smoke: Vec::new(),
         detail: None,
+        approved: true,
         at: at(10),
     }
 }
@@ -383,6 +384,62 @@ async fn rollback_targets_are_found_by_sha_prefix() {
             matches!(refused, StorageError::Invalid { .. }),
             "{refused:?}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unapproved_deployments_are_kept_but_never_the_rollback_target() {
+    each_backend(|storage| async move {
+        let (shop, production) = (app("shop"), env("production"));
+        let approved = release(&storage, "shop", 1, at(0)).await;
+        let around_the_gate = release(&storage, "shop", 2, at(1)).await;
+        let faulty = release(&storage, "shop", 3, at(2)).await;
+        storage
+            .insert_deployment(new_deployment(
+                approved.id,
+                "production",
+                DeploymentState::Healthy,
+            ))
+            .await
+            .expect("approved deploy");
+        let mut unapproved =
+            new_deployment(around_the_gate.id, "production", DeploymentState::Healthy);
+        unapproved.approved = false;
+        let recorded = storage
+            .insert_deployment(unapproved)
+            .await
+            .expect("unapproved deploy");
+        assert!(!recorded.approved, "the flag is stored");
+        assert!(
+            !storage
+                .deployment(recorded.id)
+                .await
+                .expect("read back")
+                .approved
+        );
+        storage
+            .insert_deployment(new_deployment(
+                faulty.id,
+                "production",
+                DeploymentState::Faulty,
+            ))
+            .await
+            .expect("faulty deploy");
+
+        let target = storage
+            .last_healthy_deployment(&shop, &production, Some(&sha(3)))
+            .await
+            .expect("target")
+            .expect("there is one");
+        assert_eq!(target.sha, sha(1), "the newer unapproved one is skipped");
+        // Looked up by SHA it is still found (so `/rollback to` can say why it refuses).
+        let by_prefix = storage
+            .healthy_deployments_by_sha_prefix(&shop, &production, &sha(2).as_str()[..12], 5)
+            .await
+            .expect("by prefix");
+        assert_eq!(by_prefix.len(), 1);
+        assert!(!by_prefix[0].approved);
     })
     .await;
 }

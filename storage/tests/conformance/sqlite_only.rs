@@ -315,3 +315,28 @@ async fn the_writer_recovers_from_a_broken_batch() {
     storage.ping().await.expect("ping");
     storage.close().await;
 }
+
+#[tokio::test]
+async fn the_write_probe_fails_when_reads_work_but_writes_do_not() {
+    let (_dir, storage) = sqlite().await;
+    storage.ping().await.expect("reads work");
+    // The writer's connection refuses writes from now on, as a full disk would.
+    storage
+        .write(|conn| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA query_only = ON").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .await
+        .expect("pragma");
+    storage.ping().await.expect("reads still work");
+    let error = storage
+        .ping_write()
+        .await
+        .expect_err("the write probe fails");
+    assert!(error.to_string().contains("readonly"), "{error}");
+    // Within the throttle window the answer is the same, without another write.
+    assert!(storage.ping_write().await.is_err());
+    storage.close().await;
+}
