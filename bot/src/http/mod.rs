@@ -70,14 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", limited(get(metrics::render), default))
         .route(
             "/api/v1/events",
-            checked(
-                limited(post(events::post_event), default),
-                |state, headers| {
-                    events::check_headers(state, headers)
-                        .err()
-                        .map(into_response)
-                },
-            ),
+            checked(limited(post(events::post_event), default), events_check),
         )
         .route(
             "/webhooks/github",
@@ -89,11 +82,7 @@ pub fn router(state: AppState) -> Router {
                 // The limit above is enforced while the body streams in; axum's own default
                 // (2 MiB) would refuse GitHub's larger payloads.
                 .layer(DefaultBodyLimit::disable()),
-                |state, headers| {
-                    crate::github::webhook::check_headers(state, headers)
-                        .err()
-                        .map(into_response)
-                },
+                github_check,
             ),
         )
         .route(
@@ -112,11 +101,7 @@ pub fn router(state: AppState) -> Router {
             "/discord/interactions",
             checked(
                 limited(post(crate::discord::interactions::interactions), default),
-                |state, headers| {
-                    crate::discord::interactions::check_headers(state, headers)
-                        .err()
-                        .map(into_response)
-                },
+                discord_check,
             ),
         )
         .route(
@@ -146,14 +131,24 @@ pub fn router(state: AppState) -> Router {
     with_common_layers(routes).with_state(state)
 }
 
-fn slack_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
-    slack::check_headers(state, headers)
-        .err()
-        .map(into_response)
+fn events_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(events::check_headers(state, headers))
 }
 
-fn into_response(error: ApiError) -> Response<axum::body::Body> {
-    error.into_response()
+fn github_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(crate::github::webhook::check_headers(state, headers))
+}
+
+fn slack_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(slack::check_headers(state, headers))
+}
+
+fn discord_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(crate::discord::interactions::check_headers(state, headers))
+}
+
+fn refusal(checked: Result<(), ApiError>) -> Option<Response<axum::body::Body>> {
+    checked.err().map(IntoResponse::into_response)
 }
 
 /// Refuses a request whose signature or token header is missing or malformed before anything
