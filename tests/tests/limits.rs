@@ -426,3 +426,34 @@ async fn errors_from_the_framework_are_json() {
     assert!(response.json::<Value>().await.expect("JSON")["error"].is_string());
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn over_the_connection_cap_a_client_waits_until_a_connection_closes() {
+    let app = spawn(Limits {
+        max_connections: 1,
+        ..Limits::default()
+    })
+    .await;
+    // The one slot: a kept-alive connection, certainly accepted since it was answered.
+    let mut first = connect(&app).await;
+    first
+        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
+        .await
+        .expect("send");
+    assert_eq!(read_response(&mut first).await.0, 200);
+    // A second client is connected by the kernel but not served while the slot is taken. (A
+    // correct server never answers here, so the short look cannot make the test flaky.)
+    let mut second = connect(&app).await;
+    second
+        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await;
+    assert!(early.is_err(), "served while the cap was reached");
+    // Once the first connection closes, the second is served.
+    drop(first);
+    let (status, _, _) = read_response(&mut second).await;
+    assert_eq!(status, 200);
+    app.teardown().await;
+}
