@@ -26,6 +26,10 @@ use super::limits::Limits;
 /// How long accepting pauses after an error such as "too many open files".
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// File descriptors kept free of client connections: the database, outbound calls to Slack,
+/// Discord, GitHub and deployers, command deploys' pipes.
+const RESERVED_FILE_DESCRIPTORS: usize = 64;
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish for
 /// at most `limits.shutdown_drain` and drops the connections still open.
 pub async fn serve(
@@ -39,7 +43,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let max_connections = connection_cap(limits.max_connections, open_file_limit());
+    let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -89,6 +94,39 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
+/// The configured cap, lowered when the process may open too few files for it: running out
+/// of descriptors would fail the database and outbound deliveries too, not only new clients.
+fn connection_cap(configured: usize, open_file_limit: Option<usize>) -> usize {
+    let Some(limit) = open_file_limit else {
+        return configured;
+    };
+    let fitting = limit.saturating_sub(RESERVED_FILE_DESCRIPTORS).max(1);
+    if fitting < configured {
+        tracing::warn!(
+            configured,
+            open_file_limit = limit,
+            max_connections = fitting,
+            "the open-file limit is low; capping connections below it"
+        );
+        return fitting;
+    }
+    configured
+}
+
+/// The soft limit on open files (Linux: `/proc/self/limits`); `None` where unknown or
+/// unlimited.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Errors about one connection (reset before it was accepted) need no pause; running out of
 /// file descriptors does, or the loop would spin.
 async fn pause_after_accept_error(error: &io::Error) {
@@ -102,4 +140,23 @@ async fn pause_after_accept_error(error: &io::Error) {
     }
     tracing::error!(%error, "accepting a connection failed; pausing");
     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_low_open_file_limit_lowers_the_connection_cap() {
+        assert_eq!(connection_cap(512, None), 512);
+        assert_eq!(connection_cap(512, Some(20_000)), 512);
+        assert_eq!(connection_cap(512, Some(128)), 64);
+        assert_eq!(connection_cap(512, Some(10)), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_open_file_limit_is_read_on_linux() {
+        assert!(open_file_limit().is_some_and(|limit| limit > 0));
+    }
 }
