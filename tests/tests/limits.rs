@@ -259,11 +259,23 @@ async fn a_half_sent_request_header_is_closed_after_the_header_timeout() {
         ..Limits::default()
     })
     .await;
+    // On a fresh connection, and on a kept-alive one after its first answer.
     let mut stream = connect(&app).await;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n")
         .await
         .expect("send part of the header");
+    closed_by_server(&mut stream, ANSWER_WITHIN).await;
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
+        .await
+        .expect("send");
+    assert_eq!(read_response(&mut stream).await.0, 200);
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\n")
+        .await
+        .expect("send part of the next header");
     closed_by_server(&mut stream, ANSWER_WITHIN).await;
     // The server itself is fine.
     assert_eq!(app.get("/health").await.status(), 200);
@@ -271,9 +283,9 @@ async fn a_half_sent_request_header_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test]
-async fn an_idle_kept_alive_connection_is_closed() {
+async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
     let app = spawn(Limits {
-        header_read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
         ..Limits::default()
     })
     .await;
@@ -455,5 +467,26 @@ async fn over_the_connection_cap_a_client_waits_until_a_connection_closes() {
     drop(first);
     let (status, _, _) = read_response(&mut second).await;
     assert_eq!(status, 200);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn the_header_timeout_does_not_cut_an_idle_kept_alive_connection() {
+    let app = spawn(Limits {
+        header_read_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
+            .await
+            .expect("send");
+        assert_eq!(read_response(&mut stream).await.0, 200);
+        // Idle for longer than the header timeout (the idle timeout is 60 s): time passing is
+        // what is tested here, nothing is waited for.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
     app.teardown().await;
 }

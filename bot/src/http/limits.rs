@@ -24,10 +24,10 @@ use super::{ApiError, DEFAULT_BODY_LIMIT};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// A request's headers must arrive within this, counted from the connection's start or
-    /// the end of its previous response. hyper runs the same timer while a kept-alive
-    /// connection waits for its next request, so idle connections are closed after this too
-    /// (10 s: well inside SPEC §9's 60 s for idle keep-alive connections).
+    /// from the first byte after the previous response; else the connection is closed.
     pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
     /// A request's whole body must arrive within this, counted from its headers; later → 408.
     pub body_read_timeout: Duration,
     /// After the stop signal, connections get this long to finish before they are dropped.
@@ -46,6 +46,7 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             shutdown_drain: Duration::from_secs(10),
             max_connections: 512,
             max_in_flight_per_route: 128,

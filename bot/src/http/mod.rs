@@ -2,6 +2,7 @@
 //! catching, metrics) and the routes that belong to no platform.
 
 mod auth;
+mod connection;
 pub mod error;
 mod events;
 mod flags;

@@ -1,7 +1,7 @@
 //! The HTTP/1.1 server: hyper's own, with the connection-level limits of SPEC §9 that
-//! `axum::serve` does not offer: a header-read timeout (which also closes idle kept-alive
-//! connections), a cap on open connections, and a stop that drains for at most
-//! `shutdown_drain` before dropping whatever is still open.
+//! `axum::serve` does not offer: header and idle timeouts (`connection.rs`), a cap on open
+//! connections, and a stop that drains for at most `shutdown_drain` before dropping whatever
+//! is still open.
 //!
 //! HTTP/2 stays off: hyper has no header or idle timeout for it, so a client could hold
 //! connections open without ever sending a request.
@@ -12,7 +12,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::response::Response;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -20,7 +23,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
+use super::connection::{ConnectionClock, TimedStream};
 use super::limits::Limits;
 
 /// How long accepting pauses after an error such as "too many open files".
@@ -39,9 +44,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = http1::Builder::new();
+    // Header and idle timeouts are the connection clock's: hyper's one header timer would
+    // also cut idle connections at 10 s.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
     let max_connections = connection_cap(limits.max_connections, open_file_limit());
     let slots = Arc::new(Semaphore::new(max_connections));
@@ -69,8 +76,20 @@ pub async fn serve(
             },
         };
         while connections.try_join_next().is_some() {}
-        let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let clock = ConnectionClock::new(limits.header_read_timeout, limits.idle_timeout);
+        let stream = TokioIo::new(TimedStream::new(stream, clock.clone()));
+        let started = clock.clone();
+        let service = router
+            .clone()
+            .map_request(move |request: Request<Incoming>| {
+                started.serving();
+                request
+            })
+            .map_response(move |response: Response| {
+                response.map(|body| clock.watch_response(body))
+            });
+        let service = TowerToHyperService::new(service);
+        let connection = graceful.watch(builder.serve_connection(stream, service));
         connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
