@@ -18,6 +18,7 @@ use crate::deploy::DeployDeliverer;
 use crate::discord::{DiscordClient, DiscordDeliverer};
 use crate::engine::{self, Engine};
 use crate::github::GithubDeliverer;
+use crate::http::Limits;
 use crate::outbox::{OutboxWorker, RetryPolicy};
 use crate::slack::{SlackClient, SlackDeliverer};
 use crate::smoke::SmokeRunner;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub discord: Option<Arc<DiscordClient>>,
     pub metrics: PrometheusHandle,
     pub background: Background,
+    /// Timeouts and caps of the HTTP server (SPEC §9); production defaults unless a test
+    /// shrank them with [`App::with_limits`].
+    pub limits: Limits,
 }
 
 pub struct App {
@@ -143,8 +147,16 @@ impl App {
                 storage,
                 metrics: telemetry::metrics_handle(),
                 background,
+                limits: Limits::default(),
             },
         })
+    }
+
+    /// Replaces the HTTP limits (timeouts, caps); tests shrink them so they need not wait 10 s.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.state.limits = limits;
+        self
     }
 
     pub fn state(&self) -> &AppState {
@@ -155,7 +167,8 @@ impl App {
         http::router(self.state.clone())
     }
 
-    /// Serves until `shutdown` resolves, lets in-flight requests finish, stops background work
+    /// Serves until `shutdown` resolves, lets in-flight requests finish for at most
+    /// `limits.shutdown_drain` (then drops the connections still open), stops background work
     /// and closes the database. Background panics are returned as an error.
     pub async fn serve(
         self,
@@ -176,10 +189,7 @@ impl App {
             "outbox",
             self.state.outbox.clone().run(background.stop_signal()),
         );
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        http::server::serve(listener, router, self.state.limits, shutdown).await;
         tracing::info!("HTTP server stopped; finishing background work");
         let panics = self.state.background.shutdown(SHUTDOWN_GRACE).await;
         self.state.storage.close().await;

@@ -1,7 +1,8 @@
 //! The `greenlight` binary as an operator runs it: on embedded defaults, stopped by SIGTERM,
 //! backed up while serving, and its subcommands' help.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -73,17 +74,22 @@ impl Server {
     }
 
     fn terminate(&mut self) -> ExitStatus {
+        self.terminate_within(Duration::from_secs(10))
+    }
+
+    fn terminate_within(&mut self, bound: Duration) -> ExitStatus {
         let pid = i32::try_from(self.child.id()).expect("pid fits in i32");
         let sent = send_signal(pid, "TERM");
         assert!(sent, "SIGTERM could not be sent");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + bound;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait on child") {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "greenlight still running 10 s after SIGTERM"
+                "greenlight still running {} s after SIGTERM",
+                bound.as_secs()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -172,6 +178,95 @@ fn serves_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let log = server.logged().join("\n");
     assert!(log.contains("stopped cleanly"), "log: {log}");
+}
+
+/// `[github]` on, so `/webhooks/github` reads bodies of up to 25 MB.
+fn start_with_github(dir: &Path) -> Server {
+    std::fs::write(
+        dir.join("greenlight.toml"),
+        "[github]\nwebhook_secret = \"limits-test-secret\"\n",
+    )
+    .expect("write greenlight.toml");
+    Server::start(dir)
+}
+
+/// Sends a GitHub delivery's headers with a well-formed (wrong) signature, announcing
+/// `length` bytes, and `sent` bytes of them; the connection is returned open.
+fn stalled_github_upload(address: &str, length: usize, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .write_all(github_head(length, "").as_bytes())
+        .expect("send headers");
+    // The server may already have refused this one (503) and stopped reading.
+    let _ = stream.write_all(&vec![b' '; sent]);
+    stream
+}
+
+fn github_head(length: usize, extra: &str) -> String {
+    format!(
+        "POST /webhooks/github HTTP/1.1\r\nHost: greenlight\r\nContent-Type: application/json\r\n\
+         X-GitHub-Event: workflow_run\r\nX-GitHub-Delivery: stalled\r\n\
+         X-Hub-Signature-256: sha256={}\r\nContent-Length: {length}\r\n{extra}\r\n",
+        "ab".repeat(32)
+    )
+}
+
+#[cfg(target_os = "linux")]
+fn resident_megabytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kilobytes: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line");
+    kilobytes / 1024
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stalled_large_uploads_keep_memory_bounded_and_health_answering() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start_with_github(dir.path());
+    // 8 MiB of each 24 MiB body: 160 MB if every body were buffered, which is what happened
+    // before bodies over 1 MB got their own small budget (the others are refused with 503).
+    let stalled: Vec<TcpStream> = (0..20)
+        .map(|_| stalled_github_upload(&server.address, 24 << 20, 8 << 20))
+        .collect();
+    assert_eq!(
+        get_json(&server.url("/health")),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    let rss = resident_megabytes(server.child.id());
+    assert!(rss < 150, "RSS {rss} MB with 20 stalled uploads");
+    drop(stalled);
+    server.terminate();
+}
+
+#[test]
+fn sigterm_with_a_stalled_request_exits_after_the_drain_deadline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start_with_github(dir.path());
+    // Inside the handler, waiting for a body that never comes (its own deadline is 30 s):
+    // hyper answers "100 Continue" when the handler starts reading the body.
+    let mut stalled = TcpStream::connect(&server.address).expect("connect");
+    stalled
+        .write_all(github_head(1000, "Expect: 100-continue\r\n").as_bytes())
+        .expect("send headers");
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut answer = [0u8; 64];
+    let read = std::io::Read::read(&mut stalled, &mut answer).expect("an interim answer");
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 100"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+    stalled.write_all(b"{").expect("send part of the body");
+    let exit = server.terminate_within(Duration::from_secs(15));
+    assert!(exit.success(), "exit status after SIGTERM: {exit:?}");
+    let log = server.logged().join("\n");
+    assert!(log.contains("drain deadline"), "log: {log}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use greenlight::app::{App, AppState};
 use greenlight::clock::Clock;
 use greenlight::config::{Config, DatabaseUrl};
+use greenlight::http::Limits;
 use greenlight_storage::Storage;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -37,12 +38,28 @@ pub async fn spawn_app_with(config_toml: &str, env: &[(&str, &str)]) -> TestApp 
     spawn_app_with_clock(config_toml, env, Clock::system()).await
 }
 
+/// As [`spawn_app_with`], with the HTTP limits (timeouts, caps) replaced, so limit tests need
+/// not wait for production's 10-second timeouts.
+pub async fn spawn_app_with_limits(
+    config_toml: &str,
+    env: &[(&str, &str)],
+    limits: Limits,
+) -> TestApp {
+    let (config, dir) = test_config(config_toml, env);
+    start(config, dir, Clock::system(), limits).await
+}
+
 /// As [`spawn_app_with`], reading time from `clock` (usually `Clock::manual`).
 pub async fn spawn_app_with_clock(
     config_toml: &str,
     env: &[(&str, &str)],
     clock: Clock,
 ) -> TestApp {
+    let (config, dir) = test_config(config_toml, env);
+    start(config, dir, clock, Limits::default()).await
+}
+
+fn test_config(config_toml: &str, env: &[(&str, &str)]) -> (Config, TempDir) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let database_url = format!("sqlite://{}", dir.path().join("greenlight.db").display());
     let env: HashMap<String, String> = env
@@ -53,10 +70,10 @@ pub async fn spawn_app_with_clock(
     let mut config = Config::from_toml_str(config_toml, &lookup)
         .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
     config.database.url = DatabaseUrl::parse(&database_url).expect("temporary SQLite URL");
-    start(config, dir, clock).await
+    (config, dir)
 }
 
-async fn start(config: Config, dir: TempDir, clock: Clock) -> TestApp {
+async fn start(config: Config, dir: TempDir, clock: Clock, limits: Limits) -> TestApp {
     // `GREENLIGHT_TEST_LOG=debug cargo test …` shows the app's logs when a test needs explaining.
     if let Ok(filter) = std::env::var("GREENLIGHT_TEST_LOG") {
         greenlight::telemetry::init_logging(
@@ -66,7 +83,8 @@ async fn start(config: Config, dir: TempDir, clock: Clock) -> TestApp {
     }
     let app = App::build_with_clock(config.clone(), clock.clone())
         .await
-        .expect("app builds");
+        .expect("app builds")
+        .with_limits(limits);
     let state = app.state().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -157,7 +175,13 @@ impl TestApp {
             &mut self.dir,
             tempfile::tempdir().expect("temporary folder"),
         );
-        start(self.config.clone(), dir, self.clock.clone()).await
+        start(
+            self.config.clone(),
+            dir,
+            self.clock.clone(),
+            self.state.limits,
+        )
+        .await
     }
 
     /// Stops the app the way SIGTERM does and fails the test if the server errored or any

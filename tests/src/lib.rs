@@ -6,4 +6,4 @@ pub mod fakes;
 pub mod fixtures;
 pub mod signing;
 
-pub use app::{spawn_app, spawn_app_with, spawn_app_with_clock, TestApp};
+pub use app::{spawn_app, spawn_app_with, spawn_app_with_clock, spawn_app_with_limits, TestApp};

@@ -53,11 +53,7 @@ pub async fn interactions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(discord) = state.config.discord.as_ref() else {
-        return Err(ApiError::not_found(
-            "Discord is not configured ([discord] in greenlight.toml)",
-        ));
-    };
+    let discord = discord_config(&state)?;
     authenticate(
         discord,
         &headers,
@@ -79,6 +75,30 @@ pub async fn interactions(
         }
     };
     Ok(Json(response.to_json()).into_response())
+}
+
+fn discord_config(state: &AppState) -> Result<&DiscordConfig, ApiError> {
+    state.config.discord.as_ref().ok_or_else(|| {
+        ApiError::not_found("Discord is not configured ([discord] in greenlight.toml)")
+    })
+}
+
+/// Mounted before the handler: Discord not configured (404), or a signature header that is
+/// missing or not 128 hex digits, or no timestamp (401), is refused before the body is read.
+pub fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    discord_config(state)?;
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    verify::discord::check_headers(
+        header(verify::discord::SIGNATURE_HEADER),
+        header(verify::discord::TIMESTAMP_HEADER),
+    )
+    .map(drop)
+    .map_err(unauthenticated)
+}
+
+fn unauthenticated(error: verify::VerifyError) -> ApiError {
+    metrics::counter!("greenlight_discord_unauthenticated_total").increment(1);
+    ApiError::unauthorized(format!("Discord signature check failed: {error}"))
 }
 
 /// 404 is for "not configured"; any failure here is 401 with no detail of the key, as Discord's
@@ -103,10 +123,7 @@ fn authenticate(
             Err(verify::VerifyError::NoSecret)
         }
     };
-    outcome.map_err(|error| {
-        metrics::counter!("greenlight_discord_unauthenticated_total").increment(1);
-        ApiError::unauthorized(format!("Discord signature check failed: {error}"))
-    })
+    outcome.map_err(unauthenticated)
 }
 
 fn parse(body: &[u8]) -> Result<Interaction, ApiError> {

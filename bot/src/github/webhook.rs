@@ -140,14 +140,31 @@ async fn authenticate(
             tracing::error!("github.webhook_secret has no usable secret; refusing every delivery");
             Err(ApiError::internal())
         }
-        // The reason names the header's problem, never anything about the secret.
-        Err(error) => {
-            ::metrics::counter!("greenlight_github_webhooks_unauthenticated_total").increment(1);
-            Err(ApiError::unauthorized(format!(
-                "{error}; GitHub signs with the webhook's secret as X-Hub-Signature-256"
-            )))
-        }
+        Err(error) => Err(unauthenticated(error)),
     }
+}
+
+/// Mounted before the handler: a missing or malformed `X-Hub-Signature-256` is refused before
+/// the body (up to 25 MB) is read. While `[github]` is absent the handler answers 404, also
+/// without reading the body.
+pub fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config.github.is_none() {
+        return Ok(());
+    }
+    let signature = headers
+        .get(verify::github::SIGNATURE_HEADER)
+        .map(|value| value.to_str().unwrap_or_default());
+    verify::github::parse_signature(signature)
+        .map(drop)
+        .map_err(unauthenticated)
+}
+
+/// The reason names the header's problem, never anything about the secret.
+fn unauthenticated(error: VerifyError) -> ApiError {
+    ::metrics::counter!("greenlight_github_webhooks_unauthenticated_total").increment(1);
+    ApiError::unauthorized(format!(
+        "{error}; GitHub signs with the webhook's secret as X-Hub-Signature-256"
+    ))
 }
 
 async fn dispatch(

@@ -10,6 +10,7 @@ use super::auth::bearer;
 use super::ApiError;
 use crate::app::AppState;
 use crate::ci::{self, CiEvent, EventError};
+use crate::config::{AppConfig, Config};
 use crate::engine::{Dedup, IntakeError};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -20,14 +21,7 @@ pub async fn post_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    // Authenticate before looking at the body.
-    let token = bearer(&headers).ok_or_else(|| {
-        ApiError::unauthorized("send the app's ci_token as Authorization: Bearer <token>")
-    })?;
-    let token_app = state
-        .config
-        .app_for_ci_token(token)
-        .ok_or_else(|| ApiError::unauthorized("the bearer token is not accepted"))?;
+    let token_app = authenticate(&state.config, &headers)?;
     let event = ci::parse(&body).map_err(|error| match error {
         EventError::Field(field) => ApiError::unprocessable(field.to_string()),
         other => ApiError::bad_request(other.to_string()),
@@ -55,6 +49,20 @@ pub async fn post_event(
         }
         Err(error) => Err(intake_error(error)),
     }
+}
+
+/// Mounted before the handler as well, so an unauthenticated body is never read.
+pub fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    authenticate(&state.config, headers).map(drop)
+}
+
+fn authenticate<'c>(config: &'c Config, headers: &HeaderMap) -> Result<&'c AppConfig, ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::unauthorized("send the app's ci_token as Authorization: Bearer <token>")
+    })?;
+    config
+        .app_for_ci_token(token)
+        .ok_or_else(|| ApiError::unauthorized("the bearer token is not accepted"))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {

@@ -72,6 +72,14 @@ fn authenticate<'c>(
         .ok_or(Unauthenticated::Rejected)
 }
 
+/// Mounted before the OFREP handlers: the refusal (OFREP's 401 body) of a request without an
+/// accepted flags token, given before its body is read.
+pub fn ofrep_refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    authenticate(&state.config, headers)
+        .err()
+        .map(ofrep_unauthorized)
+}
+
 // ---------------------------------------------------------------------------------------------
 // ETags
 
@@ -286,6 +294,20 @@ fn general_error(status: StatusCode, details: &str) -> Response {
         axum::Json(serde_json::json!({ "errorDetails": details })),
     )
         .into_response()
+}
+
+/// The route limits' refusals in OFREP's shapes: a body over the limit is a `PARSE_ERROR`
+/// (as when the handler cuts it off), 408 and 503 carry `errorDetails` only.
+pub fn ofrep_limit_refusal(status: StatusCode, _error: &'static str, detail: String) -> Response {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let failure = Failure {
+            status,
+            code: ErrorCode::ParseError,
+            details: detail,
+        };
+        return failure.into_response(None);
+    }
+    general_error(status, &detail)
 }
 
 fn ofrep_unauthorized(unauthenticated: Unauthenticated) -> Response {

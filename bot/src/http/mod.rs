@@ -2,21 +2,25 @@
 //! catching, metrics) and the routes that belong to no platform.
 
 mod auth;
+mod connection;
 pub mod error;
 mod events;
 mod flags;
 mod health;
+pub mod limits;
 mod metrics;
 mod read_api;
+pub mod server;
 mod slack;
 
 use std::any::Any;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, Response};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderName, Response};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -26,43 +30,139 @@ use tracing::Span;
 
 use crate::app::AppState;
 pub use error::ApiError;
+pub use limits::Limits;
+use limits::RouteLimitsFactory;
 
 /// Default request body limit (SPEC §5); routes that need more (GitHub: 25 MB) raise their own.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A check of a route's signature or token headers, run before the body is read: the refusal,
+/// if there is one.
+type HeaderCheck = fn(&AppState, &HeaderMap) -> Option<Response<axum::body::Body>>;
+
 pub fn router(state: AppState) -> Router {
+    let limits = RouteLimitsFactory::new(state.limits);
+    // Every route gets an in-flight cap, a body limit and the body deadline (`limited`);
+    // routes that read a body refuse unauthenticated requests before reading it (`checked`).
+    let limited = |route: MethodRouter<AppState>, body_limit: usize| {
+        route.route_layer(from_fn_with_state(
+            limits.route(body_limit),
+            limits::enforce,
+        ))
+    };
+    let limited_ofrep = |route: MethodRouter<AppState>| {
+        let limits = limits
+            .route(DEFAULT_BODY_LIMIT)
+            .refusing_with(flags::ofrep_limit_refusal);
+        route.route_layer(from_fn_with_state(limits, limits::enforce))
+    };
+    let checked = |route: MethodRouter<AppState>, check: HeaderCheck| {
+        route.route_layer(from_fn_with_state(
+            (state.clone(), check),
+            refuse_unauthenticated,
+        ))
+    };
+    let default = DEFAULT_BODY_LIMIT;
     let routes = Router::new()
-        .route("/health", get(health::health))
-        .route("/api/v1/status", get(health::status))
-        .route("/metrics", get(metrics::render))
-        .route("/api/v1/events", post(events::post_event))
+        .route("/health", limited(get(health::health), default))
+        .route("/api/v1/status", limited(get(health::status), default))
+        .route("/metrics", limited(get(metrics::render), default))
+        .route(
+            "/api/v1/events",
+            checked(limited(post(events::post_event), default), events_check),
+        )
         .route(
             "/webhooks/github",
-            post(crate::github::webhook::receive)
-                .layer(DefaultBodyLimit::max(crate::github::WEBHOOK_BODY_LIMIT)),
+            checked(
+                limited(
+                    post(crate::github::webhook::receive),
+                    crate::github::WEBHOOK_BODY_LIMIT,
+                )
+                // The limit above is enforced while the body streams in; axum's own default
+                // (2 MiB) would refuse GitHub's larger payloads.
+                .layer(DefaultBodyLimit::disable()),
+                github_check,
+            ),
         )
-        .route("/api/v1/releases", get(read_api::releases))
-        .route("/slack/interactions", post(slack::interactions))
-        .route("/slack/commands", post(slack::commands))
+        .route(
+            "/api/v1/releases",
+            limited(get(read_api::releases), default),
+        )
+        .route(
+            "/slack/interactions",
+            checked(limited(post(slack::interactions), default), slack_check),
+        )
+        .route(
+            "/slack/commands",
+            checked(limited(post(slack::commands), default), slack_check),
+        )
         .route(
             "/discord/interactions",
-            post(crate::discord::interactions::interactions),
+            checked(
+                limited(post(crate::discord::interactions::interactions), default),
+                discord_check,
+            ),
         )
         .route(
             "/api/v1/apps/{app}/environments/{environment}",
-            get(read_api::environment),
+            limited(get(read_api::environment), default),
         );
     // Applications' flags (SPEC §7), authenticated by an environment's flags_token.
     let routes = routes
         .route(
             "/api/v1/flags/{app}/{environment}",
-            get(flags::environment_flags),
+            limited(get(flags::environment_flags), default),
         )
-        .route("/ofrep/v1/evaluate/flags", post(flags::evaluate_flags))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(flags::evaluate_flag));
+        .route(
+            "/ofrep/v1/evaluate/flags",
+            checked(
+                limited_ofrep(post(flags::evaluate_flags)),
+                flags::ofrep_refusal,
+            ),
+        )
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            checked(
+                limited_ofrep(post(flags::evaluate_flag)),
+                flags::ofrep_refusal,
+            ),
+        );
     with_common_layers(routes).with_state(state)
+}
+
+fn events_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(events::check_headers(state, headers))
+}
+
+fn github_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(crate::github::webhook::check_headers(state, headers))
+}
+
+fn slack_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(slack::check_headers(state, headers))
+}
+
+fn discord_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
+    refusal(crate::discord::interactions::check_headers(state, headers))
+}
+
+fn refusal(checked: Result<(), ApiError>) -> Option<Response<axum::body::Body>> {
+    checked.err().map(IntoResponse::into_response)
+}
+
+/// Refuses a request whose signature or token header is missing or malformed before anything
+/// reads its body (SPEC §9).
+async fn refuse_unauthenticated(
+    State((state, check)): State<(AppState, HeaderCheck)>,
+    request: Request,
+    next: Next,
+) -> Response<axum::body::Body> {
+    match check(&state, request.headers()) {
+        None => next.run(request).await,
+        Some(refusal) => refusal,
+    }
 }
 
 /// The layers every route shares. Kept apart from the route table so tests can wrap their own
@@ -73,7 +173,8 @@ where
 {
     routes
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(from_fn(metrics::track))
+        .layer(from_fn(limits::json_errors))
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .layer(
             ServiceBuilder::new()

@@ -165,14 +165,38 @@ fn ephemeral(text: &str) -> Response {
     Json(body).into_response()
 }
 
+/// Mounted before both handlers: what [`authenticate`] can refuse without the body (Slack not
+/// configured, a header missing or malformed, a timestamp outside the replay window) is
+/// refused before the body is read, with the same answer.
+pub fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    slack_config(state)?;
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    verify::slack::check_headers(
+        header(verify::slack::TIMESTAMP_HEADER),
+        header(verify::slack::SIGNATURE_HEADER),
+        state.engine.clock().now().timestamp(),
+    )
+    .map(drop)
+    .map_err(unauthenticated)
+}
+
+fn slack_config(state: &AppState) -> Result<&crate::config::SlackConfig, ApiError> {
+    state
+        .config
+        .slack
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("Slack is not configured ([slack] in greenlight.toml)"))
+}
+
+fn unauthenticated(error: verify::VerifyError) -> ApiError {
+    metrics::counter!("greenlight_slack_unauthenticated_total").increment(1);
+    ApiError::unauthorized(format!("Slack signature check failed: {error}"))
+}
+
 /// Verifies Slack's signature with the engine's clock (so tests can pin time) and every
 /// configured signing secret. 404 when Slack is not configured at all.
 fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
-    let Some(slack) = state.config.slack.as_ref() else {
-        return Err(ApiError::not_found(
-            "Slack is not configured ([slack] in greenlight.toml)",
-        ));
-    };
+    let slack = slack_config(state)?;
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     verify::slack::verify(
         slack
@@ -184,10 +208,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
         body,
         state.engine.clock().now().timestamp(),
     )
-    .map_err(|error| {
-        metrics::counter!("greenlight_slack_unauthenticated_total").increment(1);
-        ApiError::unauthorized(format!("Slack signature check failed: {error}"))
-    })
+    .map_err(unauthenticated)
 }
 
 /// Whether a `response_url` from a payload may be followed (SPEC §10); a refused one is logged

@@ -40,12 +40,7 @@ pub fn verify_signature(
     timestamp: Option<&str>,
     body: &[u8],
 ) -> Result<(), VerifyError> {
-    let signature = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-    let timestamp = timestamp.ok_or(VerifyError::MissingHeader(TIMESTAMP_HEADER))?;
-    let bytes: [u8; 64] = hex::decode(signature)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+    let (bytes, timestamp) = check_headers(signature, timestamp)?;
     let signature = Signature::from_bytes(&bytes);
     let mut message = Vec::with_capacity(timestamp.len() + body.len());
     message.extend_from_slice(timestamp.as_bytes());
@@ -53,6 +48,21 @@ pub fn verify_signature(
     public_key
         .verify(&message, &signature)
         .map_err(|_| VerifyError::Mismatch)
+}
+
+/// What can be checked without the body: the signature is 128 hex digits (64 bytes) and the
+/// timestamp is there. Returns the signature's bytes and the timestamp.
+pub fn check_headers<'a>(
+    signature: Option<&str>,
+    timestamp: Option<&'a str>,
+) -> Result<([u8; 64], &'a str), VerifyError> {
+    let signature = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
+    let timestamp = timestamp.ok_or(VerifyError::MissingHeader(TIMESTAMP_HEADER))?;
+    let bytes: [u8; 64] = hex::decode(signature)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+    Ok((bytes, timestamp))
 }
 
 /// Parses the 64-hex public key shown in Discord's developer portal.

@@ -13,13 +13,19 @@ where
     I: IntoIterator<Item = K>,
     K: AsRef<[u8]>,
 {
-    let signature = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-    let hex_digest = signature
-        .strip_prefix("sha256=")
-        .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-    let expected =
-        hex::decode(hex_digest).map_err(|_| VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+    let expected = parse_signature(signature)?;
     any_key_matches(webhook_secrets, &[body], &expected)
+}
+
+/// The digest of a well-formed header (`sha256=` and 64 hex digits). Needs no body, so the
+/// route refuses a missing or malformed header before reading one.
+pub fn parse_signature(signature: Option<&str>) -> Result<[u8; 32], VerifyError> {
+    let signature = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
+    signature
+        .strip_prefix("sha256=")
+        .and_then(|hex_digest| hex::decode(hex_digest).ok())
+        .and_then(|digest| digest.try_into().ok())
+        .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))
 }
 
 #[cfg(test)]
@@ -53,6 +59,22 @@ mod tests {
         assert_eq!(
             verify([SECRET], None, b"Hello, World!"),
             Err(VerifyError::MissingHeader(SIGNATURE_HEADER))
+        );
+    }
+
+    #[test]
+    fn only_sha256_and_64_hex_digits_is_well_formed() {
+        assert!(parse_signature(Some(SIGNATURE)).is_ok());
+        for malformed in ["sha256=", "sha256=abcd", "sha1=757107ea", "sha256=zz"] {
+            assert_eq!(
+                parse_signature(Some(malformed)),
+                Err(VerifyError::MalformedHeader(SIGNATURE_HEADER)),
+                "{malformed}"
+            );
+        }
+        assert_eq!(
+            parse_signature(Some(&format!("{SIGNATURE}00"))),
+            Err(VerifyError::MalformedHeader(SIGNATURE_HEADER))
         );
     }
 

@@ -20,6 +20,22 @@ where
     I: IntoIterator<Item = K>,
     K: AsRef<[u8]>,
 {
+    let (timestamp, expected) = check_headers(timestamp, signature, now_unix)?;
+    any_key_matches(
+        signing_secrets,
+        &[b"v0:", timestamp.as_bytes(), b":", body],
+        &expected,
+    )
+}
+
+/// Everything that can be checked without the body: both headers present, the timestamp a
+/// number inside the replay window, the signature `v0=` and 64 hex digits. Returns the
+/// timestamp as sent (it is part of the signed text) and the digest.
+pub fn check_headers<'a>(
+    timestamp: Option<&'a str>,
+    signature: Option<&str>,
+    now_unix: i64,
+) -> Result<(&'a str, [u8; 32]), VerifyError> {
     let timestamp = timestamp.ok_or(VerifyError::MissingHeader(TIMESTAMP_HEADER))?;
     let signature = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
     let sent_at: i64 = timestamp
@@ -30,16 +46,12 @@ where
     if now_unix.abs_diff(sent_at) > MAX_SKEW_SECONDS {
         return Err(VerifyError::Stale);
     }
-    let hex_digest = signature
+    let expected = signature
         .strip_prefix("v0=")
+        .and_then(|hex_digest| hex::decode(hex_digest).ok())
+        .and_then(|digest| digest.try_into().ok())
         .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-    let expected =
-        hex::decode(hex_digest).map_err(|_| VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-    any_key_matches(
-        signing_secrets,
-        &[b"v0:", timestamp.as_bytes(), b":", body],
-        &expected,
-    )
+    Ok((timestamp, expected))
 }
 
 #[cfg(test)]
