@@ -8,7 +8,7 @@ mod flags;
 mod health;
 mod metrics;
 mod read_api;
-mod slack;
+pub mod slack;
 
 use std::any::Any;
 use std::time::Duration;
