@@ -451,18 +451,31 @@ fn named_field(detail: &str) -> Option<&str> {
     path_like.then_some(field)
 }
 
+/// The first words of a message with the values in it blanked: a new kind of message, not a
+/// new value, is what makes an outcome new.
+fn shape(message: &str) -> String {
+    message
+        .split_whitespace()
+        .take(4)
+        .map(|word| {
+            if word.contains(['`', '"', '\'', '[']) || word.bytes().any(|b| b.is_ascii_digit()) {
+                "_"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn refusal_signature(error: &ApiError) -> String {
     let field = named_field(&error.detail).unwrap_or("-");
-    // The field and the first words of the message: new kinds of refusal, not new values.
-    let words: String = error
+    let field = if field.contains('[') { "[list]" } else { field };
+    let rest = error
         .detail
         .split_once(": ")
-        .map_or(error.detail.as_str(), |(_, rest)| rest)
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!("{} {field} {words}", error.status.as_u16())
+        .map_or(error.detail.as_str(), |(_, rest)| rest);
+    format!("{} {field} {}", error.status.as_u16(), shape(rest))
 }
 
 fn ci_seeds() -> Vec<Vec<u8>> {
@@ -671,8 +684,8 @@ fn parse_words(command: &str, text: &str, catalog: &Catalog) -> String {
                     "suggested {suggestion:?}, which is not from the table or the catalog"
                 );
             }
-            let first: String = error.message.split_whitespace().take(3).collect();
-            format!("err {} {first}", error.command.len().min(12))
+            let command = chat::spec(&error.command).map_or("?", |spec| spec.name);
+            format!("err {command} {}", shape(&error.message))
         }
     }
 }
@@ -786,8 +799,7 @@ fn run_config(input: &[u8]) -> String {
                     "a problem without a key path: {problem}"
                 );
                 if signature.is_empty() {
-                    let head: String = problem.message.split_whitespace().take(2).collect();
-                    signature = format!("{} {head}", problem.path);
+                    signature = format!("{} {}", problem.path, shape(&problem.message));
                 }
             }
             signature
