@@ -7,6 +7,7 @@ use greenlight_storage::SmokeResult;
 use serde_json::{Map, Value};
 
 use crate::engine::{BuildReport, CiSmoke, DeploymentReport, ReportedStatus};
+use crate::http::ApiError;
 
 /// A parsed CI event.
 #[derive(Debug, Clone)]
@@ -66,6 +67,16 @@ pub enum EventError {
 }
 
 const MAX_TEXT: usize = 4096;
+
+/// The body of `POST /api/v1/events` as the route answers it: the event, or the refusal
+/// (400 for a body that is not a JSON object, 422 naming the field). Pure, so the property tests
+/// and the fuzz harness run exactly what the route runs.
+pub fn parse_event(body: &[u8]) -> Result<CiEvent, ApiError> {
+    parse(body).map_err(|error| match error {
+        EventError::Field(field) => ApiError::unprocessable(field.to_string()),
+        other => ApiError::bad_request(other.to_string()),
+    })
+}
 
 pub fn parse(body: &[u8]) -> Result<CiEvent, EventError> {
     let value: Value =
@@ -148,6 +159,12 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// PostgreSQL's TEXT cannot hold NUL, so storing one would fail as a 500; it is refused
+    /// here as the sender's mistake.
+    fn nul(&self, name: &str) -> FieldError {
+        self.error(name, "must not contain NUL characters (\\u0000)")
+    }
+
     fn present(&self, name: &str) -> Option<&'a Value> {
         self.object.get(name).filter(|value| !value.is_null())
     }
@@ -155,6 +172,7 @@ impl<'a> Fields<'a> {
     fn required_str(&self, name: &str) -> Result<&'a str, FieldError> {
         match self.present(name) {
             None => Err(self.error(name, "is required")),
+            Some(Value::String(text)) if text.contains('\0') => Err(self.nul(name)),
             Some(Value::String(text)) if text.trim().is_empty() => {
                 Err(self.error(name, "must not be empty"))
             }
@@ -166,6 +184,7 @@ impl<'a> Fields<'a> {
     fn optional_text(&self, name: &str) -> Result<Option<String>, FieldError> {
         match self.present(name) {
             None => Ok(None),
+            Some(Value::String(text)) if text.contains('\0') => Err(self.nul(name)),
             Some(Value::String(text)) if text.len() > MAX_TEXT => Err(self.error(
                 name,
                 format!("is {} bytes; at most {MAX_TEXT} are accepted", text.len()),
@@ -401,6 +420,37 @@ mod tests {
         for (body, field) in cases {
             assert_eq!(field_error(body.clone()).field, field, "{body}");
         }
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        // PostgreSQL refuses NUL in TEXT: stored, it was a 500 instead of a 422.
+        let build = json!({"event":"build","app":"shop","sha":SHA,"image":"x","author":"a\u{0}b"});
+        let error = field_error(build);
+        assert_eq!(error.field, "author");
+        assert!(error.message.contains("NUL"), "{}", error.message);
+        let deployed = json!({"event":"deployed","app":"shop","environment":"staging","sha":SHA,
+            "status":"success","smoke":{"status":"passed","checks":[{"name":"he\u{0}alth","status":"passed"}]}});
+        assert_eq!(field_error(deployed).field, "smoke.checks[0].name");
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_numbers_are_quick_refusals() {
+        let deep = format!("{{\"event\":{}", "[".repeat(100_000));
+        assert!(matches!(
+            parse(deep.as_bytes()),
+            Err(EventError::NotJson(_))
+        ));
+        let id = json!({"event":"deployed","app":"shop","environment":"staging","sha":SHA,
+            "status":"success","deployment_id":"99999999999999999999"});
+        assert_eq!(field_error(id).field, "deployment_id");
+        let huge = format!(
+            r#"{{"event":"deployed","app":"shop","environment":"staging","sha":"{SHA}","status":"success","deployment_id":1e400}}"#
+        );
+        assert!(matches!(
+            parse(huge.as_bytes()),
+            Err(EventError::NotJson(_))
+        ));
     }
 
     #[test]

@@ -25,3 +25,6 @@ pub mod slack;
 pub mod smoke;
 pub mod telemetry;
 pub mod verify;
+
+#[cfg(test)]
+mod parser_properties;

@@ -25,3 +25,6 @@ pub use domain::{AppName, CommitSha, DomainError, EnvironmentName, PersonName};
 pub use image::{ImageRef, ImageRefError};
 pub use policy::{Actor, Policy, Refusal};
 pub use states::{ApprovalState, DecisionVerdict, DeploymentKind, DeploymentState, Platform};
+
+#[cfg(test)]
+mod parser_properties;

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod fakes;
 pub mod fixtures;
+pub mod fuzz;
 pub mod signing;
 
 pub use app::{spawn_app, spawn_app_with, spawn_app_with_clock, spawn_app_with_limits, TestApp};

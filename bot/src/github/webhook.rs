@@ -190,6 +190,48 @@ async fn dispatch(
     events::handle(state, github, event, &delivery.id, value).await
 }
 
+/// A delivery's payload as the event it is, read the way [`dispatch`] and `events` read it
+/// before they look at any state: the JSON (or form) body, the action, then the typed event.
+#[derive(Debug, Clone)]
+pub enum GithubDelivery {
+    Ping(payloads::PingEvent),
+    DeploymentStatus(Box<payloads::DeploymentStatusEvent>),
+    WorkflowRun(Box<payloads::WorkflowRunEvent>),
+    DeploymentProtectionRule(Box<payloads::DeploymentProtectionRuleEvent>),
+    /// An event or action Greenlight does not act on (200, ignored).
+    Ignored,
+}
+
+/// Reads a (verified) delivery of event `event` (`X-GitHub-Event`): what the route makes of the
+/// body, or its 400 naming the field. Pure, for the property tests and the fuzz harness; the
+/// route itself decodes in `events`, in the same order.
+pub fn parse_delivery(
+    event: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<GithubDelivery, ApiError> {
+    let Some(event) = KnownEvent::from_header(event) else {
+        return Ok(GithubDelivery::Ignored);
+    };
+    let value = payloads::parse_body(content_type, body).map_err(bad_payload)?;
+    let action = payloads::action(&value);
+    Ok(match event {
+        KnownEvent::Ping => GithubDelivery::Ping(payloads::decode(&value).map_err(bad_payload)?),
+        KnownEvent::DeploymentStatus => GithubDelivery::DeploymentStatus(Box::new(
+            payloads::decode(&value).map_err(bad_payload)?,
+        )),
+        KnownEvent::WorkflowRun if action == Some("completed") => {
+            GithubDelivery::WorkflowRun(Box::new(payloads::decode(&value).map_err(bad_payload)?))
+        }
+        KnownEvent::DeploymentProtectionRule if action == Some("requested") => {
+            GithubDelivery::DeploymentProtectionRule(Box::new(
+                payloads::decode(&value).map_err(bad_payload)?,
+            ))
+        }
+        KnownEvent::WorkflowRun | KnownEvent::DeploymentProtectionRule => GithubDelivery::Ignored,
+    })
+}
+
 /// Runs CPU-bound `work` inline when the body is small, on the blocking pool when it is not.
 async fn off_the_runtime<T, F>(size: usize, work: F) -> Result<T, ApiError>
 where

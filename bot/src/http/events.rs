@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::auth::bearer;
 use super::ApiError;
 use crate::app::AppState;
-use crate::ci::{self, CiEvent, EventError};
+use crate::ci::{self, CiEvent};
 use crate::config::{AppConfig, Config};
 use crate::engine::{Dedup, IntakeError};
 
@@ -22,10 +22,7 @@ pub async fn post_event(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let token_app = authenticate(&state.config, &headers)?;
-    let event = ci::parse(&body).map_err(|error| match error {
-        EventError::Field(field) => ApiError::unprocessable(field.to_string()),
-        other => ApiError::bad_request(other.to_string()),
-    })?;
+    let event = ci::parse_event(&body)?;
     if *event.app() != token_app.name {
         return Err(ApiError::forbidden(format!(
             "this token belongs to app {}, not {}",

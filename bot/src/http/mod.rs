@@ -11,7 +11,7 @@ pub mod limits;
 mod metrics;
 mod read_api;
 pub mod server;
-mod slack;
+pub mod slack;
 
 use std::any::Any;
 use std::time::Duration;

@@ -35,15 +35,12 @@ pub async fn interactions(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers, &body)?;
-    if let Some(challenge) = url_verification(&body) {
-        return Ok(Json(json!({ "challenge": challenge })).into_response());
-    }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let payload = form
-        .get("payload")
-        .ok_or_else(|| ApiError::bad_request("payload: missing form field"))?;
-    let interaction: Interaction = serde_json::from_str(payload)
-        .map_err(|error| ApiError::bad_request(format!("payload: {error}")))?;
+    let interaction = match parse_interaction(&body)? {
+        SlackInteraction::Challenge(challenge) => {
+            return Ok(Json(json!({ "challenge": challenge })).into_response())
+        }
+        SlackInteraction::Interaction(interaction) => interaction,
+    };
     let signature = signature_of(&headers);
     match interaction {
         Interaction::BlockActions(actions) => block_actions(&state, actions, &signature).await,
@@ -61,26 +58,18 @@ pub async fn commands(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers, &body)?;
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    // Slack checks the certificate of command URLs with `ssl_check=1`; nothing to answer.
-    if form.get("ssl_check").is_some_and(|value| value == "1") {
+    let SlackCommandRequest::Command(form) = parse_command(&body)? else {
         return Ok(StatusCode::OK.into_response());
-    }
-    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
-    let (command, text, user) = (field("command"), field("text"), field("user_id"));
-    if command.is_empty() || user.is_empty() {
-        return Err(ApiError::bad_request(
-            "command and user_id are required form fields",
-        ));
-    }
-    let parsed = match chat::parse(command, text, &state.engine.catalog()) {
+    };
+    let command = form.command.as_str();
+    let parsed = match chat::parse(command, &form.text, &state.engine.catalog()) {
         Ok(parsed) => parsed,
         Err(error) => return Ok(ephemeral(&error.to_string())),
     };
     let actor = ChatActor {
         platform: Platform::Slack,
-        user_id: user.to_owned(),
-        reply_to: match form.get("response_url") {
+        user_id: form.user_id.clone(),
+        reply_to: match &form.response_url {
             Some(url) if response_url_allowed(&state, url) => {
                 ReplyTo::SlackResponseUrl(url.clone())
             }
@@ -88,7 +77,7 @@ pub async fn commands(
         },
     };
     // Each invocation has its own trigger id; a replayed request repeats it.
-    let replay_key = match form.get("trigger_id") {
+    let replay_key = match &form.trigger_id {
         Some(trigger) if !trigger.is_empty() => format!("command:{trigger}"),
         _ => format!("command:{}", signature_of(&headers)),
     };
@@ -155,6 +144,71 @@ async fn first_delivery(state: &AppState, key: String) -> Result<bool, ApiError>
             tracing::error!(%error, "recording a Slack delivery failed");
             ApiError::internal()
         })
+}
+
+/// What a `/slack/interactions` body asks for, read before any state is.
+pub enum SlackInteraction {
+    /// The Events API handshake: answered with its challenge.
+    Challenge(String),
+    Interaction(Interaction),
+}
+
+/// Reads a (verified) `/slack/interactions` body: the handshake, or the form field `payload`
+/// as an interaction. Pure, so the property tests and the fuzz harness run what the route runs.
+pub fn parse_interaction(body: &[u8]) -> Result<SlackInteraction, ApiError> {
+    if let Some(challenge) = url_verification(body) {
+        return Ok(SlackInteraction::Challenge(challenge));
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    let payload = form
+        .get("payload")
+        .ok_or_else(|| ApiError::bad_request("payload: missing form field"))?;
+    let interaction: Interaction = serde_json::from_str(payload)
+        .map_err(|error| ApiError::bad_request(format!("payload: {error}")))?;
+    Ok(SlackInteraction::Interaction(interaction))
+}
+
+/// What a `/slack/commands` body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackCommandRequest {
+    /// Slack checks the certificate of command URLs with `ssl_check=1`; nothing to answer.
+    SslCheck,
+    Command(SlackCommand),
+}
+
+/// The form fields of a slash command that Greenlight reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackCommand {
+    pub command: String,
+    pub text: String,
+    pub user_id: String,
+    pub response_url: Option<String>,
+    /// Unique per invocation: what a replay of the command repeats.
+    pub trigger_id: Option<String>,
+}
+
+/// Reads a (verified) `/slack/commands` form body. The words themselves are parsed afterwards
+/// against the configured apps, and their mistakes are answered as ephemeral messages.
+pub fn parse_command(body: &[u8]) -> Result<SlackCommandRequest, ApiError> {
+    let mut form: HashMap<String, String> =
+        url::form_urlencoded::parse(body).into_owned().collect();
+    if form.get("ssl_check").is_some_and(|value| value == "1") {
+        return Ok(SlackCommandRequest::SslCheck);
+    }
+    let mut field = |name: &str| form.remove(name).unwrap_or_default();
+    let (command, text, user_id) = (field("command"), field("text"), field("user_id"));
+    if command.is_empty() || user_id.is_empty() {
+        return Err(ApiError::bad_request(
+            "command and user_id are required form fields",
+        ));
+    }
+    Ok(SlackCommandRequest::Command(SlackCommand {
+        command,
+        text,
+        user_id,
+        response_url: form.remove("response_url"),
+        trigger_id: form.remove("trigger_id"),
+    }))
 }
 
 /// A reply only the person who typed the command sees (Slack's default for command replies).
@@ -236,7 +290,7 @@ fn url_verification(body: &[u8]) -> Option<String> {
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type")]
-enum Interaction {
+pub enum Interaction {
     #[serde(rename = "block_actions")]
     BlockActions(BlockActions),
     #[serde(rename = "view_submission")]
@@ -256,7 +310,7 @@ struct SlackChannel {
 }
 
 #[derive(Debug, Deserialize)]
-struct BlockActions {
+pub struct BlockActions {
     user: SlackUser,
     #[serde(default)]
     actions: Vec<Action>,
@@ -286,7 +340,7 @@ impl Action {
 }
 
 #[derive(Debug, Deserialize)]
-struct ViewSubmission {
+pub struct ViewSubmission {
     user: SlackUser,
     view: View,
 }
