@@ -255,3 +255,103 @@ async fn lock_unlock_and_rollback_run_from_discord() {
     discord.assert_all_read();
     app.teardown().await;
 }
+
+/// Posts `body` signed at `timestamp`; returns the status and the JSON answer.
+async fn post_signed_at(
+    app: &TestApp,
+    signer: &DiscordSigner,
+    body: &str,
+    timestamp: i64,
+) -> (u16, Value) {
+    let timestamp = timestamp.to_string();
+    let response = app
+        .client
+        .post(app.url("/discord/interactions"))
+        .header(
+            "x-signature-ed25519",
+            signer.sign(&timestamp, body.as_bytes()),
+        )
+        .header("x-signature-timestamp", &timestamp)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_replayed_unlock_does_nothing_and_old_interactions_are_refused() {
+    let discord = FakeDiscord::start().await;
+    let signer = DiscordSigner::new();
+    let app = start(&discord, &signer).await;
+    let production = json!({"name": "environment", "type": 3, "value": "production"});
+    slash(
+        &app,
+        &signer,
+        ALICE,
+        "lock",
+        json!([production, {"name": "reason", "type": 3, "value": "incident 42"}]),
+    )
+    .await;
+    discord.next_post(CHANNEL).await;
+
+    // A captured `/unlock`, sent again a minute later with its original signature.
+    let unlock = json!({
+        "id": greenlight_tests::signing::discord_interaction_id(),
+        "application_id": APPLICATION_ID, "type": 2, "token": "interaction-token",
+        "version": 1, "guild_id": "290926798626357999", "channel_id": CHANNEL,
+        "member": {"user": {"id": ALICE, "username": "alice"}, "roles": []},
+        "data": {"id": "771825006014889984", "name": "unlock", "type": 1,
+            "options": [production]},
+    })
+    .to_string();
+    let signed_at = app.clock.now().timestamp();
+    let (status, first) = post_signed_at(&app, &signer, &unlock, signed_at).await;
+    assert_eq!(status, 200);
+    assert!(
+        content(&first).starts_with("Unlocked shop production"),
+        "{first}"
+    );
+    discord.next_post(CHANNEL).await;
+
+    slash(
+        &app,
+        &signer,
+        ALICE,
+        "lock",
+        json!([production, {"name": "reason", "type": 3, "value": "incident 43"}]),
+    )
+    .await;
+    discord.next_post(CHANNEL).await;
+    app.clock.advance(chrono::Duration::minutes(1));
+    let (status, replay) = post_signed_at(&app, &signer, &unlock, signed_at).await;
+    assert_eq!(status, 200);
+    assert!(content(&replay).contains("already handled"), "{replay}");
+    let status = app
+        .storage()
+        .environment_status(
+            &greenlight_commands::AppName::parse("shop").expect("app"),
+            &greenlight_commands::EnvironmentName::parse("production").expect("env"),
+        )
+        .await
+        .expect("status");
+    assert_eq!(
+        status.lock.expect("still locked").reason,
+        "incident 43",
+        "the replay did not unlock"
+    );
+
+    // Past five minutes the signature itself is refused, as stale.
+    app.clock.advance(chrono::Duration::minutes(5));
+    let (status, stale) = post_signed_at(&app, &signer, &unlock, signed_at).await;
+    assert_eq!(status, 401, "{stale}");
+    // And so is a timestamp from the future.
+    let ahead = app.clock.now().timestamp() + 301;
+    let fresh_id = unlock.replace("\"id\":\"9", "\"id\":\"8");
+    let (status, _) = post_signed_at(&app, &signer, &fresh_id, ahead).await;
+    assert_eq!(status, 401);
+    discord.assert_all_read();
+    app.teardown().await;
+}

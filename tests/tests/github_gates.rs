@@ -513,3 +513,101 @@ async fn a_refused_token_is_replaced_and_the_answer_still_delivered() {
     );
     bot.teardown().await;
 }
+
+/// `SHA` healthy in staging and approved by both reviewers before any protection rule came.
+async fn approved_before_any_rule(bot: &GateBot) -> i64 {
+    bot.build(SHA).await;
+    bot.deployed_to_staging(SHA, "success", None).await;
+    let request = bot.waiting_request().await;
+    for reviewer in ["U0ALICE", "U0BOB"] {
+        assert!(matches!(
+            bot.decide(request.id, reviewer, Verdict::Approve).await,
+            DecisionReply::Accepted(_)
+        ));
+    }
+    request.id
+}
+
+#[tokio::test]
+async fn a_lock_holds_a_rule_until_unlock_and_an_old_approval_asks_again() {
+    let bot = GateBot::start().await;
+    let first = approved_before_any_rule(&bot).await;
+    let engine = &bot.app.state.engine;
+    engine
+        .lock(&app(), &production(), "incident 42", "alice")
+        .await
+        .expect("stored")
+        .expect("locked");
+
+    // The approval stands, but answering `approved` would let GitHub deploy into the lock.
+    let held = bot.protection_rule(SHA, 1).await;
+    assert_eq!(held["decision"]["outcome"], "waiting", "{held}");
+    let report = bot.github.next_status_report().await;
+    let comment = report.body["comment"].as_str().unwrap_or_default();
+    assert!(
+        comment.contains("production is locked by alice (incident 42)"),
+        "{comment}"
+    );
+    assert_eq!(bot.waiting_gates(SHA).await.len(), 1);
+
+    // `/unlock` lets it through, once.
+    engine
+        .unlock(&app(), &production(), "alice")
+        .await
+        .expect("stored")
+        .expect("unlocked");
+    let callback = bot.github.next_answer().await;
+    assert_eq!(callback.body["state"], "approved");
+    assert_eq!(
+        callback.body["comment"],
+        "approved in Greenlight by alice, bob"
+    );
+    assert!(callback
+        .path
+        .ends_with("/actions/runs/1/deployment_protection_rule"));
+    assert!(bot.waiting_gates(SHA).await.is_empty());
+
+    // Past approval_timeout (2h) the old approval answers nothing new: a re-run job asks the
+    // reviewers again, on a new request of the same release.
+    bot.app
+        .clock
+        .advance(chrono::Duration::hours(2) + chrono::Duration::minutes(1));
+    let again = bot.protection_rule(SHA, 2).await;
+    assert_eq!(again["decision"]["outcome"], "joined", "{again}");
+    let second = bot.waiting_request().await;
+    assert_ne!(second.id, first);
+    assert_eq!(second.sha.as_str(), SHA);
+    assert_eq!(
+        again["decision"]["approval_request_id"],
+        json!(second.id),
+        "{again}"
+    );
+    assert_eq!(bot.waiting_gates(SHA).await.len(), 1);
+    bot.teardown().await;
+}
+
+#[tokio::test]
+async fn a_rule_held_by_a_lock_expires_naming_the_lock() {
+    let bot = GateBot::start().await;
+    approved_before_any_rule(&bot).await;
+    bot.app
+        .state
+        .engine
+        .lock(&app(), &production(), "db migration", "bob")
+        .await
+        .expect("stored")
+        .expect("locked");
+    bot.protection_rule(SHA, 1).await;
+    bot.github.next_status_report().await;
+
+    bot.app.outbox_idle().await;
+    bot.app.clock.advance(chrono::Duration::hours(2));
+    bot.app.state.engine.run_due_timers().await.expect("timers");
+    let callback = bot.github.next_answer().await;
+    assert_eq!(
+        callback.body,
+        json!({"environment_name": "Production", "state": "rejected",
+            "comment": "expired: production is locked by bob (db migration)"})
+    );
+    bot.teardown().await;
+}

@@ -661,3 +661,48 @@ async fn url_verification_is_answered() {
     );
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed() {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+
+    // A refusal would be posted to whatever response_url the payload names; one pointing
+    // anywhere but Slack goes to the user in the channel instead.
+    let mut hostile = click(&slack, DAVE, "approve", request);
+    hostile["response_url"] = json!("http://169.254.169.254/latest/meta-data");
+    let response = interact(&app, &hostile).await;
+    assert_eq!(response.status(), 200);
+    let reply = slack.next_call("chat.postEphemeral", CHANNEL).await;
+    assert_eq!(reply.body["user"], DAVE);
+    assert!(reply.body["text"]
+        .as_str()
+        .is_some_and(|text| text.contains("not a reviewer")));
+
+    // The same signed click delivered twice (a replay) is applied once: one refusal recorded,
+    // one reply.
+    let once = click(&slack, DAVE, "approve", request);
+    interact(&app, &once).await;
+    slack.next_response_url_post().await;
+    let before = app
+        .storage()
+        .decisions(request)
+        .await
+        .expect("decisions")
+        .len();
+    let response = interact(&app, &once).await;
+    assert_eq!(response.status(), 200);
+    let after = app
+        .storage()
+        .decisions(request)
+        .await
+        .expect("decisions")
+        .len();
+    assert_eq!(before, after, "the replay recorded nothing");
+    app.outbox_idle().await;
+    app.state.outbox.run_once().await.expect("outbox");
+    slack.assert_all_read();
+    app.teardown().await;
+}
