@@ -15,9 +15,11 @@ RUN apt-get update \
  && mkdir -p /data /etc/greenlight \
  && chown greenlight:greenlight /data
 COPY --from=build /usr/local/bin/greenlight /usr/local/bin/greenlight
-# Your greenlight.toml (if present beside this Dockerfile) is picked up from here; without
-# one Greenlight starts on its embedded defaults.
-COPY greenlight.example.toml greenlight.toml* /etc/greenlight/
+# No greenlight.toml is baked in (a local one may hold secrets, and .dockerignore keeps it out
+# of the build context too): it is placed at /etc/greenlight/greenlight.toml when the machine
+# is deployed (fly.toml [[files]], or a mounted file). Without one Greenlight starts on its
+# embedded defaults. The example is there to read.
+COPY greenlight.example.toml /etc/greenlight/
 WORKDIR /etc/greenlight
 USER greenlight
 ENV GREENLIGHT_LISTEN=0.0.0.0:8080 \

@@ -76,4 +76,19 @@ fn dockerfile_is_multi_stage_and_runs_unprivileged() {
         .expect("the runtime stage sets USER");
     assert!(!["root", "0"].contains(&user.trim()), "runs as {user}");
     assert!(dockerfile.contains("/data"));
+    // A local greenlight.toml may hold secrets: never copied into the image.
+    for line in dockerfile
+        .lines()
+        .filter(|line| line.trim_start().starts_with("COPY"))
+    {
+        assert!(
+            !line.contains("greenlight.toml ") && !line.contains("greenlight.toml*"),
+            "the image must not take a local config: {line}"
+        );
+    }
+    let ignored = repo_file(".dockerignore");
+    assert!(
+        ignored.lines().any(|line| line.trim() == "greenlight.toml"),
+        "the build context leaves greenlight.toml out"
+    );
 }
