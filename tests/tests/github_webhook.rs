@@ -843,3 +843,24 @@ async fn without_a_github_section_the_route_is_off() {
         .is_some_and(|d| d.contains("[github]")));
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_production_deployment_status_nobody_approved_is_flagged() {
+    let bot = GithubBot::start().await;
+    // Anyone with write access to the repository can create a deployment and its status.
+    let payload = deployment_status("success", "production", FIXTURE_SHA);
+    let (status, answer) = bot.deliver_json("deployment_status", &payload).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["deployments"][0]["deployment"]["approved"], false,
+        "{answer}"
+    );
+    let releases = bot.releases("shop").await;
+    let production = &releases[0].environments
+        [&greenlight_commands::EnvironmentName::parse("production").expect("environment")];
+    assert!(!production.approved);
+    let flagged = bot.audit("shop", "unapproved_deploy").await;
+    assert_eq!(flagged.len(), 1);
+    assert!(flagged[0].actor.starts_with("github:"), "{:?}", flagged[0]);
+    bot.teardown().await;
+}
