@@ -21,6 +21,10 @@ const CHANNEL: &str = "C0DEPLOYS";
 const ALICE: &str = "U0ALICE01";
 const CAROL: &str = "U0CAROL01";
 
+/// The metrics recorder is process-wide and both tests flag deploys of shop production: they
+/// take turns so one can count what it caused.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn shop() -> AppName {
     AppName::parse("shop").expect("app")
 }
@@ -233,6 +237,7 @@ async fn posted(slack: &FakeSlack, needle: &str) -> String {
 
 #[tokio::test]
 async fn a_deploy_around_the_gate_is_flagged_and_the_rollback_skips_it() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let slack = FakeSlack::start().await;
     // NEW's deploy and the rollback after it: nothing for the unapproved release.
     let hook = DeployHook::start(HOOK_SECRET, 2).await;
@@ -334,6 +339,7 @@ async fn a_deploy_around_the_gate_is_flagged_and_the_rollback_skips_it() {
 
 #[tokio::test]
 async fn where_ci_deploys_only_an_approved_release_counts_as_approved() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let slack = FakeSlack::start().await;
     let app = start(&config(&slack, "", None)).await;
 
