@@ -114,21 +114,26 @@ reviewers = ["alice"]
     };
     report("github ping", run(github, seconds, concurrency).await);
 
-    let click = format!(
-        "payload={}",
-        url::form_urlencoded::byte_serialize(
-            serde_json::json!({"type": "block_actions", "user": {"id": "U0STRANGER"},
-                "channel": {"id": "C0DEPLOYS"}, "trigger_id": "1.2.3",
-                "actions": [{"action_id": "approve", "value": request_id.to_string()}]})
-            .to_string()
-            .as_bytes()
-        )
-        .collect::<String>()
-    );
+    // Each click has its own `action_ts`, as Slack gives it: a repeated one is a replay, which
+    // Greenlight applies at most once and would make the benchmark measure nothing.
+    let clicks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let slack = {
         let (client, base) = (client.clone(), base.clone());
         move || {
-            let (client, base, body) = (client.clone(), base.clone(), click.clone());
+            let (client, base) = (client.clone(), base.clone());
+            let n = clicks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let body = format!(
+                "payload={}",
+                url::form_urlencoded::byte_serialize(
+                    serde_json::json!({"type": "block_actions", "user": {"id": "U0STRANGER"},
+                        "channel": {"id": "C0DEPLOYS"}, "trigger_id": "1.2.3",
+                        "actions": [{"action_id": "approve", "value": request_id.to_string(),
+                            "action_ts": format!("1700000000.{n:06}")}]})
+                    .to_string()
+                    .as_bytes()
+                )
+                .collect::<String>()
+            );
             async move {
                 let timestamp = chrono::Utc::now().timestamp();
                 client
