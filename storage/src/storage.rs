@@ -270,31 +270,9 @@ impl Storage {
     /// A consistent copy of the SQLite database at `target`, taken while serving
     /// (`VACUUM INTO`). Refuses to overwrite an existing file.
     pub async fn backup_to(&self, target: &Path) -> Result<(), StorageError> {
-        if self.inner.backend != Backend::Sqlite {
-            return Err(StorageError::Unsupported {
-                backend: self.inner.backend,
-                hint: "backups copy a SQLite file; for PostgreSQL use pg_dump".to_owned(),
-            });
-        }
-        if target.exists() {
-            return Err(StorageError::invalid(
-                "backup path",
-                format!(
-                    "{} already exists; refusing to overwrite it",
-                    target.display()
-                ),
-            ));
-        }
-        let target = target
-            .to_str()
-            .ok_or_else(|| StorageError::invalid("backup path", "the path must be valid UTF-8"))?;
-        let mut conn = sqlite::open(&self.inner.url).await?;
-        sqlx::query("VACUUM INTO $1")
-            .bind(target)
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(())
+        sqlite_only(self.inner.backend)?;
+        let target = backup_target(target)?;
+        vacuum_into(sqlite::open(&self.inner.url).await?, target).await
     }
 
     /// Copies the SQLite database at `url` to `target` (as [`Self::backup_to`]) without
@@ -302,24 +280,8 @@ impl Storage {
     /// file that is not Greenlight's is an error, never an empty backup.
     pub async fn backup_sqlite_file(url: &str, target: &Path) -> Result<(), StorageError> {
         install_drivers();
-        if Backend::from_url(url)? != Backend::Sqlite {
-            return Err(StorageError::Unsupported {
-                backend: Backend::from_url(url)?,
-                hint: "backups copy a SQLite file; for PostgreSQL use pg_dump".to_owned(),
-            });
-        }
-        if target.exists() {
-            return Err(StorageError::invalid(
-                "backup path",
-                format!(
-                    "{} already exists; refusing to overwrite it",
-                    target.display()
-                ),
-            ));
-        }
-        let target = target
-            .to_str()
-            .ok_or_else(|| StorageError::invalid("backup path", "the path must be valid UTF-8"))?;
+        sqlite_only(Backend::from_url(url)?)?;
+        let target = backup_target(target)?;
         let url = sqlite::existing_file_url(url)?;
         let mut conn = sqlite::open_existing(&url).await?;
         let tables: i64 = sqlx::query_scalar(
@@ -334,12 +296,7 @@ impl Storage {
                 "the file is not a Greenlight database (it has no release log)",
             ));
         }
-        sqlx::query("VACUUM INTO $1")
-            .bind(target)
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(())
+        vacuum_into(conn, target).await
     }
 
     /// Commits queued writes, then closes every connection. Later calls fail with `Closed`.
@@ -349,4 +306,41 @@ impl Storage {
         }
         self.inner.pool.close().await;
     }
+}
+
+/// Backups copy a SQLite file; PostgreSQL has its own tools.
+fn sqlite_only(backend: Backend) -> Result<(), StorageError> {
+    if backend == Backend::Sqlite {
+        return Ok(());
+    }
+    Err(StorageError::Unsupported {
+        backend,
+        hint: "backups copy a SQLite file; for PostgreSQL use pg_dump".to_owned(),
+    })
+}
+
+/// Where a backup may be written: a new file (never over an existing one), as UTF-8 for SQL.
+fn backup_target(target: &Path) -> Result<&str, StorageError> {
+    if target.exists() {
+        return Err(StorageError::invalid(
+            "backup path",
+            format!(
+                "{} already exists; refusing to overwrite it",
+                target.display()
+            ),
+        ));
+    }
+    target
+        .to_str()
+        .ok_or_else(|| StorageError::invalid("backup path", "the path must be valid UTF-8"))
+}
+
+/// A consistent copy of the database `conn` is open on, written to `target`.
+async fn vacuum_into(mut conn: sqlx::AnyConnection, target: &str) -> Result<(), StorageError> {
+    sqlx::query("VACUUM INTO $1")
+        .bind(target)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
 }
