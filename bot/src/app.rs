@@ -8,46 +8,31 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use greenlight_storage::Storage;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::background::{Background, TaskPanic};
+use crate::chat::ChatDeliverer;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::deploy::DeployDeliverer;
-use crate::discord::{DiscordClient, DiscordDeliverer};
+use crate::discord::{DiscordAdapter, DiscordClient};
 use crate::engine::{self, Engine};
 use crate::github::GithubDeliverer;
-use crate::http::Limits;
+use crate::http::{AppState, Limits};
 use crate::outbox::{OutboxWorker, RetryPolicy};
-use crate::slack::{SlackClient, SlackDeliverer};
+use crate::slack::{SlackAdapter, SlackClient};
 use crate::smoke::SmokeRunner;
-use crate::{http, telemetry};
+use crate::{discord, github, http, slack, telemetry};
 
 /// How long shutdown waits for background work to finish after the server stopped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub storage: Storage,
-    pub engine: Engine,
-    pub outbox: OutboxWorker,
-    /// Present when `[slack]` is configured; used inline only to open modals.
-    pub slack: Option<Arc<SlackClient>>,
-    /// Present when `[discord]` is configured; used inline only to edit an interaction's own
-    /// answer when a decision outlasts Discord's deadline.
-    pub discord: Option<Arc<DiscordClient>>,
-    pub metrics: PrometheusHandle,
-    pub background: Background,
-    /// Timeouts and caps of the HTTP server (SPEC §9); production defaults unless a test
-    /// shrank them with [`App::with_limits`].
-    pub limits: Limits,
-}
-
+/// The application: the state every route reaches, and the platforms' own clients, which only
+/// their adapters' routes see.
 pub struct App {
     state: AppState,
+    slack: Option<Arc<SlackClient>>,
+    discord: Option<Arc<DiscordClient>>,
 }
 
 impl App {
@@ -94,13 +79,10 @@ impl App {
             .slack
             .as_ref()
             .map(|slack| Arc::new(SlackClient::new(slack)));
-        if let Some(slack_config) = &config.slack {
-            let deliverer = SlackDeliverer::new(
-                SlackClient::new(slack_config),
-                storage.clone(),
-                config.clone(),
-                clock.clone(),
-            );
+        if let Some(client) = &slack {
+            let adapter = SlackAdapter(client.clone());
+            let deliverer =
+                ChatDeliverer::new(adapter, storage.clone(), config.clone(), clock.clone());
             outbox = outbox.with_deliverer("slack", Arc::new(deliverer));
         }
         let discord = config
@@ -111,12 +93,9 @@ impl App {
             .context("building the HTTP client for Discord")?
             .map(Arc::new);
         if let Some(client) = &discord {
-            let deliverer = DiscordDeliverer::new(
-                DiscordClient::clone(client),
-                storage.clone(),
-                config.clone(),
-                clock.clone(),
-            );
+            let adapter = DiscordAdapter(DiscordClient::clone(client));
+            let deliverer =
+                ChatDeliverer::new(adapter, storage.clone(), config.clone(), clock.clone());
             outbox = outbox.with_deliverer("discord", Arc::new(deliverer));
         }
         if let Some(deliverer) =
@@ -138,11 +117,11 @@ impl App {
             .context("building the HTTP client for deployers")?;
         outbox = outbox.with_deliverer("deploy", Arc::new(deployer));
         Ok(Self {
+            slack,
+            discord,
             state: AppState {
                 engine,
                 outbox,
-                slack,
-                discord,
                 config,
                 storage,
                 metrics: telemetry::metrics_handle(),
@@ -163,8 +142,14 @@ impl App {
         &self.state
     }
 
+    /// Every route: those of no platform, then each platform's inbound routes.
     pub fn router(&self) -> Router {
-        http::router(self.state.clone())
+        http::router(self.state.clone(), |kit| {
+            Router::new()
+                .merge(slack::inbound::routes(kit, self.slack.clone()))
+                .merge(discord::interactions::routes(kit, self.discord.clone()))
+                .merge(github::webhook::routes(kit))
+        })
     }
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish for at most

@@ -2,11 +2,14 @@
 //! to die silently (a panic is logged, counted and reported by `shutdown`).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// Tells a background task that the app is stopping; tasks finish their current unit of work
 /// and return.
@@ -33,10 +36,56 @@ pub struct TaskPanic {
     pub message: String,
 }
 
+/// The task behind a [`TaskResult`] never answered: it panicked (reported by name like any
+/// background panic) or was aborted at shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the task ended without a result")]
+pub struct TaskLost;
+
+/// The output of a task started with [`Background::spawn_with_result`], for whoever waits on
+/// it; dropping it leaves the task running.
+pub struct TaskResult<T>(oneshot::Receiver<T>);
+
+impl<T> Future for TaskResult<T> {
+    type Output = Result<T, TaskLost>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|result| result.map_err(|_| TaskLost))
+    }
+}
+
+/// What [`Background::within`] saw by the deadline.
+pub enum Deadline<T> {
+    /// The work finished in time (or its task was lost).
+    Done(Result<T, TaskLost>),
+    /// Still running: it completes on its own; await this for its output.
+    Late(TaskResult<T>),
+}
+
 #[derive(Clone)]
 pub struct Background {
     stop: Arc<watch::Sender<bool>>,
-    tasks: Arc<Mutex<JoinSet<Result<(), TaskPanic>>>>,
+    tasks: Arc<Mutex<Tasks>>,
+}
+
+/// Running tasks, and the panics of those already collected.
+#[derive(Default)]
+struct Tasks {
+    running: JoinSet<Result<(), TaskPanic>>,
+    panicked: Vec<TaskPanic>,
+}
+
+impl Tasks {
+    /// Collects finished tasks, so a long-running app does not keep one entry per request.
+    fn reap(&mut self) {
+        while let Some(done) = self.running.try_join_next() {
+            if let Ok(Err(panic)) = done {
+                self.panicked.push(panic);
+            }
+        }
+    }
 }
 
 impl Default for Background {
@@ -50,7 +99,7 @@ impl Background {
         let (stop, _) = watch::channel(false);
         Self {
             stop: Arc::new(stop),
-            tasks: Arc::new(Mutex::new(JoinSet::new())),
+            tasks: Arc::new(Mutex::new(Tasks::default())),
         }
     }
 
@@ -77,26 +126,57 @@ impl Background {
                 }
             })
         };
-        self.lock_tasks().spawn(supervised);
+        let mut tasks = self.lock_tasks();
+        tasks.reap();
+        tasks.running.spawn(supervised);
+    }
+
+    /// Runs `work` as a tracked task (counted, awaited at shutdown, its panic reported) whose
+    /// output the caller may await.
+    pub fn spawn_with_result<T, F>(&self, name: &str, work: F) -> TaskResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (sender, receiver) = oneshot::channel();
+        self.spawn(name, async move {
+            // Nobody waiting any more (the answer was sent without it) is fine.
+            let _ = sender.send(work.await);
+        });
+        TaskResult(receiver)
+    }
+
+    /// Answers within a deadline: runs `work` as a tracked task and waits for it until
+    /// `deadline`. Work that is late goes on; its effects reach people through the outbox.
+    pub async fn within<T, F>(&self, name: &str, deadline: Instant, work: F) -> Deadline<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let mut task = self.spawn_with_result(name, work);
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(result) => Deadline::Done(result),
+            Err(_) => {
+                tracing::warn!(task = name, "still running after the answer's deadline");
+                Deadline::Late(task)
+            }
+        }
     }
 
     /// Panics that already happened, without stopping anything. Finished tasks are collected.
     pub fn panics_so_far(&self) -> Vec<TaskPanic> {
         let mut tasks = self.lock_tasks();
-        let mut panics = Vec::new();
-        while let Some(done) = tasks.try_join_next() {
-            if let Ok(Err(panic)) = done {
-                panics.push(panic);
-            }
-        }
-        panics
+        tasks.reap();
+        std::mem::take(&mut tasks.panicked)
     }
 
     /// Signals every task to stop and waits up to `grace` for them. Returns the panics seen.
     pub async fn shutdown(&self, grace: Duration) -> Vec<TaskPanic> {
         self.stop.send_replace(true);
-        let mut tasks = std::mem::take(&mut *self.lock_tasks());
-        let mut panics = Vec::new();
+        let Tasks {
+            running: mut tasks,
+            panicked: mut panics,
+        } = std::mem::take(&mut *self.lock_tasks());
         let drain = async {
             while let Some(done) = tasks.join_next().await {
                 if let Ok(Err(panic)) = done {
@@ -113,7 +193,7 @@ impl Background {
         panics
     }
 
-    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, JoinSet<Result<(), TaskPanic>>> {
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Tasks> {
         // A poisoned lock only means another thread panicked while holding it; the set itself
         // is still consistent.
         self.tasks
@@ -152,6 +232,55 @@ mod tests {
                 message: "boom".into()
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn work_within_the_deadline_answers_and_late_work_goes_on() {
+        let background = Background::new();
+        let soon = Instant::now() + Duration::from_secs(5);
+        match background.within("quick", soon, async { 7 }).await {
+            Deadline::Done(result) => assert_eq!(result, Ok(7)),
+            Deadline::Late(_) => panic!("quick work was late"),
+        }
+        let (release, wait) = oneshot::channel::<()>();
+        let now = Instant::now();
+        let late = background
+            .within("slow", now, async move {
+                let _ = wait.await;
+                8
+            })
+            .await;
+        let Deadline::Late(task) = late else {
+            panic!("slow work answered before its deadline");
+        };
+        release.send(()).expect("slow task waits");
+        assert_eq!(task.await, Ok(8));
+        assert!(background.shutdown(Duration::from_secs(5)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_awaited_work_is_lost_to_the_caller_and_reported_by_name() {
+        let background = Background::new();
+        let result = background
+            .spawn_with_result("doomed", async { panic!("kaput") })
+            .await;
+        assert_eq!(result, Err::<(), _>(TaskLost));
+        let panics = background.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(panics.len(), 1, "{panics:?}");
+        assert_eq!(panics[0].task, "doomed");
+    }
+
+    #[tokio::test]
+    async fn finished_tasks_do_not_pile_up() {
+        let background = Background::new();
+        for _ in 0..100 {
+            background
+                .spawn_with_result("tiny", async {})
+                .await
+                .expect("ran");
+        }
+        background.spawn("one more", async {});
+        assert!(background.lock_tasks().running.len() <= 5);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use greenlight_storage::{
 };
 
 use crate::config::Config;
-use crate::engine::{author_of, policy_of};
+use crate::stored_policy::{author_of, policy_of};
 
 /// Which card: the key under which its messages are stored (`chat_messages.card_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -310,3 +310,6 @@ pub mod smoke_text {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fixtures;

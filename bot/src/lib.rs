@@ -6,6 +6,7 @@
 pub mod app;
 pub mod background;
 pub mod cards;
+pub mod chat;
 pub mod ci;
 pub mod cli;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod slack;
 pub mod smoke;
+pub mod stored_policy;
 pub mod telemetry;
 pub mod verify;
 

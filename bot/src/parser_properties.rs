@@ -16,8 +16,8 @@ use crate::ci::{self, CiEvent};
 use crate::config::Config;
 use crate::discord::interactions::parse_interaction as parse_discord;
 use crate::github::webhook::{parse_delivery, GithubDelivery};
-use crate::http::slack::{parse_command, parse_interaction, SlackCommandRequest};
 use crate::http::ApiError;
+use crate::slack::inbound::{parse_command, parse_interaction, SlackCommandRequest};
 
 fn config() -> ProptestConfig {
     ProptestConfig {

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use greenlight::app::{App, AppState};
+use greenlight::app::App;
 use greenlight::clock::Clock;
 use greenlight::config::{Config, DatabaseUrl};
+use greenlight::http::AppState;
 use greenlight::http::Limits;
 use greenlight_storage::Storage;
 use tempfile::TempDir;

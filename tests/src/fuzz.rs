@@ -19,8 +19,8 @@ use greenlight::config::Config;
 use greenlight::discord::interactions::parse_interaction as parse_discord;
 use greenlight::discord::ButtonAction;
 use greenlight::github::webhook::{parse_delivery, GithubDelivery};
-use greenlight::http::slack::{parse_command, parse_interaction, SlackCommandRequest};
 use greenlight::http::ApiError;
+use greenlight::slack::inbound::{parse_command, parse_interaction, SlackCommandRequest};
 use greenlight_commands::chat::{self, Catalog, COMMANDS};
 use greenlight_commands::{AppName, CommitSha, EnvironmentName, ImageRef};
 

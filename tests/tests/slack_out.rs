@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use greenlight::cards::CardKey;
+use greenlight::chat::{ChatDeliverer, ChatEffect, ReplyAddress};
 use greenlight::clock::Clock;
 use greenlight::config::Config;
 use greenlight::outbox::{OutboxWorker, PassSummary, RetryPolicy};
 use greenlight::slack::blocks::message_violations;
-use greenlight::slack::{EphemeralTarget, SlackClient, SlackDeliverer, SlackEffect};
+use greenlight::slack::{SlackAdapter, SlackClient};
 use greenlight_commands::{
     AppName, ApprovalState, CommitSha, DecisionVerdict, DeploymentKind, DeploymentState,
     EnvironmentName, PersonName, Platform,
@@ -141,8 +142,8 @@ reviewers = ["carol", "alice"]
             .expect("approval request");
 
         let slack_config = config.slack.clone().expect("slack section");
-        let deliverer = SlackDeliverer::new(
-            SlackClient::new(&slack_config),
+        let deliverer = ChatDeliverer::new(
+            SlackAdapter(Arc::new(SlackClient::new(&slack_config))),
             storage.clone(),
             Arc::new(config),
             clock.clone(),
@@ -163,9 +164,9 @@ reviewers = ["carol", "alice"]
         CardKey::Approval(self.request_id)
     }
 
-    async fn enqueue(&self, effect: SlackEffect, key: &str) -> i64 {
+    async fn enqueue(&self, effect: ChatEffect, key: &str) -> i64 {
         self.storage
-            .enqueue_outbox(effect.outbox_item(key, self.clock.now()))
+            .enqueue_outbox(effect.outbox_item(Platform::Slack, key, self.clock.now()))
             .await
             .expect("enqueue")
             .into_inner()
@@ -174,7 +175,7 @@ reviewers = ["carol", "alice"]
 
     async fn post_card(&self) -> i64 {
         self.enqueue(
-            SlackEffect::PostCard {
+            ChatEffect::PostCard {
                 card: self.card(),
                 channel: CHANNEL.to_owned(),
             },
@@ -280,14 +281,16 @@ async fn a_redelivered_post_posts_nothing() {
 
     // The same item delivered again, as after a crash between the post and `delivered`.
     let item = h.storage.outbox_item(id).await.expect("item");
-    let deliverer = SlackDeliverer::new(
-        SlackClient::new(&greenlight::config::SlackConfig {
-            bot_token: greenlight::secret::Secret::new(h.slack.bot_token.clone()),
-            signing_secret: greenlight::secret::SecretList::single(
-                greenlight::secret::Secret::new("s"),
-            ),
-            api_url: h.slack.api_url().parse().expect("url"),
-        }),
+    let deliverer = ChatDeliverer::new(
+        SlackAdapter(Arc::new(SlackClient::new(
+            &greenlight::config::SlackConfig {
+                bot_token: greenlight::secret::Secret::new(h.slack.bot_token.clone()),
+                signing_secret: greenlight::secret::SecretList::single(
+                    greenlight::secret::Secret::new("s"),
+                ),
+                api_url: h.slack.api_url().parse().expect("url"),
+            },
+        ))),
         h.storage.clone(),
         Arc::new(Config::default()),
         h.clock.clone(),
@@ -296,7 +299,7 @@ async fn a_redelivered_post_posts_nothing() {
     deliverer.deliver(&item).await.expect("redelivery");
     // And a second item for the same card and channel (an engine that enqueued it twice).
     h.enqueue(
-        SlackEffect::PostCard {
+        ChatEffect::PostCard {
             card: h.card(),
             channel: CHANNEL.to_owned(),
         },
@@ -343,7 +346,7 @@ async fn an_update_edits_the_recorded_message_and_drops_the_buttons() {
         )
         .await
         .expect("approve");
-    h.enqueue(SlackEffect::UpdateCard { card: h.card() }, "update:1")
+    h.enqueue(ChatEffect::UpdateCard { card: h.card() }, "update:1")
         .await;
     h.deliver_all(1).await;
 
@@ -361,7 +364,7 @@ async fn an_update_edits_the_recorded_message_and_drops_the_buttons() {
 async fn an_update_before_the_post_waits_for_it() {
     let h = Harness::start().await;
     let update = h
-        .enqueue(SlackEffect::UpdateCard { card: h.card() }, "update:early")
+        .enqueue(ChatEffect::UpdateCard { card: h.card() }, "update:early")
         .await;
     assert_eq!(h.pass().await.retried, 1);
     assert_eq!(h.slack.web_api_requests(), 0);
@@ -487,7 +490,7 @@ async fn reminders_go_into_the_cards_thread() {
     let ts = h.posted_ts().await;
 
     h.enqueue(
-        SlackEffect::Thread {
+        ChatEffect::Thread {
             card: h.card(),
             text: "⏰ Reminder: still waiting <!here>".to_owned(),
         },
@@ -510,16 +513,17 @@ async fn announcements_and_ephemeral_answers_reach_their_people() {
     let h = Harness::start().await;
     let response_url = h.slack.response_url("T0/123/abc");
     h.enqueue(
-        SlackEffect::Message {
+        ChatEffect::Message {
             channel: CHANNEL.to_owned(),
             text: "✅ shop 0123456 → production approved by carol.".to_owned(),
+            marker: None,
         },
         "announce:1",
     )
     .await;
     h.enqueue(
-        SlackEffect::Ephemeral {
-            to: EphemeralTarget::User {
+        ChatEffect::Ephemeral {
+            to: ReplyAddress::User {
                 channel: CHANNEL.to_owned(),
                 user: "U0DAVE001".to_owned(),
             },
@@ -529,8 +533,8 @@ async fn announcements_and_ephemeral_answers_reach_their_people() {
     )
     .await;
     h.enqueue(
-        SlackEffect::Ephemeral {
-            to: EphemeralTarget::ResponseUrl(response_url),
+        ChatEffect::Ephemeral {
+            to: ReplyAddress::ResponseUrl(response_url),
             text: "🚫 approvals open at 12:35 UTC".to_owned(),
         },
         "refusal:2",
@@ -594,7 +598,7 @@ async fn a_smoke_failed_card_has_no_buttons() {
         .await
         .expect("deployment");
     h.enqueue(
-        SlackEffect::PostCard {
+        ChatEffect::PostCard {
             card: CardKey::SmokeFailed(failed.id),
             channel: CHANNEL.to_owned(),
         },

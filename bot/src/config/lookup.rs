@@ -13,6 +13,22 @@ impl Config {
         self.apps.iter().find(|app| app.name == *name)
     }
 
+    /// The chat channels where the app's cards and announcements go: one per platform that
+    /// is configured and named a channel for the app.
+    pub fn chat_channels(&self, app: &AppName) -> Vec<(Platform, String)> {
+        let Some(channels) = self.app(app).map(|app| &app.channels) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        if let (Some(_), Some(channel)) = (&self.discord, channels.discord) {
+            found.push((Platform::Discord, channel.to_string()));
+        }
+        if let (Some(_), Some(channel)) = (&self.slack, &channels.slack) {
+            found.push((Platform::Slack, channel.as_str().to_owned()));
+        }
+        found
+    }
+
     /// The app, when exactly one is configured: commands may then leave it out (SPEC §6).
     pub fn only_app(&self) -> Option<&AppConfig> {
         match self.apps.as_slice() {

@@ -1,16 +1,14 @@
 //! The card on Discord: a [`Card`] as one embed plus, while the request waits, one row with
 //! Approve and Reject (SPEC §6), within every embed and component limit.
 
-use chrono::{DateTime, Utc};
-use greenlight_commands::{DecisionVerdict, DeploymentState};
-use greenlight_storage::SmokeResult;
+use greenlight_commands::DeploymentState;
 
 use super::message::{
-    discord_len, embed_len, escape, escape_truncated, join_within, limits, link, linkable, style,
-    truncate, ActionRow, Component, Embed, EmbedField, EmbedFooter, Message,
+    discord_len, embed_len, escape, escape_truncated, limits, link, linkable, style, truncate,
+    ActionRow, Component, DiscordMarkdown, Embed, EmbedField, EmbedFooter, Message,
 };
-use crate::cards::smoke_text::{duration, passed, single_line};
 use crate::cards::{Card, CardKey, CardStatus};
+use crate::chat::text::{self, LineRoom};
 
 /// What a button's `custom_id` asks for. The id only names the request: whether the clicker
 /// may act is decided from server state alone.
@@ -64,6 +62,12 @@ const POLICY: usize = 400;
 const LOCK: usize = 400;
 const DETAIL: usize = 120;
 const NAME: usize = 80;
+/// Room for a smoke check's name and detail, and a decision's comment.
+const ROOM: LineRoom = LineRoom {
+    name: NAME,
+    detail: DETAIL,
+    comment: DETAIL * 2,
+};
 
 const YELLOW: u32 = 0xF1C40F;
 const GREEN: u32 = 0x2ECC71;
@@ -110,7 +114,12 @@ pub fn card_message(card: &Card) -> Message {
     }
     let mut embed = Embed {
         title: truncate(
-            &format!("{} {} → {}", status_emoji(card), card.app, card.environment),
+            &format!(
+                "{} {} → {}",
+                text::status_emoji(card),
+                card.app,
+                card.environment
+            ),
             limits::EMBED_TITLE,
         ),
         url: card.commit_url.as_deref().and_then(linkable),
@@ -214,103 +223,16 @@ fn facts(card: &Card) -> Vec<EmbedField> {
 }
 
 fn smoke_field(card: &Card) -> Option<EmbedField> {
-    if card.smoke.is_empty() {
-        return None;
-    }
-    let environment = card.from_environment.as_ref().unwrap_or(&card.environment);
-    let failed = card.smoke.iter().filter(|check| !passed(check)).count();
-    let name = format!(
-        "Smoke checks in {environment}: {} of {} passed",
-        card.smoke.len() - failed,
-        card.smoke.len()
-    );
-    let mut checks: Vec<&SmokeResult> = card.smoke.iter().collect();
-    let lines = |checks: &[&SmokeResult]| -> Vec<String> {
-        checks.iter().map(|check| smoke_line(check)).collect()
-    };
-    if discord_len(&lines(&checks).join("\n")) > limits::FIELD_VALUE {
-        // Not everything fits: the failures are what a reviewer must see.
-        checks.sort_by_key(|check| passed(check));
-    }
-    let value = join_within(&lines(&checks), limits::FIELD_VALUE, |more| {
-        format!("…and {more} more checks")
-    });
+    let (environment, passed, total) = text::smoke_counts(card)?;
+    let name = format!("Smoke checks in {environment}: {passed} of {total} passed");
+    let value = text::smoke_lines::<DiscordMarkdown>(card, limits::FIELD_VALUE, ROOM);
     Some(field(&name, value, false))
 }
 
-fn smoke_line(check: &SmokeResult) -> String {
-    let mark = match check.status.as_str() {
-        "passed" => "✅".to_owned(),
-        "failed" => "❌".to_owned(),
-        other => format!("⚠️ {}", escape_truncated(other, 20)),
-    };
-    let mut line = format!("{mark} **{}**", escape_truncated(&check.name, NAME));
-    if let Some(ms) = check.duration_ms {
-        line.push_str(&format!(" · {}", duration(ms)));
-    }
-    if let Some(detail) = check.detail.as_deref().filter(|d| !d.trim().is_empty()) {
-        line.push_str(&format!(
-            " · {}",
-            escape_truncated(&single_line(detail), DETAIL)
-        ));
-    }
-    line
-}
-
 fn decisions_field(card: &Card) -> Option<EmbedField> {
-    if card.decisions.is_empty() {
-        return None;
-    }
-    let lines: Vec<String> = card
-        .decisions
-        .iter()
-        .map(|decision| {
-            let (mark, verb) = match decision.verdict {
-                DecisionVerdict::Approve => ("✅", "approved"),
-                DecisionVerdict::Reject => ("⛔", "rejected"),
-            };
-            let mut line = format!(
-                "{mark} **{}** {verb} on {} · {}",
-                escape(decision.person.as_str()),
-                decision.platform.display_name(),
-                discord_time(decision.at)
-            );
-            if let Some(comment) = decision.comment.as_deref().filter(|c| !c.trim().is_empty()) {
-                line.push_str(&format!(
-                    ": “{}”",
-                    escape_truncated(&single_line(comment), DETAIL * 2)
-                ));
-            }
-            line
-        })
-        .collect();
-    let value = join_within(&lines, limits::FIELD_VALUE, |more| {
-        format!("…and {more} more")
-    });
+    let value =
+        text::decision_lines::<DiscordMarkdown>(&card.decisions, limits::FIELD_VALUE, ROOM)?;
     Some(field("Decisions", value, false))
-}
-
-/// A time each reader sees in their own time zone.
-fn discord_time(at: DateTime<Utc>) -> String {
-    format!("<t:{}:f>", at.timestamp())
-}
-
-fn status_emoji(card: &Card) -> &'static str {
-    match &card.status {
-        CardStatus::Waiting { .. } => "⏳",
-        CardStatus::Approved { deployment } => match deployment {
-            None => "👍",
-            Some(DeploymentState::Healthy) => "✅",
-            Some(DeploymentState::Faulty | DeploymentState::Failed) => "❌",
-            Some(DeploymentState::RolledBack) => "↩️",
-            Some(_) => "🚀",
-        },
-        CardStatus::Rejected { .. } => "⛔",
-        CardStatus::Expired => "⌛",
-        CardStatus::Superseded { .. } => "⏭️",
-        CardStatus::Cancelled { .. } => "🚫",
-        CardStatus::SmokeFailed => "❌",
-    }
 }
 
 fn color(card: &Card) -> u32 {

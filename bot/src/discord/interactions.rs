@@ -9,32 +9,36 @@
 //! `type`, `token`, `data.custom_id`, `data.components` (modal values), `member.user.id` or
 //! `user.id` are read; everything else may be absent or anything.
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::Json;
+use axum::{Extension, Router};
 use greenlight_commands::chat;
 use greenlight_commands::{Platform, Verdict};
 use greenlight_storage::StorageError;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::task::JoinError;
 use tokio::time::{timeout_at, Instant};
 
 use super::card::ButtonAction;
+use super::client::DiscordClient;
 use super::commands;
 use super::message::{InteractionResponse, Message, EPHEMERAL};
 use super::notices::{
     self, approve_confirmation, cancelled, decision_text, reject_reason_modal, REASON_INPUT_ID,
 };
-use crate::app::AppState;
+use crate::background::{Deadline, TaskLost};
 use crate::cards::{Card, CardKey};
 use crate::config::DiscordConfig;
 use crate::engine::{ChatActor, CommandReply, DecisionReply, InboundDelivery, ReplyTo};
-use crate::http::ApiError;
+use crate::http::{ApiError, AppState, RouteKit};
 use crate::verify;
 
 /// Discord invalidates the interaction after 3 s; leave room for the network.
@@ -48,11 +52,42 @@ const MESSAGE_COMPONENT: u8 = 3;
 const AUTOCOMPLETE: u8 = 4;
 const MODAL_SUBMIT: u8 = 5;
 
-pub async fn interactions(
-    State(state): State<AppState>,
+/// Discord's client, for the one inline call (editing an interaction's own answer when a
+/// decision outlasts the deadline); `None` without `[discord]`.
+#[derive(Clone)]
+struct Client(Option<Arc<DiscordClient>>);
+
+/// `POST /discord/interactions`, signed by Discord.
+pub fn routes(kit: &RouteKit, client: Option<Arc<DiscordClient>>) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/discord/interactions",
+            kit.signed(post(interactions), check_headers),
+        )
+        .layer(Extension(Client(client)))
+}
+
+/// What a handler here reaches: the app's state and Discord's client.
+struct Inbound {
+    app: AppState,
+    client: Option<Arc<DiscordClient>>,
+}
+
+impl Deref for Inbound {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.app
+    }
+}
+
+async fn interactions(
+    State(app): State<AppState>,
+    Extension(Client(client)): Extension<Client>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let state = Inbound { app, client };
     let discord = discord_config(&state)?;
     authenticate(
         discord,
@@ -81,7 +116,7 @@ fn discord_config(state: &AppState) -> Result<&DiscordConfig, ApiError> {
 
 /// Mounted before the handler: Discord not configured (404), or a signature header that is
 /// missing or not 128 hex digits, or no timestamp (401), is refused before the body is read.
-pub fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     discord_config(state)?;
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     verify::discord::check_headers(
@@ -252,7 +287,7 @@ impl Interaction {
 /// A slash command: its typed options become the words of the shared grammar, then the same
 /// authorization and executor as Slack's. Answered privately.
 async fn application_command(
-    state: &AppState,
+    state: &Inbound,
     interaction: Interaction,
     deadline: Instant,
 ) -> Result<InteractionResponse, ApiError> {
@@ -275,10 +310,9 @@ async fn application_command(
         return Ok(already_handled());
     }
     let engine = state.engine.clone();
-    let task = tokio::spawn(async move { engine.run_command(&actor, parsed).await });
-    let budget = deadline.saturating_duration_since(Instant::now());
-    Ok(match tokio::time::timeout(budget, task).await {
-        Ok(Ok(Ok(reply))) => match reply {
+    let work = async move { engine.run_command(&actor, parsed).await };
+    Ok(match state.background.within("discord command", deadline, work).await {
+        Deadline::Done(Ok(Ok(reply))) => match reply {
             CommandReply::Ephemeral(text) => {
                 InteractionResponse::Message(Message::ephemeral_markdown(&text))
             }
@@ -287,15 +321,15 @@ async fn application_command(
                 confirm_value,
             } => InteractionResponse::Message(notices::rollback_confirmation(&text, &confirm_value)),
         },
-        Ok(Ok(Err(error))) => {
+        Deadline::Done(Ok(Err(error))) => {
             tracing::error!(%error, command = %name, "a Discord command failed");
             ephemeral("Greenlight could not do that just now; please try again.")
         }
-        Ok(Err(join)) => {
-            tracing::error!(%join, command = %name, "a Discord command task failed");
+        Deadline::Done(Err(lost)) => {
+            tracing::error!(%lost, command = %name, "a Discord command task failed");
             ephemeral("Greenlight could not do that just now; please try again.")
         }
-        Err(_) => ephemeral(
+        Deadline::Late(_) => ephemeral(
             "Greenlight is slow right now; your command is still being applied. The channel will show the result.",
         ),
     })
@@ -303,7 +337,7 @@ async fn application_command(
 
 /// Records the interaction as seen before a command or confirmation runs; `false` for a replayed
 /// (or redelivered) interaction id, which must change nothing.
-async fn first_delivery(state: &AppState, interaction: &Interaction) -> Result<bool, ApiError> {
+async fn first_delivery(state: &Inbound, interaction: &Interaction) -> Result<bool, ApiError> {
     state
         .engine
         .first_delivery(&interaction.delivery())
@@ -319,7 +353,7 @@ fn already_handled() -> InteractionResponse {
 }
 
 async fn component(
-    state: &AppState,
+    state: &Inbound,
     interaction: Interaction,
     deadline: Instant,
 ) -> Result<InteractionResponse, ApiError> {
@@ -337,18 +371,23 @@ async fn component(
             return Ok(already_handled());
         }
         let (engine, reference) = (state.engine.clone(), reference.to_owned());
-        let task = tokio::spawn(async move { engine.confirm_rollback(&actor, &reference).await });
-        let text = match timeout_at(deadline, task).await {
-            Ok(Ok(Ok(text))) => text,
-            Ok(Ok(Err(error))) => {
+        let work = async move { engine.confirm_rollback(&actor, &reference).await };
+        let confirming = state
+            .background
+            .within("discord rollback confirmation", deadline, work);
+        let text = match confirming.await {
+            Deadline::Done(Ok(Ok(text))) => text,
+            Deadline::Done(Ok(Err(error))) => {
                 tracing::error!(%error, "confirming a rollback failed");
                 "Greenlight could not start the rollback; please try again.".to_owned()
             }
-            Ok(Err(join)) => {
-                tracing::error!(%join, "a rollback confirmation task failed");
+            Deadline::Done(Err(lost)) => {
+                tracing::error!(%lost, "a rollback confirmation task failed");
                 "Greenlight could not start the rollback; please try again.".to_owned()
             }
-            Err(_) => "The rollback is still being started; the channel will show it.".to_owned(),
+            Deadline::Late(_) => {
+                "The rollback is still being started; the channel will show it.".to_owned()
+            }
         };
         return Ok(InteractionResponse::UpdateMessage(Message::plain(&text)));
     }
@@ -401,7 +440,7 @@ async fn component(
 }
 
 async fn modal_submit(
-    state: &AppState,
+    state: &Inbound,
     interaction: Interaction,
     deadline: Instant,
 ) -> Result<InteractionResponse, ApiError> {
@@ -484,7 +523,7 @@ struct Click {
 
 /// Approve asks for confirmation, unless the clicker could not approve anyway: then the
 /// refusal is recorded and told at once.
-async fn approve_clicked(state: &AppState, click: Click) -> InteractionResponse {
+async fn approve_clicked(state: &Inbound, click: Click) -> InteractionResponse {
     let check = timeout_at(
         click.deadline,
         state
@@ -505,7 +544,7 @@ async fn approve_clicked(state: &AppState, click: Click) -> InteractionResponse 
 
 /// Reject asks for a reason in a modal, unless the clicker could not reject anyway: then the
 /// refusal is recorded and told at once instead of after they typed a reason.
-async fn reject_clicked(state: &AppState, click: Click) -> InteractionResponse {
+async fn reject_clicked(state: &Inbound, click: Click) -> InteractionResponse {
     let probe = Verdict::Reject {
         reason: "(asking for a reason)".to_owned(),
     };
@@ -539,7 +578,7 @@ async fn reject_clicked(state: &AppState, click: Click) -> InteractionResponse {
 
 /// The card for the confirmation's wording; the question is asked without it if it cannot be
 /// read in time.
-async fn load_card(state: &AppState, request_id: i64, deadline: Instant) -> Option<Card> {
+async fn load_card(state: &Inbound, request_id: i64, deadline: Instant) -> Option<Card> {
     match timeout_at(deadline, state.engine.card(CardKey::Approval(request_id))).await {
         Ok(Ok(card)) => Some(card),
         Ok(Err(error)) => {
@@ -561,7 +600,7 @@ fn unavailable(answer: Answer, request_id: i64, error: &StorageError) -> Interac
 /// Applies the decision, once per interaction id, and answers with its outcome. If it takes
 /// longer than Discord waits, the answer says so and is edited with the outcome later; the
 /// decision itself runs in its own task, so it completes either way.
-async fn decide(state: &AppState, click: Click, verdict: Verdict) -> InteractionResponse {
+async fn decide(state: &Inbound, click: Click, verdict: Verdict) -> InteractionResponse {
     let engine = state.engine.clone();
     let Click {
         request_id,
@@ -571,20 +610,20 @@ async fn decide(state: &AppState, click: Click, verdict: Verdict) -> Interaction
         deadline,
         answer,
     } = click;
-    let mut task = tokio::spawn(async move {
+    let work = async move {
         engine
             .decide_once(request_id, actor, verdict, Some(delivery))
             .await
-    });
-    match timeout_at(deadline, &mut task).await {
-        Ok(outcome) => answer.respond(outcome_message(outcome, request_id)),
-        Err(_) => {
-            tracing::warn!(
-                request_id,
-                "a Discord decision is still being applied after the ack deadline"
-            );
-            if let Some(client) = state.discord.clone() {
-                tokio::spawn(async move {
+    };
+    match state
+        .background
+        .within("discord decision", deadline, work)
+        .await
+    {
+        Deadline::Done(outcome) => answer.respond(outcome_message(outcome, request_id)),
+        Deadline::Late(task) => {
+            if let Some(client) = state.client.clone() {
+                state.background.spawn("discord late answer", async move {
                     let message = outcome_message(task.await, request_id);
                     if let Err(error) = client.edit_original_response(&token, &message).await {
                         tracing::warn!(%error, request_id, "editing a Discord answer failed");
@@ -597,7 +636,7 @@ async fn decide(state: &AppState, click: Click, verdict: Verdict) -> Interaction
 }
 
 fn outcome_message(
-    outcome: Result<Result<Option<DecisionReply>, StorageError>, JoinError>,
+    outcome: Result<Result<Option<DecisionReply>, StorageError>, TaskLost>,
     request_id: i64,
 ) -> Message {
     match outcome {
@@ -608,8 +647,8 @@ fn outcome_message(
             tracing::error!(%error, request_id, "applying a Discord decision failed");
             Message::plain(notices::NOT_RECORDED)
         }
-        Err(join) => {
-            tracing::error!(%join, request_id, "a Discord decision task failed");
+        Err(lost) => {
+            tracing::error!(%lost, request_id, "a Discord decision task failed");
             Message::plain(notices::NOT_RECORDED)
         }
     }

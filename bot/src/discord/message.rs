@@ -7,8 +7,11 @@
 //! them (REFERENCE §5 item 3). Lengths are counted in UTF-16 code units, never fewer than
 //! Discord's own count, so a cut text is always accepted.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::chat::text::{self, Markup};
 
 /// Discord's documented maxima, in characters.
 pub mod limits {
@@ -265,7 +268,7 @@ impl InteractionResponse {
 
 /// Length as Discord may count it (see the module docs).
 pub fn discord_len(text: &str) -> usize {
-    text.encode_utf16().count()
+    text::len(text)
 }
 
 /// Characters Discord markdown gives a meaning to anywhere in a line (emphasis, code,
@@ -282,67 +285,42 @@ fn needs_escape_at_line_start(c: char) -> bool {
     matches!(c, '#' | '-' | '+' | '>')
 }
 
+/// Discord's markdown.
+pub struct DiscordMarkdown;
+
+impl Markup for DiscordMarkdown {
+    fn push_escaped(out: &mut String, c: char, at_line_start: bool) {
+        if needs_escape(c) || (at_line_start && needs_escape_at_line_start(c)) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+
+    fn bold(text: &str) -> String {
+        format!("**{text}**")
+    }
+
+    /// Shown in each reader's time zone.
+    fn time(at: DateTime<Utc>) -> String {
+        format!("<t:{}:f>", at.timestamp())
+    }
+}
+
 /// Escapes markdown in user text, so a commit message or reason cannot format, link or
 /// mention.
 pub fn escape(text: &str) -> String {
-    escape_truncated(text, usize::MAX)
+    DiscordMarkdown::escape(text)
 }
 
 /// Plain text (no escaping) cut to `max`, ending in "…" when cut.
 pub fn truncate(text: &str, max: usize) -> String {
-    cut(text, max, false)
+    text::truncate(text, max)
 }
 
 /// Escapes `text` and cuts it to `max` after escaping, never between a backslash and the
 /// character it escapes.
 pub fn escape_truncated(text: &str, max: usize) -> String {
-    cut(text, max, true)
-}
-
-fn cut(text: &str, max: usize, escaped: bool) -> String {
-    // (character, whether it is escaped), deciding line starts once.
-    let mut at_line_start = true;
-    let marked: Vec<(char, bool)> = text
-        .chars()
-        .map(|c| {
-            let escape =
-                escaped && (needs_escape(c) || (at_line_start && needs_escape_at_line_start(c)));
-            at_line_start = c == '\n' || (at_line_start && (c == ' ' || c == '\t'));
-            (c, escape)
-        })
-        .collect();
-    let width = |(c, escape): (char, bool)| c.len_utf16() + usize::from(escape);
-    let push = |out: &mut String, (c, escape): (char, bool)| {
-        if escape {
-            out.push('\\');
-        }
-        out.push(c);
-    };
-    let total: usize = marked.iter().copied().map(width).sum();
-    let mut out = String::with_capacity(text.len().min(max.saturating_mul(4)));
-    if total <= max {
-        marked.iter().for_each(|&m| push(&mut out, m));
-        return out;
-    }
-    // Room for the ellipsis, which is one code unit.
-    let budget = max.saturating_sub(1);
-    let mut used = 0;
-    for &m in &marked {
-        let w = width(m);
-        if used + w > budget {
-            break;
-        }
-        push(&mut out, m);
-        used += w;
-    }
-    // Trailing whitespace before the ellipsis looks like a mistake; a trailing escaped space
-    // cannot occur (spaces are not escaped).
-    let trimmed = out.trim_end().len();
-    out.truncate(trimmed);
-    if max > 0 {
-        out.push('…');
-    }
-    out
+    DiscordMarkdown::escape_truncated(text, max)
 }
 
 /// A markdown link with an escaped label, or just the label when `url` is not an http(s) URL
@@ -370,32 +348,7 @@ pub fn linkable(url: &str) -> Option<String> {
     (discord_len(&text) <= limits::URL).then_some(text)
 }
 
-/// Joins `lines` with newlines into at most `max` characters; lines that do not fit are left
-/// out and summarised by `more(left_out)` at the end.
-pub fn join_within(lines: &[String], max: usize, more: impl Fn(usize) -> String) -> String {
-    let all = lines.join("\n");
-    if discord_len(&all) <= max {
-        return all;
-    }
-    let mut out = String::new();
-    for (index, line) in lines.iter().enumerate() {
-        let tail = more(lines.len() - index - 1);
-        let with_line = discord_len(&out) + usize::from(!out.is_empty()) + discord_len(line);
-        if with_line + 1 + discord_len(&tail) > max {
-            let tail = more(lines.len() - index);
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(&tail);
-            return truncate(&out, max);
-        }
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        out.push_str(line);
-    }
-    out
-}
+pub use text::join_within;
 
 /// Total length of what counts towards [`limits::EMBED_TOTAL`] in one embed.
 pub fn embed_len(embed: &Embed) -> usize {

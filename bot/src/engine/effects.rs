@@ -2,7 +2,7 @@
 //! caused them. This is where an effect learns which platforms and channels it goes to.
 
 use chrono::{DateTime, Utc};
-use greenlight_commands::{AppName, Effect, GateAnswer};
+use greenlight_commands::{AppName, Effect, GateAnswer, Platform};
 use greenlight_storage::{
     audit, gates, outbox, AnyConnection, ApprovalRequest, NewAuditEntry, NewOutboxItem,
     StorageError,
@@ -10,18 +10,18 @@ use greenlight_storage::{
 use serde_json::{json, Value};
 
 use crate::cards::CardKey;
+use crate::chat::{ChatEffect, Marker, ReplyAddress};
 use crate::config::Config;
-use crate::discord::DiscordEffect;
-use crate::slack::{EphemeralTarget, SlackEffect};
 
 /// Where a reply that only the actor sees goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyTo {
-    /// The interaction's `response_url` (ephemeral to the clicker).
-    SlackResponseUrl(String),
-    /// `chat.postEphemeral` to `user` in `channel`.
-    SlackUser { channel: String, user: String },
-    /// Nobody to tell (CLI, API, timers).
+    /// A later message to the actor on the platform they acted from.
+    Chat {
+        platform: Platform,
+        address: ReplyAddress,
+    },
+    /// Nobody to tell (CLI, API, timers), or the platform answers in the interaction itself.
     Nobody,
 }
 
@@ -84,7 +84,7 @@ pub(super) async fn enqueue_effects(
     Ok(())
 }
 
-/// Posts a new card in every channel of the app.
+/// Posts a new card in every chat channel of the app.
 pub(super) async fn post_card(
     conn: &mut AnyConnection,
     config: &Config,
@@ -92,24 +92,13 @@ pub(super) async fn post_card(
     card: CardKey,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    if let Some(channel) = discord_channel(config, app) {
-        let key = format!("discord.post_card:{}:{channel}", card.as_string());
-        enqueue(
-            conn,
-            DiscordEffect::PostCard { card, channel }.outbox_item(key, now),
-        )
-        .await?;
+    for (platform, channel) in config.chat_channels(app) {
+        // One post per card and channel, however often this runs.
+        let key = format!("{platform}.post_card:{}:{channel}", card.as_string());
+        let effect = ChatEffect::PostCard { card, channel };
+        enqueue(conn, effect.outbox_item(platform, key, now)).await?;
     }
-    let Some(channel) = slack_channel(config, app) else {
-        return Ok(());
-    };
-    // One post per card and channel, however often this runs.
-    let key = format!("slack.post_card:{}:{channel}", card.as_string());
-    let effect = SlackEffect::PostCard {
-        card,
-        channel: channel.to_owned(),
-    };
-    enqueue(conn, effect.outbox_item(key, now)).await
+    Ok(())
 }
 
 /// Re-renders the card everywhere it was posted, now or (`not_before`) later.
@@ -121,20 +110,16 @@ pub(super) async fn update_card_at(
     now: DateTime<Utc>,
     not_before: Option<DateTime<Utc>>,
 ) -> Result<(), StorageError> {
-    if discord_channel(config, app).is_some() {
-        let mut item =
-            DiscordEffect::UpdateCard { card }.outbox_item(unique("discord.update_card"), now);
+    for (platform, _) in config.chat_channels(app) {
+        let effect = ChatEffect::UpdateCard { card };
+        let mut item = effect.outbox_item(platform, unique(platform, &effect), now);
         item.not_before = not_before;
         enqueue(conn, item).await?;
     }
-    if slack_channel(config, app).is_none() {
-        return Ok(());
-    }
-    let mut item = SlackEffect::UpdateCard { card }.outbox_item(unique("slack.update_card"), now);
-    item.not_before = not_before;
-    enqueue(conn, item).await
+    Ok(())
 }
 
+/// Says `text` in every chat channel of the app.
 pub(super) async fn announce(
     conn: &mut AnyConnection,
     config: &Config,
@@ -142,22 +127,34 @@ pub(super) async fn announce(
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    if let Some(channel) = discord_channel(config, app) {
-        let text = text.to_owned();
-        let effect = DiscordEffect::Message { channel, text };
-        enqueue(conn, effect.outbox_item(unique("discord.message"), now)).await?;
-    }
-    let Some(channel) = slack_channel(config, app) else {
-        return Ok(());
-    };
-    let effect = SlackEffect::Message {
-        channel: channel.to_owned(),
-        text: text.to_owned(),
-    };
-    enqueue(conn, effect.outbox_item(unique("slack.message"), now)).await
+    announce_marked(conn, config, app, None, text, now).await
 }
 
-/// A reply in the card's thread (reminders).
+/// Says `text` in every chat channel of the app, led by `marker`'s symbol.
+pub(super) async fn announce_marked(
+    conn: &mut AnyConnection,
+    config: &Config,
+    app: &AppName,
+    marker: Option<Marker>,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    for (platform, channel) in config.chat_channels(app) {
+        let effect = ChatEffect::Message {
+            channel,
+            text: text.to_owned(),
+            marker,
+        };
+        enqueue(
+            conn,
+            effect.outbox_item(platform, unique(platform, &effect), now),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A reply under the card, wherever it was posted (reminders).
 pub(super) async fn thread_reply(
     conn: &mut AnyConnection,
     config: &Config,
@@ -166,40 +163,39 @@ pub(super) async fn thread_reply(
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    if discord_channel(config, app).is_some() {
-        let text = text.to_owned();
-        let effect = DiscordEffect::Thread { card, text };
-        enqueue(conn, effect.outbox_item(unique("discord.thread"), now)).await?;
+    for (platform, _) in config.chat_channels(app) {
+        let effect = ChatEffect::Thread {
+            card,
+            text: text.to_owned(),
+        };
+        enqueue(
+            conn,
+            effect.outbox_item(platform, unique(platform, &effect), now),
+        )
+        .await?;
     }
-    if slack_channel(config, app).is_none() {
-        return Ok(());
-    }
-    let effect = SlackEffect::Thread {
-        card,
-        text: text.to_owned(),
-    };
-    enqueue(conn, effect.outbox_item(unique("slack.thread"), now)).await
+    Ok(())
 }
 
+/// Tells the actor something only they see, on the platform they acted from.
 pub(super) async fn reply(
     conn: &mut AnyConnection,
     reply_to: &ReplyTo,
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let to = match reply_to {
-        ReplyTo::SlackResponseUrl(url) => EphemeralTarget::ResponseUrl(url.clone()),
-        ReplyTo::SlackUser { channel, user } => EphemeralTarget::User {
-            channel: channel.clone(),
-            user: user.clone(),
-        },
-        ReplyTo::Nobody => return Ok(()),
+    let ReplyTo::Chat { platform, address } = reply_to else {
+        return Ok(());
     };
-    let effect = SlackEffect::Ephemeral {
-        to,
+    let effect = ChatEffect::Ephemeral {
+        to: address.clone(),
         text: text.to_owned(),
     };
-    enqueue(conn, effect.outbox_item(unique("slack.ephemeral"), now)).await
+    enqueue(
+        conn,
+        effect.outbox_item(*platform, unique(*platform, &effect), now),
+    )
+    .await
 }
 
 /// Answers every GitHub protection rule waiting on this request's release and environment:
@@ -255,29 +251,9 @@ async fn audit_request(
     Ok(())
 }
 
-fn slack_channel<'c>(config: &'c Config, app: &AppName) -> Option<&'c str> {
-    config.slack.as_ref()?;
-    config
-        .app(app)?
-        .channels
-        .slack
-        .as_ref()
-        .map(|channel| channel.as_str())
-}
-
-/// The app's Discord channel, when Discord is configured.
-fn discord_channel(config: &Config, app: &AppName) -> Option<String> {
-    config.discord.as_ref()?;
-    config
-        .app(app)?
-        .channels
-        .discord
-        .map(|channel| channel.to_string())
-}
-
 /// Items that are events in their own right (each edit, each reply) get a fresh key.
-fn unique(kind: &str) -> String {
-    format!("{kind}:{}", uuid::Uuid::new_v4())
+fn unique(platform: Platform, effect: &ChatEffect) -> String {
+    format!("{}:{}", effect.kind(platform), uuid::Uuid::new_v4())
 }
 
 async fn enqueue(conn: &mut AnyConnection, item: NewOutboxItem) -> Result<(), StorageError> {

@@ -17,10 +17,10 @@ use greenlight_storage::{
 use serde::Serialize;
 use serde_json::json;
 
+use super::github_effect::GithubEffect;
 use super::{promotion, Engine};
 use crate::clock::span;
 use crate::config::Config;
-use crate::github::GithubEffect;
 
 /// What became of a protection rule when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

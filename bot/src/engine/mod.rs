@@ -9,6 +9,7 @@ mod decisions;
 mod deploys;
 mod effects;
 mod gates;
+mod github_effect;
 mod intake;
 mod locks;
 mod promotion;
@@ -31,12 +32,12 @@ pub use decisions::{ChatActor, DecisionReply, InboundDelivery};
 pub use deploys::{DeployResult, INTERRUPTED, TRIGGER_KIND};
 pub use effects::ReplyTo;
 pub use gates::{join_new_github_gate, GateOutcome};
+pub use github_effect::GithubEffect;
 pub use intake::{
     BuildReport, CiSmoke, Dedup, DeploymentReport, IntakeError, IntakeReply, ReportedStatus,
 };
 pub use locks::{HeldDeploy, LockRefusal, UnlockOutcome};
 pub use rollback::{RollbackPlan, RollbackRefusal};
-pub(crate) use snapshot::{author_of, policy_of};
 pub use timers::{run_timers, TimerPass};
 pub use verifier::run_verifier;
 

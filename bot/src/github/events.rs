@@ -14,10 +14,10 @@ use super::payloads::{
     PingEvent, User, WorkflowRunEvent,
 };
 use super::DELIVERY_SOURCE;
-use crate::app::AppState;
 use crate::config::{AppConfig, EnvironmentConfig, GithubConfig};
 use crate::engine::{join_new_github_gate, Dedup, DeploymentReport, IntakeError, ReportedStatus};
 use crate::http::ApiError;
+use crate::http::AppState;
 
 /// The events Greenlight acts on; every other event is acknowledged and ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,8 +26,9 @@ pub mod gate_answer;
 pub mod payloads;
 pub mod webhook;
 
+pub use crate::engine::GithubEffect;
 pub use client::{AppKey, GithubAppClient, GithubError};
-pub use gate_answer::{GithubDeliverer, GithubEffect, SetupError};
+pub use gate_answer::{GithubDeliverer, SetupError};
 
 /// GitHub caps webhook payloads at 25 MB (REFERENCE §3.1); the rest of the API keeps 1 MB.
 pub const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;

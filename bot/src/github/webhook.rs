@@ -11,16 +11,16 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::events::{self, bad_payload, Handled, KnownEvent};
 use super::payloads;
-use crate::app::AppState;
 use crate::config::{Config, GithubConfig};
-use crate::http::ApiError;
+use crate::http::{ApiError, AppState, RouteKit};
 use crate::verify::{self, VerifyError};
 
 const EVENT_HEADER: &str = "x-github-event";
@@ -31,12 +31,18 @@ const MAX_HEADER_VALUE: usize = 255;
 /// enough to stall the other requests (Slack's 3-second acknowledgements) sharing a worker.
 const OFFLOAD_ABOVE: usize = 256 * 1024;
 
-/// The route's handler. Mount it with [`super::WEBHOOK_BODY_LIMIT`] as its body limit; the
-/// router's 1 MB default would refuse GitHub's larger payloads.
-pub async fn receive(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Json<Value>, ApiError> {
+/// `POST /webhooks/github`, with GitHub's larger body limit.
+pub fn routes(kit: &RouteKit) -> Router<AppState> {
+    let route = kit
+        .limited(post(receive), super::WEBHOOK_BODY_LIMIT)
+        // The limit above is enforced while the body streams in; axum's own default (2 MiB)
+        // would refuse GitHub's larger payloads.
+        .layer(DefaultBodyLimit::disable());
+    Router::new().route("/webhooks/github", kit.checked(route, check_headers))
+}
+
+/// The route's handler, mounted by [`routes`].
+async fn receive(State(state): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
     // Checked before the body is read, so a switched-off route costs nothing.
     let github = state.config.github.as_ref().ok_or_else(|| {
         ApiError::not_found(

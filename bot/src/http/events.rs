@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use super::auth::bearer;
 use super::ApiError;
-use crate::app::AppState;
 use crate::ci::{self, CiEvent};
 use crate::config::{AppConfig, Config};
 use crate::engine::{Dedup, IntakeError};
+use crate::http::AppState;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;

@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::auth::bearer;
 use super::ApiError;
-use crate::app::AppState;
 use crate::config::{AppConfig, Config, EnvironmentConfig};
 use crate::flags::{self, Evaluation, EvaluationError, FlagSettings};
+use crate::http::AppState;
 
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const JSON: &str = "application/json";
@@ -74,10 +74,10 @@ fn authenticate<'c>(
 
 /// Mounted before the OFREP handlers: the refusal (OFREP's 401 body) of a request without an
 /// accepted flags token, given before its body is read.
-pub fn ofrep_refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub fn ofrep_refusal(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     authenticate(&state.config, headers)
-        .err()
-        .map(ofrep_unauthorized)
+        .map(drop)
+        .map_err(ofrep_unauthorized)
 }
 
 // ---------------------------------------------------------------------------------------------

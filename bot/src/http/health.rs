@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))

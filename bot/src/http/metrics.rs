@@ -7,7 +7,7 @@ use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     (

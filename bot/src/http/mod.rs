@@ -11,11 +11,13 @@ pub mod limits;
 mod metrics;
 mod read_api;
 pub mod server;
-pub mod slack;
+mod state;
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, Response};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
@@ -28,10 +30,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::app::AppState;
 pub use error::ApiError;
 pub use limits::Limits;
 use limits::RouteLimitsFactory;
+pub use state::AppState;
 
 /// Default request body limit (SPEC §5); routes that need more (GitHub: 25 MB) raise their own.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -40,116 +42,105 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A check of a route's signature or token headers, run before the body is read: the refusal,
 /// if there is one.
-type HeaderCheck = fn(&AppState, &HeaderMap) -> Option<Response<axum::body::Body>>;
+type HeaderCheck = Arc<dyn Fn(&AppState, &HeaderMap) -> Option<Response<Body>> + Send + Sync>;
 
-pub fn router(state: AppState) -> Router {
-    let limits = RouteLimitsFactory::new(state.limits);
-    // Every route gets an in-flight cap, a body limit and the body deadline (`limited`);
-    // routes that read a body refuse unauthenticated requests before reading it (`checked`).
-    let limited = |route: MethodRouter<AppState>, body_limit: usize| {
+/// How routes are mounted: every route gets an in-flight cap, a body limit and the body
+/// deadline (`limited`); routes that read a body refuse unauthenticated requests before
+/// reading it (`checked`). Platform adapters mount their inbound routes with it too.
+pub struct RouteKit {
+    state: AppState,
+    limits: RouteLimitsFactory,
+}
+
+impl RouteKit {
+    pub fn limited(
+        &self,
+        route: MethodRouter<AppState>,
+        body_limit: usize,
+    ) -> MethodRouter<AppState> {
         route.route_layer(from_fn_with_state(
-            limits.route(body_limit),
+            self.limits.route(body_limit),
             limits::enforce,
         ))
+    }
+
+    pub fn checked<E: IntoResponse + 'static>(
+        &self,
+        route: MethodRouter<AppState>,
+        check: fn(&AppState, &HeaderMap) -> Result<(), E>,
+    ) -> MethodRouter<AppState> {
+        let check: HeaderCheck = Arc::new(move |state: &AppState, headers: &HeaderMap| {
+            check(state, headers).err().map(IntoResponse::into_response)
+        });
+        route.route_layer(from_fn_with_state(
+            (self.state.clone(), check),
+            refuse_unauthenticated,
+        ))
+    }
+
+    /// `limited` at the default body limit, then `checked`.
+    pub fn signed<E: IntoResponse + 'static>(
+        &self,
+        route: MethodRouter<AppState>,
+        check: fn(&AppState, &HeaderMap) -> Result<(), E>,
+    ) -> MethodRouter<AppState> {
+        self.checked(self.limited(route, DEFAULT_BODY_LIMIT), check)
+    }
+}
+
+/// The whole route table: the routes of no platform, plus what `platforms` mounts (chat
+/// adapters, the GitHub webhook), all behind the shared layers.
+pub fn router(state: AppState, platforms: impl FnOnce(&RouteKit) -> Router<AppState>) -> Router {
+    let kit = RouteKit {
+        limits: RouteLimitsFactory::new(state.limits),
+        state: state.clone(),
     };
     let limited_ofrep = |route: MethodRouter<AppState>| {
-        let limits = limits
+        let limits = kit
+            .limits
             .route(DEFAULT_BODY_LIMIT)
             .refusing_with(flags::ofrep_limit_refusal);
         route.route_layer(from_fn_with_state(limits, limits::enforce))
     };
-    let checked = |route: MethodRouter<AppState>, check: HeaderCheck| {
-        route.route_layer(from_fn_with_state(
-            (state.clone(), check),
-            refuse_unauthenticated,
-        ))
-    };
     let default = DEFAULT_BODY_LIMIT;
     let routes = Router::new()
-        .route("/health", limited(get(health::health), default))
-        .route("/api/v1/status", limited(get(health::status), default))
-        .route("/metrics", limited(get(metrics::render), default))
+        .route("/health", kit.limited(get(health::health), default))
+        .route("/api/v1/status", kit.limited(get(health::status), default))
+        .route("/metrics", kit.limited(get(metrics::render), default))
         .route(
             "/api/v1/events",
-            checked(limited(post(events::post_event), default), events_check),
-        )
-        .route(
-            "/webhooks/github",
-            checked(
-                limited(
-                    post(crate::github::webhook::receive),
-                    crate::github::WEBHOOK_BODY_LIMIT,
-                )
-                // The limit above is enforced while the body streams in; axum's own default
-                // (2 MiB) would refuse GitHub's larger payloads.
-                .layer(DefaultBodyLimit::disable()),
-                github_check,
-            ),
+            kit.signed(post(events::post_event), events::check_headers),
         )
         .route(
             "/api/v1/releases",
-            limited(get(read_api::releases), default),
-        )
-        .route(
-            "/slack/interactions",
-            checked(limited(post(slack::interactions), default), slack_check),
-        )
-        .route(
-            "/slack/commands",
-            checked(limited(post(slack::commands), default), slack_check),
-        )
-        .route(
-            "/discord/interactions",
-            checked(
-                limited(post(crate::discord::interactions::interactions), default),
-                discord_check,
-            ),
+            kit.limited(get(read_api::releases), default),
         )
         .route(
             "/api/v1/apps/{app}/environments/{environment}",
-            limited(get(read_api::environment), default),
+            kit.limited(get(read_api::environment), default),
         );
     // Applications' flags (SPEC §7), authenticated by an environment's flags_token.
     let routes = routes
         .route(
             "/api/v1/flags/{app}/{environment}",
-            limited(get(flags::environment_flags), default),
+            kit.limited(get(flags::environment_flags), default),
         )
         .route(
             "/ofrep/v1/evaluate/flags",
-            checked(
+            kit.checked(
                 limited_ofrep(post(flags::evaluate_flags)),
                 flags::ofrep_refusal,
             ),
         )
         .route(
             "/ofrep/v1/evaluate/flags/{key}",
-            checked(
+            kit.checked(
                 limited_ofrep(post(flags::evaluate_flag)),
                 flags::ofrep_refusal,
             ),
         );
+    let routes = routes.merge(platforms(&kit));
     with_common_layers(routes).with_state(state)
-}
-
-fn events_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
-    refusal(events::check_headers(state, headers))
-}
-
-fn github_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
-    refusal(crate::github::webhook::check_headers(state, headers))
-}
-
-fn slack_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
-    refusal(slack::check_headers(state, headers))
-}
-
-fn discord_check(state: &AppState, headers: &HeaderMap) -> Option<Response<axum::body::Body>> {
-    refusal(crate::discord::interactions::check_headers(state, headers))
-}
-
-fn refusal(checked: Result<(), ApiError>) -> Option<Response<axum::body::Body>> {
-    checked.err().map(IntoResponse::into_response)
 }
 
 /// Refuses a request whose signature or token header is missing or malformed before anything

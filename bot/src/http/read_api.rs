@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::auth::require_api_token;
 use super::ApiError;
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::release_log;
 
 #[derive(Debug, Deserialize)]

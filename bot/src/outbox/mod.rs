@@ -17,7 +17,6 @@ use tokio::sync::{watch, Notify};
 use crate::background::StopSignal;
 use crate::clock::{span, Clock};
 
-pub(crate) mod payload;
 #[cfg(test)]
 mod tests;
 

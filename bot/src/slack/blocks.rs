@@ -4,8 +4,11 @@
 //! Lengths are counted in UTF-16 code units, never fewer than Slack's own count whether it
 //! counts code points or JavaScript string length, so a cut text is always accepted.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use slack_morphism::blocks::SlackBlock;
+
+use crate::chat::text::{self, Markup};
 
 /// Slack's documented maxima, in characters.
 pub mod limits {
@@ -66,73 +69,50 @@ impl Message {
 
 /// Length as Slack may count it (see the module docs).
 pub fn slack_len(text: &str) -> usize {
-    text.encode_utf16().count()
+    text::len(text)
+}
+
+/// Slack's mrkdwn: `&`, `<` and `>` are the characters it gives a meaning to.
+pub struct Mrkdwn;
+
+impl Markup for Mrkdwn {
+    fn push_escaped(out: &mut String, c: char, _at_line_start: bool) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+
+    fn bold(text: &str) -> String {
+        format!("*{text}*")
+    }
+
+    /// Shown in each reader's time zone, with UTC as the fallback.
+    fn time(at: DateTime<Utc>) -> String {
+        format!(
+            "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
+            at.timestamp(),
+            at.format("%Y-%m-%d %H:%M UTC")
+        )
+    }
 }
 
 /// Escapes the three characters mrkdwn gives a meaning to, so user text cannot become a link,
 /// a mention or an `@channel`.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        push_escaped(&mut out, c);
-    }
-    out
-}
-
-fn push_escaped(out: &mut String, c: char) {
-    match c {
-        '&' => out.push_str("&amp;"),
-        '<' => out.push_str("&lt;"),
-        '>' => out.push_str("&gt;"),
-        c => out.push(c),
-    }
+    Mrkdwn::escape(text)
 }
 
 /// Plain text (no escaping) cut to `max`, ending in "…" when cut.
 pub fn truncate(text: &str, max: usize) -> String {
-    cut(text, max, |out, c| out.push(c), |c| c.len_utf16())
+    text::truncate(text, max)
 }
 
 /// Escapes `text` for mrkdwn and cuts it to `max` after escaping, never inside an entity.
 pub fn escape_truncated(text: &str, max: usize) -> String {
-    cut(text, max, push_escaped, |c| match c {
-        '&' => 5,
-        '<' | '>' => 4,
-        c => c.len_utf16(),
-    })
-}
-
-fn cut(
-    text: &str,
-    max: usize,
-    push: impl Fn(&mut String, char),
-    width: impl Fn(char) -> usize,
-) -> String {
-    let total: usize = text.chars().map(&width).sum();
-    let mut out = String::new();
-    if total <= max {
-        for c in text.chars() {
-            push(&mut out, c);
-        }
-        return out;
-    }
-    // Room for the ellipsis, which is one code unit.
-    let budget = max.saturating_sub(1);
-    let mut used = 0;
-    for c in text.chars() {
-        let w = width(c);
-        if used + w > budget {
-            break;
-        }
-        push(&mut out, c);
-        used += w;
-    }
-    let trimmed = out.trim_end().len();
-    out.truncate(trimmed);
-    if max > 0 {
-        out.push('…');
-    }
-    out
+    Mrkdwn::escape_truncated(text, max)
 }
 
 /// A mrkdwn link `<url|label>` with an escaped label, or just the label when the URL is not an
@@ -159,32 +139,7 @@ pub fn link(url: &str, label: &str, max_label: usize) -> String {
     format!("<{target}|{label}>")
 }
 
-/// Joins `lines` with newlines into at most `max` characters; lines that do not fit are left
-/// out and summarised by `more(left_out)` at the end.
-pub fn join_within(lines: &[String], max: usize, more: impl Fn(usize) -> String) -> String {
-    let all = lines.join("\n");
-    if slack_len(&all) <= max {
-        return all;
-    }
-    let mut out = String::new();
-    for (index, line) in lines.iter().enumerate() {
-        let tail = more(lines.len() - index - 1);
-        let with_line = slack_len(&out) + usize::from(!out.is_empty()) + slack_len(line);
-        if with_line + 1 + slack_len(&tail) > max {
-            let tail = more(lines.len() - index);
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(&tail);
-            return truncate(&out, max);
-        }
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        out.push_str(line);
-    }
-    out
-}
+pub use text::join_within;
 
 /// Every Block Kit limit that a message (`{"text", "blocks"}`, as [`Message::to_json`] gives
 /// it) breaks; empty when Slack would accept it.

@@ -1,8 +1,5 @@
 //! The card in Block Kit: a [`Card`] as a Slack message (SPEC §6), within every Block Kit limit.
 
-use chrono::{DateTime, Utc};
-use greenlight_commands::{DecisionVerdict, DeploymentState, Platform};
-use greenlight_storage::SmokeResult;
 use sha2::{Digest, Sha256};
 use slack_morphism::blocks::{
     SlackActionsBlock, SlackBlock, SlackBlockButtonElement, SlackBlockButtonStyle,
@@ -12,11 +9,9 @@ use slack_morphism::blocks::{
 };
 use slack_morphism::SlackActionId;
 
-use super::blocks::{
-    escape, escape_truncated, join_within, limits, link, slack_len, truncate, Message,
-};
-use crate::cards::smoke_text::{duration, passed, single_line};
+use super::blocks::{escape, escape_truncated, limits, link, slack_len, truncate, Message, Mrkdwn};
 use crate::cards::{Card, CardStatus};
+use crate::chat::text::{self, LineRoom};
 
 /// `action_id` of the Approve button; the inbound handler matches on it.
 pub const APPROVE_ACTION_ID: &str = "approve";
@@ -28,6 +23,12 @@ const SHORT: usize = 200;
 const LONG: usize = 500;
 /// How much of the notification text shows the commit message.
 const FALLBACK: usize = 500;
+/// Room for a smoke check's name and detail, and a decision's comment.
+const ROOM: LineRoom = LineRoom {
+    name: SHORT,
+    detail: SHORT,
+    comment: LONG,
+};
 
 /// The card as a Slack message. Buttons only while the request waits.
 pub fn card_message(card: &Card) -> Message {
@@ -37,7 +38,7 @@ pub fn card_message(card: &Card) -> Message {
     blocks.push(
         SlackHeaderBlock::new(plain_only(&format!(
             "{} {} → {}",
-            status_emoji(card),
+            text::status_emoji(card),
             card.app,
             card.environment
         )))
@@ -155,24 +156,6 @@ fn fallback_text(card: &Card) -> String {
     escape_truncated(&text, limits::MESSAGE_TEXT)
 }
 
-fn status_emoji(card: &Card) -> &'static str {
-    match &card.status {
-        CardStatus::Waiting { .. } => "⏳",
-        CardStatus::Approved { deployment } => match deployment {
-            None => "👍",
-            Some(DeploymentState::Healthy) => "✅",
-            Some(DeploymentState::Faulty | DeploymentState::Failed) => "❌",
-            Some(DeploymentState::RolledBack) => "↩️",
-            Some(_) => "🚀",
-        },
-        CardStatus::Rejected { .. } => "⛔",
-        CardStatus::Expired => "⌛",
-        CardStatus::Superseded { .. } => "⏭️",
-        CardStatus::Cancelled { .. } => "🚫",
-        CardStatus::SmokeFailed => "❌",
-    }
-}
-
 /// The outcome headline, with the reason or comment that came with a final state.
 fn status_text(card: &Card) -> String {
     let headline = format!("*{}*", escape(&card.headline()));
@@ -244,104 +227,18 @@ fn commit_message_text(message: Option<&str>) -> Option<String> {
 }
 
 fn smoke_text(card: &Card) -> Option<String> {
-    if card.smoke.is_empty() {
-        return None;
-    }
-    let environment = card.from_environment.as_ref().unwrap_or(&card.environment);
-    let failed = card.smoke.iter().filter(|check| !passed(check)).count();
-    let title = format!(
-        "*Smoke checks in {environment}*: {} of {} passed",
-        card.smoke.len() - failed,
-        card.smoke.len()
-    );
-    let mut checks: Vec<&SmokeResult> = card.smoke.iter().collect();
-    let lines = |checks: &[&SmokeResult]| -> Vec<String> {
-        checks.iter().map(|check| smoke_line(check)).collect()
-    };
+    let (environment, passed, total) = text::smoke_counts(card)?;
+    let title = format!("*Smoke checks in {environment}*: {passed} of {total} passed");
     let budget = limits::SECTION_TEXT - slack_len(&title) - 1;
-    let all = lines(&checks);
-    if slack_len(&all.join("\n")) > budget {
-        // Not everything fits: the failures are what a reviewer must see.
-        checks.sort_by_key(|check| passed(check));
-    }
-    let body = join_within(&lines(&checks), budget, |more| {
-        format!("…and {more} more checks")
-    });
+    let body = text::smoke_lines::<Mrkdwn>(card, budget, ROOM);
     Some(format!("{title}\n{body}"))
-}
-
-fn smoke_line(check: &SmokeResult) -> String {
-    let mark = match check.status.as_str() {
-        "passed" => "✅".to_owned(),
-        "failed" => "❌".to_owned(),
-        other => format!("⚠️ {}", escape_truncated(other, 20)),
-    };
-    let mut line = format!("{mark} *{}*", escape_truncated(&check.name, SHORT));
-    if let Some(ms) = check.duration_ms {
-        line.push_str(&format!(" · {}", duration(ms)));
-    }
-    if let Some(detail) = check.detail.as_deref().filter(|d| !d.trim().is_empty()) {
-        line.push_str(&format!(
-            " · {}",
-            escape_truncated(&single_line(detail), SHORT)
-        ));
-    }
-    line
 }
 
 fn decisions_text(card: &Card) -> Option<String> {
-    if card.decisions.is_empty() {
-        return None;
-    }
     let title = "*Decisions*";
-    let lines: Vec<String> = card
-        .decisions
-        .iter()
-        .map(|decision| {
-            let (mark, verb) = match decision.verdict {
-                DecisionVerdict::Approve => ("✅", "approved"),
-                DecisionVerdict::Reject => ("⛔", "rejected"),
-            };
-            let mut line = format!(
-                "{mark} *{}* {verb} on {} · {}",
-                decision.person,
-                platform_name(decision.platform),
-                slack_date(decision.at)
-            );
-            if let Some(comment) = decision.comment.as_deref().filter(|c| !c.trim().is_empty()) {
-                line.push_str(&format!(
-                    ": “{}”",
-                    escape_truncated(&single_line(comment), LONG)
-                ));
-            }
-            line
-        })
-        .collect();
-    let body = join_within(
-        &lines,
-        limits::SECTION_TEXT - slack_len(title) - 1,
-        |more| format!("…and {more} more"),
-    );
+    let budget = limits::SECTION_TEXT - slack_len(title) - 1;
+    let body = text::decision_lines::<Mrkdwn>(&card.decisions, budget, ROOM)?;
     Some(format!("{title}\n{body}"))
-}
-
-fn platform_name(platform: Platform) -> &'static str {
-    match platform {
-        Platform::Slack => "Slack",
-        Platform::Discord => "Discord",
-        Platform::Github => "GitHub",
-        Platform::Cli => "the CLI",
-        Platform::Api => "the API",
-    }
-}
-
-/// A time each reader sees in their own time zone, with UTC as the fallback.
-fn slack_date(at: DateTime<Utc>) -> String {
-    format!(
-        "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
-        at.timestamp(),
-        at.format("%Y-%m-%d %H:%M UTC")
-    )
 }
 
 fn section(block_id: SlackBlockId, mrkdwn: &str) -> SlackSectionBlock {

@@ -1,21 +1,22 @@
-//! Slack's side of outgoing effects: the Web API client, Block Kit rendering of cards and
-//! notices, and the outbox deliverer for `slack.*` items.
+//! The Slack adapter: everything Greenlight knows about Slack. The Web API client
+//! (slack-morphism, base URL from config), Block Kit rendering of cards and notices, the
+//! [`ChatAdapter`](crate::chat::ChatAdapter) behind the outbox's `slack.*` items, the inbound
+//! routes (`/slack/interactions`, `/slack/commands`) and the app manifest.
 //!
-//! Architecture invariant: only this module knows Slack's outgoing wire formats; what goes
-//! out on behalf of a state change goes through [`deliver::SlackDeliverer`] from the outbox.
-//!
-//! Wiring: `OutboxWorker::with_deliverer("slack", Arc::new(SlackDeliverer::new(
-//! SlackClient::new(slack_config), storage, config, clock)))`.
+//! Architecture invariant: only this folder knows Slack's wire formats; what goes out on
+//! behalf of a state change goes through the outbox, and the only inline call is opening a
+//! modal in answer to the click being handled.
 
+mod adapter;
 pub mod blocks;
 pub mod card;
 pub mod client;
-pub mod deliver;
+pub mod inbound;
 pub mod manifest;
 pub mod notices;
 pub mod response_url;
 
+pub use adapter::SlackAdapter;
 pub use blocks::Message;
 pub use card::card_message;
 pub use client::{SlackClient, SlackError};
-pub use deliver::{EphemeralTarget, SlackDeliverer, SlackEffect};

@@ -3,34 +3,62 @@
 //! answered within Slack's 3-second deadline whatever happens downstream.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::Json;
+use axum::{Extension, Router};
 use greenlight_commands::chat;
 use greenlight_commands::{Platform, Refusal, Verdict};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::ApiError;
-use crate::app::AppState;
-use crate::cards::CardKey;
-use crate::engine::{ChatActor, CommandReply, DecisionReply, InboundDelivery, ReplyTo};
-use crate::slack::card::{APPROVE_ACTION_ID, REJECT_ACTION_ID};
-use crate::slack::notices::{
+use super::card::{APPROVE_ACTION_ID, REJECT_ACTION_ID};
+use super::client::SlackClient;
+use super::notices::{
     reject_reason_modal, REASON_ACTION_ID, REASON_BLOCK_ID, REJECT_MODAL_CALLBACK_ID,
     ROLLBACK_CANCEL_ACTION_ID, ROLLBACK_CONFIRM_ACTION_ID,
 };
+use crate::background::Deadline;
+use crate::cards::CardKey;
+use crate::chat::ReplyAddress;
+use crate::engine::{ChatActor, CommandReply, DecisionReply, InboundDelivery, ReplyTo};
+use crate::http::{ApiError, AppState, RouteKit};
 use crate::verify;
 
 /// Slack shows the user an error after 3 s; leave room for the network.
 const ACK_BUDGET: Duration = Duration::from_millis(2500);
 
-pub async fn interactions(
+/// Slack's client, for the one inline call (opening a modal); `None` without `[slack]`.
+#[derive(Clone)]
+struct Client(Option<Arc<SlackClient>>);
+
+/// `POST /slack/interactions` and `POST /slack/commands`, signed by Slack.
+pub fn routes(kit: &RouteKit, client: Option<Arc<SlackClient>>) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/slack/interactions",
+            kit.signed(post(interactions), check_headers),
+        )
+        .route("/slack/commands", kit.signed(post(commands), check_headers))
+        .layer(Extension(Client(client)))
+}
+
+fn reply_to(platform_address: ReplyAddress) -> ReplyTo {
+    ReplyTo::Chat {
+        platform: Platform::Slack,
+        address: platform_address,
+    }
+}
+
+async fn interactions(
     State(state): State<AppState>,
+    Extension(Client(client)): Extension<Client>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -43,7 +71,9 @@ pub async fn interactions(
     };
     let signature = signature_of(&headers);
     match interaction {
-        Interaction::BlockActions(actions) => block_actions(&state, actions, &signature).await,
+        Interaction::BlockActions(actions) => {
+            block_actions(&state, client, actions, &signature).await
+        }
         Interaction::ViewSubmission(submission) => {
             view_submission(&state, submission, &signature).await
         }
@@ -52,7 +82,7 @@ pub async fn interactions(
     }
 }
 
-pub async fn commands(
+async fn commands(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -71,7 +101,7 @@ pub async fn commands(
         user_id: form.user_id.clone(),
         reply_to: match &form.response_url {
             Some(url) if response_url_allowed(&state, url) => {
-                ReplyTo::SlackResponseUrl(url.clone())
+                reply_to(ReplyAddress::ResponseUrl(url.clone()))
             }
             _ => ReplyTo::Nobody,
         },
@@ -85,18 +115,19 @@ pub async fn commands(
         return Ok(ephemeral(ALREADY_HANDLED));
     }
     let engine = state.engine.clone();
-    let task = tokio::spawn(async move { engine.run_command(&actor, parsed).await });
-    let reply = match tokio::time::timeout(ACK_BUDGET, task).await {
-        Ok(Ok(Ok(reply))) => reply,
-        Ok(Ok(Err(error))) => {
+    let work = async move { engine.run_command(&actor, parsed).await };
+    let deadline = tokio::time::Instant::now() + ACK_BUDGET;
+    let reply = match state.background.within("slack command", deadline, work).await {
+        Deadline::Done(Ok(Ok(reply))) => reply,
+        Deadline::Done(Ok(Err(error))) => {
             tracing::error!(%error, command, "a Slack command failed");
             return Ok(ephemeral("Greenlight could not do that just now; please try again."));
         }
-        Ok(Err(join)) => {
-            tracing::error!(%join, command, "a Slack command task failed");
+        Deadline::Done(Err(lost)) => {
+            tracing::error!(%lost, command, "a Slack command task failed");
             return Ok(ephemeral("Greenlight could not do that just now; please try again."));
         }
-        Err(_) => {
+        Deadline::Late(_) => {
             return Ok(ephemeral(
                 "Greenlight is slow right now; your command is still being applied. The channel will show the result.",
             ))
@@ -222,7 +253,7 @@ fn ephemeral(text: &str) -> Response {
 /// Mounted before both handlers: what [`authenticate`] can refuse without the body (Slack not
 /// configured, a header missing or malformed, a timestamp outside the replay window) is
 /// refused before the body is read, with the same answer.
-pub fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     slack_config(state)?;
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     verify::slack::check_headers(
@@ -368,6 +399,7 @@ struct InputValue {
 
 async fn block_actions(
     state: &AppState,
+    client: Option<Arc<SlackClient>>,
     payload: BlockActions,
     signature: &str,
 ) -> Result<Response, ApiError> {
@@ -376,11 +408,11 @@ async fn block_actions(
         .as_deref()
         .filter(|url| response_url_allowed(state, url));
     let reply_to = match (response_url, &payload.channel) {
-        (Some(url), _) => ReplyTo::SlackResponseUrl(url.to_owned()),
-        (None, Some(channel)) => ReplyTo::SlackUser {
+        (Some(url), _) => reply_to(ReplyAddress::ResponseUrl(url.to_owned())),
+        (None, Some(channel)) => reply_to(ReplyAddress::User {
             channel: channel.id.clone(),
             user: payload.user.id.clone(),
-        },
+        }),
         (None, None) => ReplyTo::Nobody,
     };
     let actor = ChatActor {
@@ -398,24 +430,27 @@ async fn block_actions(
                 let reference = action.value.clone().unwrap_or_default();
                 let engine = state.engine.clone();
                 let actor = actor.clone();
-                tokio::spawn(async move {
-                    let text = match engine.confirm_rollback(&actor, &reference).await {
-                        Ok(text) => text,
-                        Err(error) => {
-                            tracing::error!(%error, "confirming a rollback failed");
-                            "Greenlight could not start the rollback; please try again.".to_owned()
+                state
+                    .background
+                    .spawn("slack rollback confirmation", async move {
+                        let text = match engine.confirm_rollback(&actor, &reference).await {
+                            Ok(text) => text,
+                            Err(error) => {
+                                tracing::error!(%error, "confirming a rollback failed");
+                                "Greenlight could not start the rollback; please try again."
+                                    .to_owned()
+                            }
+                        };
+                        if let Err(error) = engine.reply_privately(&actor.reply_to, &text).await {
+                            tracing::error!(%error, "answering a rollback confirmation failed");
                         }
-                    };
-                    if let Err(error) = engine.reply_privately(&actor.reply_to, &text).await {
-                        tracing::error!(%error, "answering a rollback confirmation failed");
-                    }
-                });
+                    });
                 continue;
             }
             ROLLBACK_CANCEL_ACTION_ID => {
                 let engine = state.engine.clone();
                 let reply_to = actor.reply_to.clone();
-                tokio::spawn(async move {
+                state.background.spawn("slack rollback cancel", async move {
                     let text = "Rollback cancelled; nothing changed.";
                     if let Err(error) = engine.reply_privately(&reply_to, text).await {
                         tracing::error!(%error, "answering a rollback cancel failed");
@@ -435,7 +470,7 @@ async fn block_actions(
                 let engine = state.engine.clone();
                 let actor = actor.clone();
                 let once = delivery(action.replay_key(&payload.user.id, signature));
-                within_deadline(async move {
+                within_deadline(state, async move {
                     engine
                         .decide_once(request_id, actor, Verdict::Approve, Some(once))
                         .await
@@ -443,7 +478,8 @@ async fn block_actions(
                 .await;
             }
             REJECT_ACTION_ID => {
-                open_reject_modal(state, request_id, &actor, payload.trigger_id.as_deref()).await;
+                let trigger_id = payload.trigger_id.as_deref();
+                open_reject_modal(state, client.clone(), request_id, &actor, trigger_id).await;
             }
             _ => {}
         }
@@ -455,6 +491,7 @@ async fn block_actions(
 /// then the refusal is recorded and told at once instead of after they typed a reason.
 async fn open_reject_modal(
     state: &AppState,
+    client: Option<Arc<SlackClient>>,
     request_id: i64,
     actor: &ChatActor,
     trigger_id: Option<&str>,
@@ -467,7 +504,7 @@ async fn open_reject_modal(
         Ok(Err(_refusal)) => {
             let engine = state.engine.clone();
             let actor = actor.clone();
-            within_deadline(async move {
+            within_deadline(state, async move {
                 engine
                     .decide(
                         request_id,
@@ -486,8 +523,7 @@ async fn open_reject_modal(
             return;
         }
     }
-    let (Some(client), Some(trigger_id)) = (state.slack.clone(), trigger_id.map(str::to_owned))
-    else {
+    let (Some(client), Some(trigger_id)) = (client, trigger_id.map(str::to_owned)) else {
         return;
     };
     let card = match state.engine.card(CardKey::Approval(request_id)).await {
@@ -500,7 +536,7 @@ async fn open_reject_modal(
     // The trigger id is valid for 3 s and only as the answer to this click, so the modal is
     // opened here (the one inline call allowed) rather than through the outbox.
     let view = reject_reason_modal(&card, request_id);
-    tokio::spawn(async move {
+    state.background.spawn("slack reject modal", async move {
         if let Err(error) = client.open_view(&trigger_id, &view).await {
             tracing::warn!(%error, request_id, "opening the reject-reason modal failed");
         }
@@ -538,7 +574,7 @@ async fn view_submission(
         reply_to: ReplyTo::Nobody,
     };
     let engine = state.engine.clone();
-    let outcome = within_deadline(async move {
+    let outcome = within_deadline(state, async move {
         engine
             .decide_once(request_id, actor, Verdict::Reject { reason }, Some(once))
             .await
@@ -560,26 +596,27 @@ fn modal_error(refusal: &Refusal) -> Value {
 
 /// Runs a decision but answers Slack in time even if the database is slow: the work goes on in
 /// its own task, and its effects reach the card through the outbox either way.
-async fn within_deadline<F, R>(work: F) -> Option<DecisionReply>
+async fn within_deadline<F, R>(state: &AppState, work: F) -> Option<DecisionReply>
 where
     F: std::future::Future<Output = Result<R, greenlight_storage::StorageError>> + Send + 'static,
     R: Into<Option<DecisionReply>> + Send + 'static,
 {
-    let task = tokio::spawn(work);
-    match tokio::time::timeout(ACK_BUDGET, task).await {
+    let deadline = tokio::time::Instant::now() + ACK_BUDGET;
+    match state
+        .background
+        .within("slack decision", deadline, work)
+        .await
+    {
         // `None` from `decide_once`: a replayed click, which changed nothing.
-        Ok(Ok(Ok(reply))) => reply.into(),
-        Ok(Ok(Err(error))) => {
+        Deadline::Done(Ok(Ok(reply))) => reply.into(),
+        Deadline::Done(Ok(Err(error))) => {
             tracing::error!(%error, "applying a Slack decision failed");
             None
         }
-        Ok(Err(join)) => {
-            tracing::error!(%join, "a Slack decision task failed");
+        Deadline::Done(Err(lost)) => {
+            tracing::error!(%lost, "a Slack decision task failed");
             None
         }
-        Err(_) => {
-            tracing::warn!("a Slack decision is still being applied after the ack deadline");
-            None
-        }
+        Deadline::Late(_) => None,
     }
 }

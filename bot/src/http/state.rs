@@ -1,0 +1,26 @@
+//! What every route handler can reach. Cheap to clone. A platform's own client reaches its
+//! routes as an `Extension` its adapter adds, so this type never names a platform.
+
+use std::sync::Arc;
+
+use greenlight_storage::Storage;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use super::limits::Limits;
+use crate::background::Background;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::outbox::OutboxWorker;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    pub engine: Engine,
+    pub outbox: OutboxWorker,
+    pub metrics: PrometheusHandle,
+    pub background: Background,
+    /// Timeouts and caps of the HTTP server (SPEC §9); production defaults unless a test
+    /// shrank them (`App::with_limits`).
+    pub limits: Limits,
+}
