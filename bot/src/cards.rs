@@ -116,6 +116,23 @@ impl Card {
         }
     }
 
+    /// The reason or note that came with a final state, labelled, when there is one to show.
+    pub fn status_comment(&self) -> Option<(&'static str, &str)> {
+        let (label, comment) = match &self.status {
+            CardStatus::Rejected { comment } => ("Reason", comment.as_deref()?),
+            CardStatus::Superseded { comment } | CardStatus::Cancelled { comment } => {
+                ("Note", comment.as_deref()?)
+            }
+            CardStatus::SmokeFailed => (
+                "Not promotable",
+                "fix the failing checks and ship a new build",
+            ),
+            _ => return None,
+        };
+        let comment = comment.trim();
+        (!comment.is_empty()).then_some((label, comment))
+    }
+
     /// One line saying where the request stands, for the card and notifications.
     pub fn headline(&self) -> String {
         let target = format!("{} → {}", self.app, self.environment);

@@ -45,6 +45,24 @@ pub enum ChatError {
 }
 
 impl ChatError {
+    /// A platform's error, classified: `rate_limited` carries the platform's wait when it
+    /// asked to slow down; anything else is transient when the same call may work later.
+    pub fn classify(
+        error: &impl std::fmt::Display,
+        rate_limited: Option<Option<Duration>>,
+        retryable: bool,
+    ) -> Self {
+        let reason = error.to_string();
+        match rate_limited {
+            Some(retry_after) => Self::RateLimited {
+                retry_after,
+                reason,
+            },
+            None if retryable => Self::Transient(reason),
+            None => Self::Refused(reason),
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Refused(_))
     }

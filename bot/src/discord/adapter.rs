@@ -92,15 +92,11 @@ fn with_nonce(message: Message, attempt: Attempt) -> Message {
 
 impl From<DiscordError> for ChatError {
     fn from(error: DiscordError) -> Self {
-        let reason = error.to_string();
-        match error {
-            DiscordError::RateLimited { retry_after } => ChatError::RateLimited {
-                retry_after,
-                reason,
-            },
-            DiscordError::Transient { .. } => ChatError::Transient(reason),
-            DiscordError::Refused { .. } => ChatError::Refused(reason),
-        }
+        let rate_limited = match &error {
+            DiscordError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        ChatError::classify(&error, rate_limited, error.is_retryable())
     }
 }
 

@@ -159,21 +159,10 @@ pub fn card_message(card: &Card) -> Message {
 /// The headline, the reason that came with a final state, then the commit message.
 fn description(card: &Card) -> String {
     let mut text = format!("**{}**", escape(&card.headline()));
-    let comment = match &card.status {
-        CardStatus::Rejected { comment } => comment.as_deref().map(|c| ("Reason", c)),
-        CardStatus::Superseded { comment } | CardStatus::Cancelled { comment } => {
-            comment.as_deref().map(|c| ("Note", c))
-        }
-        CardStatus::SmokeFailed => Some((
-            "Not promotable",
-            "fix the failing checks and ship a new build",
-        )),
-        _ => None,
-    };
-    if let Some((label, comment)) = comment.filter(|(_, c)| !c.trim().is_empty()) {
+    if let Some((label, comment)) = card.status_comment() {
         text.push_str(&format!(
             "\n**{label}:** {}",
-            escape_truncated(comment.trim(), COMMENT)
+            escape_truncated(comment, COMMENT)
         ));
     }
     if let Some(message) = card.message.as_deref().map(str::trim) {

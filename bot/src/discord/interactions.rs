@@ -397,42 +397,29 @@ async fn component(
         ));
     };
     let actor = interaction.actor()?;
-    let delivery = interaction.delivery();
-    let token = interaction.token;
+    let click = |request_id, answer| Click {
+        request_id,
+        actor,
+        delivery: interaction.delivery(),
+        token: interaction.token.clone(),
+        deadline,
+        answer,
+    };
     Ok(match action {
         ButtonAction::Approve(request_id) => {
-            let click = Click {
-                request_id,
-                actor,
-                delivery,
-                token,
-                deadline,
-                answer: Answer::NewEphemeral,
-            };
-            approve_clicked(state, click).await
+            approve_clicked(state, click(request_id, Answer::NewEphemeral)).await
         }
         ButtonAction::Reject(request_id) => {
-            let click = Click {
-                request_id,
-                actor,
-                delivery,
-                token,
-                deadline,
-                answer: Answer::NewEphemeral,
-            };
-            reject_clicked(state, click).await
+            reject_clicked(state, click(request_id, Answer::NewEphemeral)).await
         }
+        // The confirmation message turns into the result, without its buttons.
         ButtonAction::Confirm(request_id) => {
-            let click = Click {
-                request_id,
-                actor,
-                delivery,
-                token,
-                deadline,
-                // The confirmation message turns into the result, without its buttons.
-                answer: Answer::UpdateMessage,
-            };
-            decide(state, click, Verdict::Approve).await
+            decide(
+                state,
+                click(request_id, Answer::UpdateMessage),
+                Verdict::Approve,
+            )
+            .await
         }
         ButtonAction::Cancel(_) => InteractionResponse::UpdateMessage(cancelled()),
         ButtonAction::RejectReason(_) => ephemeral("Nothing changed."),

@@ -89,15 +89,11 @@ fn shortcode(marker: Marker) -> &'static str {
 
 impl From<SlackError> for ChatError {
     fn from(error: SlackError) -> Self {
-        let reason = error.to_string();
-        match error {
-            SlackError::RateLimited { retry_after } => ChatError::RateLimited {
-                retry_after,
-                reason,
-            },
-            SlackError::Transient { .. } => ChatError::Transient(reason),
-            SlackError::Refused { .. } => ChatError::Refused(reason),
-        }
+        let rate_limited = match &error {
+            SlackError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        ChatError::classify(&error, rate_limited, error.is_retryable())
     }
 }
 

@@ -10,7 +10,7 @@ use slack_morphism::blocks::{
 use slack_morphism::SlackActionId;
 
 use super::blocks::{escape, escape_truncated, limits, link, slack_len, truncate, Message, Mrkdwn};
-use crate::cards::{Card, CardStatus};
+use crate::cards::Card;
 use crate::chat::text::{self, LineRoom};
 
 /// `action_id` of the Approve button; the inbound handler matches on it.
@@ -159,26 +159,12 @@ fn fallback_text(card: &Card) -> String {
 /// The outcome headline, with the reason or comment that came with a final state.
 fn status_text(card: &Card) -> String {
     let headline = format!("*{}*", escape(&card.headline()));
-    let comment = match &card.status {
-        CardStatus::Rejected { comment } => comment.as_deref().map(|c| ("Reason", c)),
-        CardStatus::Superseded { comment } | CardStatus::Cancelled { comment } => {
-            comment.as_deref().map(|c| ("Note", c))
-        }
-        CardStatus::SmokeFailed => Some((
-            "Not promotable",
-            "fix the failing checks and ship a new build",
-        )),
-        _ => None,
-    };
-    match comment {
-        Some((label, text)) if !text.trim().is_empty() => format!(
+    match card.status_comment() {
+        Some((label, text)) => format!(
             "{headline}\n*{label}:* {}",
-            escape_truncated(
-                text.trim(),
-                limits::SECTION_TEXT - slack_len(&headline) - 50
-            )
+            escape_truncated(text, limits::SECTION_TEXT - slack_len(&headline) - 50)
         ),
-        _ => headline,
+        None => headline,
     }
 }
 
