@@ -9,6 +9,7 @@ mod decisions;
 mod deploys;
 mod effects;
 mod gates;
+mod github_intake;
 mod intake;
 mod locks;
 mod promotion;
@@ -30,7 +31,8 @@ pub use commands::{CommandRefusal, CommandReply};
 pub use decisions::{ChatActor, DecisionReply, InboundDelivery};
 pub use deploys::{DeployResult, INTERRUPTED, TRIGGER_KIND};
 pub use effects::ReplyTo;
-pub use gates::{join_new_github_gate, GateOutcome};
+pub use gates::GateOutcome;
+pub use github_intake::{CompletedWorkflowRun, GateRequest, RecordedGate};
 pub use intake::{
     BuildReport, CiSmoke, Dedup, DeploymentReport, IntakeError, IntakeReply, ReportedStatus,
 };
