@@ -10,6 +10,7 @@ mod deploys;
 mod effects;
 mod gates;
 mod github_effect;
+mod github_intake;
 mod intake;
 mod locks;
 mod promotion;
@@ -31,8 +32,9 @@ pub use commands::{CommandRefusal, CommandReply};
 pub use decisions::{ChatActor, DecisionReply, InboundDelivery};
 pub use deploys::{DeployResult, INTERRUPTED, TRIGGER_KIND};
 pub use effects::ReplyTo;
-pub use gates::{join_new_github_gate, GateOutcome};
+pub use gates::GateOutcome;
 pub use github_effect::GithubEffect;
+pub use github_intake::{CompletedWorkflowRun, GateRequest, RecordedGate};
 pub use intake::{
     BuildReport, CiSmoke, Dedup, DeploymentReport, IntakeError, IntakeReply, ReportedStatus,
 };

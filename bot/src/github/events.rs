@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use greenlight_commands::CommitSha;
-use greenlight_storage::{audit, deliveries, gates, NewAuditEntry, NewGithubGate, StorageError};
+use greenlight_storage::StorageError;
 use serde_json::{json, Value};
 
 use super::payloads::{
@@ -15,7 +15,10 @@ use super::payloads::{
 };
 use super::DELIVERY_SOURCE;
 use crate::config::{AppConfig, EnvironmentConfig, GithubConfig};
-use crate::engine::{join_new_github_gate, Dedup, DeploymentReport, IntakeError, ReportedStatus};
+use crate::engine::{
+    CompletedWorkflowRun, Dedup, DeploymentReport, GateRequest, InboundDelivery, IntakeError,
+    RecordedGate, ReportedStatus,
+};
 use crate::http::ApiError;
 use crate::http::AppState;
 
@@ -103,12 +106,18 @@ pub(super) async fn ignore(
 
 /// Records the delivery id on its own; `false` when it was seen before.
 async fn remember(state: &AppState, delivery: &str) -> Result<bool, ApiError> {
-    let now = state.engine.clock().now();
     state
-        .storage
-        .record_webhook_delivery(DELIVERY_SOURCE, delivery, now)
+        .engine
+        .first_delivery(&github_delivery(delivery))
         .await
         .map_err(storage_failure)
+}
+
+fn github_delivery(delivery: &str) -> InboundDelivery {
+    InboundDelivery {
+        source: DELIVERY_SOURCE,
+        id: delivery.to_owned(),
+    }
 }
 
 async fn ping(state: &AppState, delivery: &str, value: &Value) -> Result<Handled, ApiError> {
@@ -261,7 +270,6 @@ async fn workflow_run(
     }
     let run = &event.workflow_run;
     let sha = commit_sha(&run.head_sha, "workflow_run.head_sha")?;
-    let now = state.engine.clock().now();
     let detail = json!({
         "workflow": non_empty(run.name.as_deref())
             .or_else(|| event.workflow.as_ref().and_then(|w| non_empty(w.name.as_deref()))),
@@ -287,34 +295,15 @@ async fn workflow_run(
         run.actor.as_ref(),
         event.sender.as_ref(),
     ]);
-    let entries: Vec<NewAuditEntry> = apps
-        .iter()
-        .map(|app| NewAuditEntry {
-            occurred_at: now,
-            actor: actor.clone(),
-            app: Some(app.name.clone()),
-            environment: None,
-            sha: Some(sha.clone()),
-            kind: "workflow_run_completed".to_owned(),
-            detail: detail.clone(),
-        })
-        .collect();
     let app_names: Vec<String> = apps.iter().map(|app| app.name.to_string()).collect();
-    let delivery = delivery.to_owned();
     let first = state
-        .storage
-        .write(move |conn| {
-            Box::pin(async move {
-                if !deliveries::record_webhook_delivery(conn, DELIVERY_SOURCE, &delivery, now)
-                    .await?
-                {
-                    return Ok(false);
-                }
-                for entry in &entries {
-                    audit::append_audit(conn, entry).await?;
-                }
-                Ok(true)
-            })
+        .engine
+        .record_workflow_run(CompletedWorkflowRun {
+            delivery: github_delivery(delivery),
+            apps: apps.iter().map(|app| app.name.clone()).collect(),
+            sha,
+            actor,
+            detail,
         })
         .await
         .map_err(storage_failure)?;
@@ -331,7 +320,7 @@ async fn workflow_run(
 }
 
 /// `deployment_protection_rule` `requested`: GitHub holds the job until we answer at the
-/// callback URL. Here the gate is stored; answering it is the approval flow's job.
+/// callback URL. The engine stores the gate and joins it to the approval flow, which answers it.
 async fn protection_rule(
     state: &AppState,
     github: &GithubConfig,
@@ -372,17 +361,17 @@ async fn protection_rule(
             return ignore(state, delivery, reason).await;
         }
     };
-    let Some(gate) = &environment.gate else {
+    if environment.gate.is_none() {
         let reason = format!(
             "environment {} of app {} has no approval gate (no `after`/`reviewers`); Greenlight does not answer for it",
             environment.name, app.name
         );
         return ignore(state, delivery, reason).await;
-    };
+    }
     let sha = commit_sha(&event.deployment.sha, "deployment.sha")?;
     let callback_url = callback_url(&event.deployment_callback_url, github)?;
-    let now = state.engine.clock().now();
-    let new = NewGithubGate {
+    let request = GateRequest {
+        delivery: github_delivery(delivery),
         app: app.name.clone(),
         environment: environment.name.clone(),
         sha,
@@ -392,63 +381,17 @@ async fn protection_rule(
             .as_ref()
             .map(|installation| installation.id),
         github_environment: event.environment.clone(),
-        received_at: now,
-        expires_at: now + to_chrono(gate.approval_timeout),
+        github_deployment_id: event.deployment.id,
+        trigger: non_empty(event.event.as_deref()).map(str::to_owned),
+        actor: actor(&[event.sender.as_ref()]),
     };
-    let actor = actor(&[event.sender.as_ref()]);
-    let trigger = non_empty(event.event.as_deref()).map(str::to_owned);
-    let deployment_id = event.deployment.id;
-    let delivery = delivery.to_owned();
-    let config = state.config.clone();
     let stored = state
-        .storage
-        .write(move |conn| {
-            Box::pin(async move {
-                if !deliveries::record_webhook_delivery(conn, DELIVERY_SOURCE, &delivery, now)
-                    .await?
-                {
-                    return Ok(None);
-                }
-                let upserted = gates::record_github_gate(conn, &new).await?;
-                let created = upserted.is_created();
-                let mut gate = upserted.into_inner();
-                let mut outcome = None;
-                if created {
-                    audit::append_audit(
-                        conn,
-                        &NewAuditEntry {
-                            occurred_at: now,
-                            actor,
-                            app: Some(gate.app.clone()),
-                            environment: Some(gate.environment.clone()),
-                            sha: Some(gate.sha.clone()),
-                            kind: "github_gate_requested".to_owned(),
-                            detail: json!({
-                                "gate_id": gate.id,
-                                "github_environment": gate.github_environment,
-                                "github_deployment_id": deployment_id,
-                                "event": trigger,
-                                "installation_id": gate.installation_id,
-                                "expires_at": gate.expires_at,
-                            }),
-                        },
-                    )
-                    .await?;
-                    // Decided in the same write, so a gate is never left waiting on an
-                    // outcome that is already known.
-                    outcome = Some(join_new_github_gate(conn, &config, &gate, now).await?);
-                    gate = gates::get_github_gate(conn, gate.id).await?;
-                }
-                Ok(Some((gate, outcome)))
-            })
-        })
+        .engine
+        .record_github_gate(request)
         .await
         .map_err(storage_failure)?;
     Ok(match stored {
-        Some((gate, outcome)) => {
-            if outcome.is_some() {
-                state.outbox.wake();
-            }
+        Some(RecordedGate { gate, outcome }) => {
             Handled::Recorded(json!({ "gate": gate, "decision": outcome }))
         }
         None => Handled::Duplicate,
@@ -585,11 +528,6 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
-}
-
-/// Config durations are capped at a year, so the fallback is never used.
-fn to_chrono(duration: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or_else(|_| chrono::Duration::days(3650))
 }
 
 pub(super) fn bad_payload(error: PayloadError) -> ApiError {

@@ -13,9 +13,9 @@
 //! - `gate_answer.rs` is the outbox deliverer for `github.*` items: the protection rule's
 //!   callback `{environment_name, state, comment}`.
 //!
-//! Architecture invariant: only this module knows GitHub's JSON; the engine and storage get
-//! typed reports (`DeploymentReport`, `NewGithubGate`, `NewAuditEntry`) and queue
-//! [`GithubEffect`]s.
+//! Architecture invariant: only this module knows GitHub's JSON, and it never writes state: the
+//! engine gets typed reports (`DeploymentReport`, `CompletedWorkflowRun`, `GateRequest`) and
+//! queues [`GithubEffect`]s.
 //!
 //! Wiring: `GithubDeliverer::from_config(&config, storage, clock)?` reads the App key once at
 //! start-up; register it with `OutboxWorker::with_deliverer("github", …)`.

@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::cards::fixtures::{self, at, check};
-use crate::cards::{CardDecision, CardKey, CardLock};
+use crate::cards::{CardDecision, CardKey, CardLock, CardStatus};
 use crate::slack::blocks::{message_violations, view_violations};
 use crate::slack::notices;
 use greenlight_commands::{DecisionVerdict, Platform};

@@ -1,0 +1,115 @@
+//! `[slack]`, `[discord]` and `[github]`: each platform's credentials and API base URL.
+
+use toml::Value;
+
+use super::base_url;
+use crate::config::error::Problems;
+use crate::config::path::KeyPath;
+use crate::config::reader::{table, Fields, FromValue, Invalid};
+use crate::config::types::{constant_url, DiscordConfig, GithubApp, GithubConfig, SlackConfig};
+use crate::secret::{Secret, SecretList};
+
+pub(super) fn slack(
+    value: &Value,
+    at: &KeyPath,
+    problems: &mut Problems,
+) -> Result<SlackConfig, Invalid> {
+    let mut fields = Fields::new(table(value, at, problems)?, at, problems);
+    let bot_token = fields.required::<Secret>(
+        "bot_token",
+        "the Bot User OAuth Token (xoxb-…), e.g. \"${SLACK_BOT_TOKEN}\"",
+    );
+    let signing_secret = fields.required::<SecretList>(
+        "signing_secret",
+        "the Signing Secret from the app's Basic Information, e.g. \"${SLACK_SIGNING_SECRET}\"",
+    );
+    let api_url = fields.optional_with("api_url", base_url);
+    fields.finish();
+    Ok(SlackConfig {
+        bot_token: bot_token?,
+        signing_secret: signing_secret?,
+        api_url: api_url?.unwrap_or_else(|| constant_url(SlackConfig::DEFAULT_API_URL)),
+    })
+}
+
+pub(super) fn discord(
+    value: &Value,
+    at: &KeyPath,
+    problems: &mut Problems,
+) -> Result<DiscordConfig, Invalid> {
+    let mut fields = Fields::new(table(value, at, problems)?, at, problems);
+    let application_id = fields.required(
+        "application_id",
+        "the Application ID from the Developer Portal, e.g. \"${DISCORD_APPLICATION_ID}\"",
+    );
+    let public_key = fields.required(
+        "public_key",
+        "the Public Key from the Developer Portal, e.g. \"${DISCORD_PUBLIC_KEY}\"",
+    );
+    let bot_token = fields.required::<Secret>(
+        "bot_token",
+        "the bot's token, e.g. \"${DISCORD_BOT_TOKEN}\"",
+    );
+    let api_url = fields.optional_with("api_url", base_url);
+    fields.finish();
+    Ok(DiscordConfig {
+        application_id: application_id?,
+        public_key: public_key?,
+        bot_token: bot_token?,
+        api_url: api_url?.unwrap_or_else(|| constant_url(DiscordConfig::DEFAULT_API_URL)),
+    })
+}
+
+pub(super) fn github(
+    value: &Value,
+    at: &KeyPath,
+    problems: &mut Problems,
+) -> Result<GithubConfig, Invalid> {
+    let mut fields = Fields::new(table(value, at, problems)?, at, problems);
+    let webhook_secret = fields.required::<SecretList>(
+        "webhook_secret",
+        "the webhook's secret, e.g. \"${GITHUB_WEBHOOK_SECRET}\" (without [github], GitHub webhooks are off)",
+    );
+    let app_id = fields.optional_with("app_id", |value, at, problems| {
+        let id = u64::from_value(value, at, problems)?;
+        if id == 0 {
+            problems.add(at, "must be the GitHub App's id (a positive number)");
+            return Err(Invalid);
+        }
+        Ok(id)
+    });
+    let private_key_file = fields.optional("private_key_file");
+    let token = fields.optional::<Secret>("token");
+    let api_url = fields.optional_with("api_url", base_url);
+    let app = match (app_id, private_key_file) {
+        (Ok(Some(app_id)), Ok(Some(private_key_file))) => Ok(Some(GithubApp {
+            app_id,
+            private_key_file,
+        })),
+        (Ok(None), Ok(None)) => Ok(None),
+        (Ok(Some(_)), Ok(None)) => {
+            let at = fields.path("private_key_file");
+            fields.problems().add(
+                &at,
+                "missing; a GitHub App needs both app_id and private_key_file",
+            );
+            Err(Invalid)
+        }
+        (Ok(None), Ok(Some(_))) => {
+            let at = fields.path("app_id");
+            fields.problems().add(
+                &at,
+                "missing; a GitHub App needs both app_id and private_key_file",
+            );
+            Err(Invalid)
+        }
+        _ => Err(Invalid),
+    };
+    fields.finish();
+    Ok(GithubConfig {
+        webhook_secret: webhook_secret?,
+        app: app?,
+        token: token?,
+        api_url: api_url?.unwrap_or_else(|| constant_url(GithubConfig::DEFAULT_API_URL)),
+    })
+}

@@ -1,0 +1,61 @@
+//! `[slack]`, `[discord]` and `[github]`.
+
+use super::*;
+
+#[test]
+fn platform_section_rules() {
+    for (text, expected) in [
+        (
+            "[slack]\nbot_token = \"xoxb-1\"",
+            vec![r#"slack.signing_secret: missing; the Signing Secret from the app's Basic Information, e.g. "${SLACK_SIGNING_SECRET}""#],
+        ),
+        (
+            "[slack]\nbot_token = \"xoxb-1\"\nsigning_secret = []\napi_url = \"https://slack.example/api?x=1\"",
+            vec![
+                "slack.signing_secret: must list at least one secret",
+                "slack.api_url: must not have a query (?…) or fragment (#…)",
+            ],
+        ),
+        (
+            "[discord]\napplication_id = \"0\"\npublic_key = \"abc\"\nbot_token = \"t\"",
+            vec![
+                r#"discord.application_id: invalid Discord id "0": expected a snowflake (digits only, like "80351110224678912"); copy it with Developer Mode on"#,
+                "discord.public_key: invalid Discord public key: expected 64 hexadecimal digits (32 bytes) from the Developer Portal, got 3 characters",
+            ],
+        ),
+        (
+            "[github]\nwebhook_secret = \"w\"\napp_id = 42",
+            vec!["github.private_key_file: missing; a GitHub App needs both app_id and private_key_file"],
+        ),
+        (
+            "[github]\nwebhook_secret = [\"old\", \"new\"]\nprivate_key_file = \"key.pem\"",
+            vec!["github.app_id: missing; a GitHub App needs both app_id and private_key_file"],
+        ),
+        (
+            "[github]\ntoken = \"t\"",
+            vec![r#"github.webhook_secret: missing; the webhook's secret, e.g. "${GITHUB_WEBHOOK_SECRET}" (without [github], GitHub webhooks are off)"#],
+        ),
+        (
+            "[server]\nlisten = \"8080\"\npublic_url = \"localhost:8080\"\napi_token = \"\"",
+            vec![
+                r#"server.listen: invalid socket address "8080": expected IP:PORT, like "127.0.0.1:8080" or "0.0.0.0:8080""#,
+                r#"server.public_url: invalid URL "localhost:8080": must start with http:// or https://"#,
+                "server.api_token: must not be empty",
+            ],
+        ),
+        (
+            "[database]\nurl = \"mysql://root:hunter2@db/greenlight\"",
+            vec![r#"database.url: unsupported database "mysql": expected sqlite://PATH or postgres://USER@HOST/DATABASE"#],
+        ),
+        (
+            "[sever]\nlisten = \"0.0.0.0:80\"\n[app.shop]",
+            vec![
+                r#"sever: unknown key; did you mean "server"?"#,
+                r#"app: unknown key; did you mean "apps"?"#,
+            ],
+        ),
+        ("server = 5", vec!["server: expected a table, found an integer"]),
+    ] {
+        assert_eq!(problems(text), expected, "{text}");
+    }
+}

@@ -1,0 +1,197 @@
+//! GitHub deliveries that are not deployment results (those go through
+//! [`intake`](super::intake)): a completed workflow run for the release log, and a deployment
+//! protection rule's gate, decided in the write that stores it. Each is one write with its
+//! delivery id, so a redelivery changes nothing.
+
+use chrono::{DateTime, Utc};
+use greenlight_commands::{AppName, CommitSha, EnvironmentName};
+use greenlight_storage::{
+    audit, deliveries, gates, AnyConnection, GithubGate, NewAuditEntry, NewGithubGate, StorageError,
+};
+use serde_json::{json, Value};
+
+use super::gates::{join_new_github_gate, GateOutcome};
+use super::{Engine, InboundDelivery};
+use crate::clock::span;
+
+/// A `workflow_run` that completed, for the release log of every app built from its repository.
+#[derive(Debug, Clone)]
+pub struct CompletedWorkflowRun {
+    pub delivery: InboundDelivery,
+    /// The apps built from the run's repository.
+    pub apps: Vec<AppName>,
+    pub sha: CommitSha,
+    /// Who ran it, e.g. `github:octocat`.
+    pub actor: String,
+    /// What the run says about itself (workflow, number, conclusion, times): each entry's detail.
+    pub detail: Value,
+}
+
+/// A deployment protection rule GitHub holds a job on until it is answered.
+#[derive(Debug, Clone)]
+pub struct GateRequest {
+    pub delivery: InboundDelivery,
+    /// A gated environment of `app`; the gate expires after its `approval_timeout`.
+    pub app: AppName,
+    pub environment: EnvironmentName,
+    pub sha: CommitSha,
+    /// Where the answer goes, already checked to be on the configured GitHub API.
+    pub callback_url: String,
+    pub installation_id: Option<i64>,
+    /// The environment as GitHub names it.
+    pub github_environment: String,
+    pub github_deployment_id: Option<i64>,
+    /// The event that started the job (`push`, `workflow_dispatch`, …).
+    pub trigger: Option<String>,
+    pub actor: String,
+}
+
+/// The gate a protection rule is stored as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedGate {
+    pub gate: GithubGate,
+    /// What became of it, when this delivery created it; `None` when another delivery had
+    /// already stored the same gate (its callback URL is its key).
+    pub outcome: Option<GateOutcome>,
+}
+
+impl Engine {
+    /// Adds `workflow_run_completed` to the release log of each app. `false` when the delivery
+    /// was seen before, and nothing was written.
+    pub async fn record_workflow_run(
+        &self,
+        run: CompletedWorkflowRun,
+    ) -> Result<bool, StorageError> {
+        let now = self.clock.now();
+        let entries: Vec<NewAuditEntry> = run
+            .apps
+            .iter()
+            .map(|app| NewAuditEntry {
+                occurred_at: now,
+                actor: run.actor.clone(),
+                app: Some(app.clone()),
+                environment: None,
+                sha: Some(run.sha.clone()),
+                kind: "workflow_run_completed".to_owned(),
+                detail: run.detail.clone(),
+            })
+            .collect();
+        let delivery = run.delivery;
+        self.storage
+            .write(move |conn| {
+                Box::pin(async move {
+                    if !first_time(conn, &delivery, now).await? {
+                        return Ok(false);
+                    }
+                    for entry in &entries {
+                        audit::append_audit(conn, entry).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .await
+    }
+
+    /// Stores the gate of a protection rule and, when it is new, joins it to its approval
+    /// request or answers it at once ([`join_new_github_gate`]) in the same write. `None` when
+    /// the delivery was seen before.
+    pub async fn record_github_gate(
+        &self,
+        request: GateRequest,
+    ) -> Result<Option<RecordedGate>, StorageError> {
+        let now = self.clock.now();
+        // The handler only passes gated environments (it ignores the others, saying why).
+        let approval_timeout = self
+            .config
+            .environment(&request.app, &request.environment)
+            .and_then(|environment| environment.gate.as_ref())
+            .map(|gate| gate.approval_timeout)
+            .ok_or_else(|| {
+                StorageError::not_found(format!(
+                    "approval gate of {} {}",
+                    request.app, request.environment
+                ))
+            })?;
+        let GateRequest {
+            delivery,
+            app,
+            environment,
+            sha,
+            callback_url,
+            installation_id,
+            github_environment,
+            github_deployment_id: deployment_id,
+            trigger,
+            actor,
+        } = request;
+        let new = NewGithubGate {
+            app,
+            environment,
+            sha,
+            callback_url,
+            installation_id,
+            github_environment,
+            received_at: now,
+            expires_at: now + span(approval_timeout),
+        };
+        let config = self.config.clone();
+        let stored = self
+            .storage
+            .write(move |conn| {
+                Box::pin(async move {
+                    if !first_time(conn, &delivery, now).await? {
+                        return Ok(None);
+                    }
+                    let upserted = gates::record_github_gate(conn, &new).await?;
+                    let created = upserted.is_created();
+                    let mut gate = upserted.into_inner();
+                    let mut outcome = None;
+                    if created {
+                        audit::append_audit(
+                            conn,
+                            &NewAuditEntry {
+                                occurred_at: now,
+                                actor,
+                                app: Some(gate.app.clone()),
+                                environment: Some(gate.environment.clone()),
+                                sha: Some(gate.sha.clone()),
+                                kind: "github_gate_requested".to_owned(),
+                                detail: json!({
+                                    "gate_id": gate.id,
+                                    "github_environment": gate.github_environment,
+                                    "github_deployment_id": deployment_id,
+                                    "event": trigger,
+                                    "installation_id": gate.installation_id,
+                                    "expires_at": gate.expires_at,
+                                }),
+                            },
+                        )
+                        .await?;
+                        // Decided in the same write, so a gate is never left waiting on an
+                        // outcome that is already known.
+                        outcome = Some(join_new_github_gate(conn, &config, &gate, now).await?);
+                        gate = gates::get_github_gate(conn, gate.id).await?;
+                    }
+                    Ok(Some(RecordedGate { gate, outcome }))
+                })
+            })
+            .await?;
+        if stored
+            .as_ref()
+            .is_some_and(|stored| stored.outcome.is_some())
+        {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(stored)
+    }
+}
+
+/// Records the delivery as seen in the write that applies it; `false` for a redelivery, which
+/// must then change nothing.
+async fn first_time(
+    conn: &mut AnyConnection,
+    delivery: &InboundDelivery,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    deliveries::record_webhook_delivery(conn, delivery.source, &delivery.id, now).await
+}
