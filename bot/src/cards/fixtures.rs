@@ -6,7 +6,7 @@ use greenlight_commands::{
 };
 use greenlight_storage::SmokeResult;
 
-use super::{Card, CardDecision, CardKey, CardStatus};
+use super::{Card, CardDecision, CardKey, CardLock, CardStatus};
 
 pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0)
@@ -86,4 +86,97 @@ pub fn every_status(rejected_because: &str) -> Vec<CardStatus> {
         });
     }
     statuses
+}
+
+/// What means something to one platform's markup (mentions, code, links), for [`huge_card`].
+pub struct Hostile<'a> {
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub comment: &'a str,
+    pub lock_reason: &'a str,
+    pub image_tag: &'a str,
+    pub diff_path_len: usize,
+}
+
+/// Everything at once, far beyond what fits, with `hostile` text from a platform's markup.
+pub fn huge_card(status: CardStatus, hostile: &Hostile) -> Card {
+    let long_name = "n".repeat(300);
+    let emoji_name = "🚀👩‍👩‍👧‍👦".repeat(60);
+    let message = format!(
+        "{}\n\n{}",
+        hostile.subject.repeat(20),
+        hostile.body.repeat(250)
+    );
+    Card {
+        key: CardKey::Approval(i64::MAX),
+        app: AppName::parse(&"a".repeat(63)).expect("app"),
+        environment: EnvironmentName::parse(&"e".repeat(63)).expect("env"),
+        from_environment: Some(EnvironmentName::parse(&"s".repeat(63)).expect("env")),
+        sha: CommitSha::parse("0123456789abcdef0123456789abcdef01234567").expect("sha"),
+        commit_url: Some(format!("https://github.com/{}/commit/x", "o".repeat(3000))),
+        diff_url: Some(format!(
+            "https://github.com/{}/compare/a...b",
+            "o".repeat(hostile.diff_path_len)
+        )),
+        image: format!("ghcr.io/{long_name}/{emoji_name}:{}", hostile.image_tag),
+        author: Some(format!("{long_name} {emoji_name} <author@example.com>")),
+        message: Some(message),
+        smoke: (0..100)
+            .map(|i| {
+                check(
+                    &format!("{long_name}-{i}"),
+                    if i % 7 == 0 { "failed" } else { "passed" },
+                    Some(i * 37),
+                    Some(&"detail with <html> & 😀 ".repeat(40)),
+                )
+            })
+            .collect(),
+        policy_line: Some(format!(
+            "needs 9 of: {}",
+            vec![long_name.as_str(); 40].join(", ")
+        )),
+        decisions: (0..60)
+            .map(|i| CardDecision {
+                person: PersonName::parse(&format!("{}{i}", "p".repeat(60))).expect("person"),
+                verdict: if i % 2 == 0 {
+                    DecisionVerdict::Approve
+                } else {
+                    DecisionVerdict::Reject
+                },
+                platform: Platform::Discord,
+                at: at(12, 0),
+                comment: Some(hostile.comment.repeat(500)),
+            })
+            .collect(),
+        status,
+        lock: Some(CardLock {
+            by: format!("{long_name}{emoji_name}"),
+            reason: hostile.lock_reason.repeat(500),
+        }),
+    }
+}
+
+/// `card` turned into staging's "not promotable" card: one check passed, one failed, one
+/// timed out.
+pub fn smoke_failed_card(card: Card) -> Card {
+    Card {
+        key: CardKey::SmokeFailed(7),
+        environment: EnvironmentName::parse("staging").expect("env"),
+        from_environment: None,
+        diff_url: None,
+        policy_line: None,
+        decisions: Vec::new(),
+        smoke: vec![
+            check("health", "passed", Some(40), None),
+            check(
+                "status",
+                "failed",
+                Some(5000),
+                Some("expected database=ok, got \"down\""),
+            ),
+            check("search", "timeout", None, None),
+        ],
+        status: CardStatus::SmokeFailed,
+        ..card
+    }
 }

@@ -1,10 +1,8 @@
-use greenlight_commands::{
-    AppName, ApprovalState, CommitSha, EnvironmentName, PersonName, Platform, Refusal,
-};
+use greenlight_commands::{ApprovalState, PersonName, Platform, Refusal};
 use serde_json::Value;
 
 use super::*;
-use crate::cards::fixtures::{self, at, check};
+use crate::cards::fixtures::{self, at};
 use crate::cards::{CardDecision, CardLock};
 use crate::discord::message::{
     message_violations, modal_violations, response_violations, InteractionResponse,
@@ -146,26 +144,7 @@ fn approve_and_reject_buttons_only_while_waiting() {
 
 #[test]
 fn smoke_failed_card_lists_each_check_and_is_not_promotable() {
-    let card = Card {
-        key: CardKey::SmokeFailed(7),
-        environment: EnvironmentName::parse("staging").expect("env"),
-        from_environment: None,
-        diff_url: None,
-        policy_line: None,
-        decisions: Vec::new(),
-        smoke: vec![
-            check("health", "passed", Some(40), None),
-            check(
-                "status",
-                "failed",
-                Some(5000),
-                Some("expected database=ok, got \"down\""),
-            ),
-            check("search", "timeout", None, None),
-        ],
-        status: CardStatus::SmokeFailed,
-        ..waiting_card()
-    };
+    let card = fixtures::smoke_failed_card(waiting_card());
     let message = json(&card_message(&card));
     assert_eq!(message["components"], serde_json::json!([]));
     let text = message.to_string();
@@ -216,60 +195,17 @@ fn custom_ids_are_short_references_that_round_trip() {
 /// Everything at once, far beyond what fits: every message the bot sends must still be
 /// accepted by Discord.
 fn huge_card(status: CardStatus) -> Card {
-    let long_name = "n".repeat(300);
-    let emoji_name = "🚀👩‍👩‍👧‍👦".repeat(60);
-    let message = format!(
-        "{}\n\n{}",
-        "First line of a very long subject @everyone **bold** & more ".repeat(20),
-        "Body with emoji 😀 and <@123> `code` & [links](http://x). ".repeat(250)
-    );
-    Card {
-        key: CardKey::Approval(i64::MAX),
-        app: AppName::parse(&"a".repeat(63)).expect("app"),
-        environment: EnvironmentName::parse(&"e".repeat(63)).expect("env"),
-        from_environment: Some(EnvironmentName::parse(&"s".repeat(63)).expect("env")),
-        sha: CommitSha::parse("0123456789abcdef0123456789abcdef01234567").expect("sha"),
-        commit_url: Some(format!("https://github.com/{}/commit/x", "o".repeat(3000))),
-        diff_url: Some(format!(
-            "https://github.com/{}/compare/a...b",
-            "o".repeat(400)
-        )),
-        image: format!("ghcr.io/{long_name}/{emoji_name}:0123456`"),
-        author: Some(format!("{long_name} {emoji_name} <author@example.com>")),
-        message: Some(message),
-        smoke: (0..100)
-            .map(|i| {
-                check(
-                    &format!("{long_name}-{i}"),
-                    if i % 7 == 0 { "failed" } else { "passed" },
-                    Some(i * 37),
-                    Some(&"detail with <html> & 😀 ".repeat(40)),
-                )
-            })
-            .collect(),
-        policy_line: Some(format!(
-            "needs 9 of: {}",
-            vec![long_name.as_str(); 40].join(", ")
-        )),
-        decisions: (0..60)
-            .map(|i| CardDecision {
-                person: PersonName::parse(&format!("{}{i}", "p".repeat(60))).expect("person"),
-                verdict: if i % 2 == 0 {
-                    DecisionVerdict::Approve
-                } else {
-                    DecisionVerdict::Reject
-                },
-                platform: Platform::Discord,
-                at: at(12, 0),
-                comment: Some("a comment @here 😀 ".repeat(500)),
-            })
-            .collect(),
+    fixtures::huge_card(
         status,
-        lock: Some(CardLock {
-            by: format!("{long_name}{emoji_name}"),
-            reason: "locked because @everyone ".repeat(500),
-        }),
-    }
+        &fixtures::Hostile {
+            subject: "First line of a very long subject @everyone **bold** & more ",
+            body: "Body with emoji 😀 and <@123> `code` & [links](http://x). ",
+            comment: "a comment @here 😀 ",
+            lock_reason: "locked because @everyone ",
+            image_tag: "0123456`",
+            diff_path_len: 400,
+        },
+    )
 }
 
 fn refusals() -> Vec<Refusal> {

@@ -1,9 +1,9 @@
-use greenlight_commands::{AppName, CommitSha, EnvironmentName, PersonName};
+use greenlight_commands::PersonName;
 use serde_json::Value;
 
 use super::*;
-use crate::cards::fixtures::{self, at, check};
-use crate::cards::{CardDecision, CardKey, CardLock, CardStatus};
+use crate::cards::fixtures::{self, at};
+use crate::cards::{CardDecision, CardLock, CardStatus};
 use crate::slack::blocks::{message_violations, view_violations};
 use crate::slack::notices;
 use greenlight_commands::{DecisionVerdict, Platform};
@@ -95,26 +95,7 @@ fn approve_asks_for_confirmation_and_reject_does_not() {
 
 #[test]
 fn smoke_failed_card_lists_each_check_and_is_not_promotable() {
-    let card = Card {
-        key: CardKey::SmokeFailed(7),
-        environment: EnvironmentName::parse("staging").expect("env"),
-        from_environment: None,
-        diff_url: None,
-        policy_line: None,
-        decisions: Vec::new(),
-        smoke: vec![
-            check("health", "passed", Some(40), None),
-            check(
-                "status",
-                "failed",
-                Some(5000),
-                Some("expected database=ok, got \"down\""),
-            ),
-            check("search", "timeout", None, None),
-        ],
-        status: CardStatus::SmokeFailed,
-        ..waiting_card()
-    };
+    let card = fixtures::smoke_failed_card(waiting_card());
     let message = card_message(&card);
     let text = all_text(&message);
     assert!(actions(&message).is_empty());
@@ -194,61 +175,19 @@ fn block_ids_change_with_the_content_and_only_then() {
 /// Everything at once, far beyond what fits: every message the bot sends must still be
 /// accepted by Slack.
 fn huge_card(status: CardStatus) -> Card {
-    let long_name = "n".repeat(300);
-    let emoji_name = "🚀👩‍👩‍👧‍👦".repeat(60);
-    let message = format!(
-        "{}\n\n{}",
-        "First line of a very long subject <!here> & more ".repeat(20),
-        "Body with emoji 😀 and <markup> & ampersands. ".repeat(250)
-    );
-    assert!(message.len() > 10_000);
-    Card {
-        key: CardKey::Approval(9_223_372_036_854_775_807),
-        app: AppName::parse(&"a".repeat(63)).expect("app"),
-        environment: EnvironmentName::parse(&"e".repeat(63)).expect("env"),
-        from_environment: Some(EnvironmentName::parse(&"s".repeat(63)).expect("env")),
-        sha: CommitSha::parse("0123456789abcdef0123456789abcdef01234567").expect("sha"),
-        commit_url: Some(format!("https://github.com/{}/commit/x", "o".repeat(3000))),
-        diff_url: Some(format!(
-            "https://github.com/{}/compare/a...b",
-            "o".repeat(300)
-        )),
-        image: format!("ghcr.io/{long_name}/{emoji_name}:0123456"),
-        author: Some(format!("{long_name} {emoji_name} <author@example.com>")),
-        message: Some(message),
-        smoke: (0..100)
-            .map(|i| {
-                check(
-                    &format!("{long_name}-{i}"),
-                    if i % 7 == 0 { "failed" } else { "passed" },
-                    Some(i * 37),
-                    Some(&"detail with <html> & 😀 ".repeat(40)),
-                )
-            })
-            .collect(),
-        policy_line: Some(format!(
-            "needs 9 of: {}",
-            vec![long_name.as_str(); 40].join(", ")
-        )),
-        decisions: (0..60)
-            .map(|i| CardDecision {
-                person: PersonName::parse(&format!("{}{i}", "p".repeat(60))).expect("person"),
-                verdict: if i % 2 == 0 {
-                    DecisionVerdict::Approve
-                } else {
-                    DecisionVerdict::Reject
-                },
-                platform: Platform::Discord,
-                at: at(12, 0),
-                comment: Some("a comment <!channel> 😀 ".repeat(500)),
-            })
-            .collect(),
+    let card = fixtures::huge_card(
         status,
-        lock: Some(CardLock {
-            by: format!("{long_name}{emoji_name}"),
-            reason: "locked because <!everyone> ".repeat(500),
-        }),
-    }
+        &fixtures::Hostile {
+            subject: "First line of a very long subject <!here> & more ",
+            body: "Body with emoji 😀 and <markup> & ampersands. ",
+            comment: "a comment <!channel> 😀 ",
+            lock_reason: "locked because <!everyone> ",
+            image_tag: "0123456",
+            diff_path_len: 300,
+        },
+    );
+    assert!(card.message.as_deref().is_some_and(|m| m.len() > 10_000));
+    card
 }
 
 #[test]
