@@ -180,3 +180,19 @@ pub fn smoke_failed_card(card: Card) -> Card {
         ..card
     }
 }
+
+/// `card` with carol's lock ("incident 12") and her rejection from Discord, saying `comment`.
+pub fn locked_and_rejected(mut card: Card, comment: &str) -> Card {
+    card.lock = Some(CardLock {
+        by: "carol".to_owned(),
+        reason: "incident 12".to_owned(),
+    });
+    card.decisions.push(CardDecision {
+        person: PersonName::parse("carol").expect("person"),
+        verdict: DecisionVerdict::Reject,
+        platform: Platform::Discord,
+        at: at(12, 41),
+        comment: Some(comment.to_owned()),
+    });
+    card
+}

@@ -3,7 +3,6 @@ use serde_json::Value;
 
 use super::*;
 use crate::cards::fixtures::{self, at};
-use crate::cards::{CardDecision, CardLock};
 use crate::discord::message::{
     message_violations, modal_violations, response_violations, InteractionResponse,
 };
@@ -34,18 +33,7 @@ fn field<'a>(message: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn waiting_card_shows_what_spec_asks_for() {
-    let mut card = waiting_card();
-    card.lock = Some(CardLock {
-        by: "carol".to_owned(),
-        reason: "incident 12".to_owned(),
-    });
-    card.decisions.push(CardDecision {
-        person: PersonName::parse("carol").expect("person"),
-        verdict: DecisionVerdict::Reject,
-        platform: Platform::Discord,
-        at: at(12, 41),
-        comment: Some("needs a **migration** & a flag".to_owned()),
-    });
+    let card = fixtures::locked_and_rejected(waiting_card(), "needs a **migration** & a flag");
     let message = json(&card_message(&card));
     let embed = &message["embeds"][0];
     assert_eq!(embed["title"], "⏳ shop → production");

@@ -1,12 +1,10 @@
-use greenlight_commands::PersonName;
 use serde_json::Value;
 
 use super::*;
-use crate::cards::fixtures::{self, at};
-use crate::cards::{CardDecision, CardLock, CardStatus};
+use crate::cards::fixtures::{self};
+use crate::cards::CardStatus;
 use crate::slack::blocks::{message_violations, view_violations};
 use crate::slack::notices;
-use greenlight_commands::{DecisionVerdict, Platform};
 
 fn waiting_card() -> Card {
     fixtures::waiting_card("Retries once on a 502 from the <PSP> & logs it.")
@@ -115,18 +113,7 @@ fn smoke_failed_card_lists_each_check_and_is_not_promotable() {
 
 #[test]
 fn card_shows_what_spec_asks_for() {
-    let mut card = waiting_card();
-    card.lock = Some(CardLock {
-        by: "carol".to_owned(),
-        reason: "incident 12".to_owned(),
-    });
-    card.decisions.push(CardDecision {
-        person: PersonName::parse("carol").expect("person"),
-        verdict: DecisionVerdict::Reject,
-        platform: Platform::Discord,
-        at: at(12, 41),
-        comment: Some("needs <b>a</b> migration & a flag".to_owned()),
-    });
+    let card = fixtures::locked_and_rejected(waiting_card(), "needs <b>a</b> migration & a flag");
     let text = all_text(&card_message(&card));
     for expected in [
         "shop → production",
