@@ -7,7 +7,6 @@ use greenlight_storage::SmokeResult;
 use serde_json::{Map, Value};
 
 use crate::engine::{BuildReport, CiSmoke, DeploymentReport, ReportedStatus};
-use crate::http::ApiError;
 
 /// A parsed CI event.
 #[derive(Debug, Clone)]
@@ -67,16 +66,6 @@ pub enum EventError {
 }
 
 const MAX_TEXT: usize = 4096;
-
-/// The body of `POST /api/v1/events` as the route answers it: the event, or the refusal
-/// (400 for a body that is not a JSON object, 422 naming the field). Pure, so the property tests
-/// and the fuzz harness run exactly what the route runs.
-pub fn parse_event(body: &[u8]) -> Result<CiEvent, ApiError> {
-    parse(body).map_err(|error| match error {
-        EventError::Field(field) => ApiError::unprocessable(field.to_string()),
-        other => ApiError::bad_request(other.to_string()),
-    })
-}
 
 pub fn parse(body: &[u8]) -> Result<CiEvent, EventError> {
     let value: Value =

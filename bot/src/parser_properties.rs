@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Value};
 
-use crate::ci::{self, CiEvent};
+use crate::ci::CiEvent;
 use crate::config::Config;
 use crate::discord::interactions::parse_interaction as parse_discord;
 use crate::github::webhook::{parse_delivery, GithubDelivery};
@@ -296,14 +296,14 @@ proptest! {
 
     #[test]
     fn ci_events_never_panic_and_refuse_with_400_or_422(body in bytes()) {
-        if let Err(error) = ci::parse_event(&body) {
+        if let Err(error) = crate::http::events::parse_event(&body) {
             check_ci_refusal(&error)?;
         }
     }
 
     #[test]
     fn valid_build_events_round_trip(event in build_event()) {
-        let parsed = ci::parse_event(event.to_string().as_bytes());
+        let parsed = crate::http::events::parse_event(event.to_string().as_bytes());
         let Ok(CiEvent::Build(build)) = parsed else {
             return Err(TestCaseError::fail(format!("{event} gave {parsed:?}")));
         };
@@ -333,7 +333,7 @@ proptest! {
     ) {
         let mut event = event;
         let path = mutate(&mut event, &choices, edit);
-        match ci::parse_event(event.to_string().as_bytes()) {
+        match crate::http::events::parse_event(event.to_string().as_bytes()) {
             Ok(_) => {}
             Err(error) => {
                 check_ci_refusal(&error)?;

@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use greenlight::ci::{self, CiEvent};
+use greenlight::ci::CiEvent;
 use greenlight::config::Config;
 use greenlight::discord::interactions::parse_interaction as parse_discord;
 use greenlight::discord::ButtonAction;
@@ -490,7 +490,7 @@ fn ci_seeds() -> Vec<Vec<u8>> {
 }
 
 fn run_ci(input: &[u8]) -> String {
-    match ci::parse_event(input) {
+    match greenlight::http::events::parse_event(input) {
         Ok(event) => {
             let _ = event.natural_key();
             match event {

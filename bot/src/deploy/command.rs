@@ -222,38 +222,30 @@ async fn run_unredacted(
         }
     };
     let tail = Arc::new(Mutex::new(Tail::default()));
-    // Readers run on their own so a full pipe never blocks the command; they are stopped
+    // The output is read while the command runs, so a full pipe never blocks it; reading stops
     // shortly after it exits, in case something it started keeps the pipes open.
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|out| tokio::spawn(collect(out, tail.clone()))),
-        child
-            .stderr
-            .take()
-            .map(|err| tokio::spawn(collect(err, tail.clone()))),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let ended = tokio::select! {
-        status = child.wait() => Some(status),
-        () = tokio::time::sleep(timeout) => None,
-        () = stop.stopped() => None,
+    let mut reading = std::pin::pin!(read_output(
+        child.stdout.take(),
+        child.stderr.take(),
+        tail.clone()
+    ));
+    let mut read_all = false;
+    let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
+    let ended = loop {
+        tokio::select! {
+            status = child.wait() => break Some(status),
+            () = &mut reading, if !read_all => read_all = true,
+            () = &mut deadline => break None,
+            () = stop.stopped() => break None,
+        }
     };
     let stopping = ended.is_none() && stop.is_stopping();
     if ended.is_none() {
         // Killed here rather than on drop, so the output it printed so far is complete.
         let _ = child.kill().await;
     }
-    for mut reader in readers {
-        if tokio::time::timeout(READER_GRACE, &mut reader)
-            .await
-            .is_err()
-        {
-            reader.abort();
-        }
+    if !read_all {
+        let _ = tokio::time::timeout(READER_GRACE, &mut reading).await;
     }
     if stopping {
         return CommandOutcome::Interrupted {
@@ -275,6 +267,25 @@ async fn run_unredacted(
             output: text_of(&tail),
         },
     }
+}
+
+/// Reads both output streams to their ends into the shared tail.
+async fn read_output(
+    stdout: Option<impl AsyncRead + Unpin>,
+    stderr: Option<impl AsyncRead + Unpin>,
+    tail: Arc<Mutex<Tail>>,
+) {
+    let out = async {
+        if let Some(stream) = stdout {
+            collect(stream, tail.clone()).await;
+        }
+    };
+    let err = async {
+        if let Some(stream) = stderr {
+            collect(stream, tail.clone()).await;
+        }
+    };
+    tokio::join!(out, err);
 }
 
 /// Reads a stream to its end into the shared tail.

@@ -14,6 +14,7 @@ use super::effects::{self, Context, ReplyTo};
 use super::snapshot::load_snapshot;
 use super::Engine;
 use crate::cards::CardKey;
+use crate::chat::Marker;
 use crate::config::Config;
 
 /// Why a lock or unlock was not applied. Said to the person who asked, as written.
@@ -125,11 +126,11 @@ async fn lock_in(
     audit_lock(conn, lock, &lock.locked_by, "locked", now).await?;
     let (app, env) = (&lock.app, &lock.environment);
     let text = format!(
-        ":lock: {app} {env} locked by {by}: {reason}. New deploys wait for `/unlock {app} {env}`.",
+        "{app} {env} locked by {by}: {reason}. New deploys wait for `/unlock {app} {env}`.",
         by = lock.locked_by,
         reason = lock.reason,
     );
-    effects::announce(conn, config, app, &text, now).await?;
+    effects::announce_marked(conn, config, app, Some(Marker::Locked), &text, now).await?;
     refresh_waiting_card(conn, config, app, env, now).await?;
     Ok(outcome)
 }
@@ -148,7 +149,7 @@ async fn unlock_in(
         Err(error) => return Err(error),
     };
     audit_lock(conn, &lock, actor, "unlocked", now).await?;
-    let mut text = format!(":unlock: {app} {environment} unlocked by {actor}.");
+    let mut text = format!("{app} {environment} unlocked by {actor}.");
     let mut released = None;
     if let Some(request) = approvals::latest_approved_request(conn, app, environment).await? {
         if !deploys::approval_deploy_started(conn, request.id).await? {
@@ -191,7 +192,7 @@ async fn unlock_in(
             " GitHub may now run the {gates} approved deployment job(s) held by the lock."
         ));
     }
-    effects::announce(conn, config, app, &text, now).await?;
+    effects::announce_marked(conn, config, app, Some(Marker::Unlocked), &text, now).await?;
     refresh_waiting_card(conn, config, app, environment, now).await?;
     Ok(UnlockOutcome::Unlocked { lock, released })
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::deploys::{self, Begin};
 use super::{effects, Engine};
+use crate::chat::Marker;
 use crate::config::Config;
 
 /// What a rollback would do: `current` (what runs now) is replaced by `target`, a release that
@@ -394,7 +395,7 @@ async fn start_in(
     )
     .await?;
     let mut text = format!(
-        ":leftwards_arrow_with_hook: {actor} is rolling back {app} {env} from {from} to {to} \
+        "{actor} is rolling back {app} {env} from {from} to {to} \
          ({image}); {env} runs {from} until the rollback is done.\n\
          Permanent fix: `git revert {full}`, then ship that.",
         image = rollback.image,
@@ -405,7 +406,7 @@ async fn start_in(
             "\n{env} is locked: new deploys wait for `/unlock {app} {env}`."
         ));
     }
-    effects::announce(conn, config, app, &text, now).await?;
+    effects::announce_marked(conn, config, app, Some(Marker::Rollback), &text, now).await?;
     Ok(Ok(rollback))
 }
 

@@ -4,7 +4,7 @@
 mod auth;
 mod connection;
 pub mod error;
-mod events;
+pub mod events;
 mod flags;
 mod health;
 pub mod limits;
