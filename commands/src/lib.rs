@@ -3,13 +3,15 @@
 //!
 //! Code map: `domain` and `image` hold the validated newtypes; `states` the state words of the
 //! spec; `policy` who may decide on an approval request and when; `approval` the request's
-//! transitions (decide, expire, supersede, remind) as `(next state, effects)`.
+//! transitions (decide, expire, supersede, remind) and `deployment` a deployment's (reported,
+//! verified), each as `(next state, effects)`.
 //!
 //! Architecture invariant: nothing here does IO, spawns tasks or reads a clock. Time is always
 //! an argument. Nothing here knows the JSON of Slack, Discord or GitHub.
 
 pub mod approval;
 pub mod chat;
+pub mod deployment;
 pub mod domain;
 pub mod image;
 pub mod policy;
