@@ -19,14 +19,15 @@ pub mod states;
 pub mod suggest;
 
 // Types at the root; the functions stay behind their module (`approval::decide`,
-// `approval::tick`) so call sites say which machine they drive.
-pub use approval::{
-    Decision, Effect, GateAnswer, RequestSnapshot, StateChange, Transition, Verdict,
-};
+// `approval::tick`) so call sites say which machine they drive. The deployment machine's types
+// stay behind `deployment::` too, as their names (`Effect`, `Snapshot`) would be ambiguous here.
+pub use approval::{Decision, Effect, RequestSnapshot, StateChange, Transition, Verdict};
 pub use domain::{AppName, CommitSha, DomainError, EnvironmentName, PersonName};
 pub use image::{ImageRef, ImageRefError};
 pub use policy::{Actor, Policy, Refusal};
-pub use states::{ApprovalState, DecisionVerdict, DeploymentKind, DeploymentState, Platform};
+pub use states::{
+    ApprovalState, DecisionVerdict, DeploymentKind, DeploymentState, GateAnswer, Platform,
+};
 
 #[cfg(test)]
 mod parser_properties;

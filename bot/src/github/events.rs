@@ -5,8 +5,8 @@
 //! changes nothing.
 
 use chrono::{DateTime, Utc};
-use greenlight_commands::CommitSha;
-use greenlight_storage::{audit, deliveries, gates, NewAuditEntry, NewGithubGate, StorageError};
+use greenlight_commands::{CommitSha, Platform};
+use greenlight_storage::{deliveries, gates, NewAuditEntry, NewGithubGate, StorageError};
 use serde_json::{json, Value};
 
 use super::payloads::{
@@ -16,6 +16,7 @@ use super::payloads::{
 use super::DELIVERY_SOURCE;
 use crate::app::AppState;
 use crate::config::{AppConfig, EnvironmentConfig, GithubConfig};
+use crate::engine::audit::{self, Entry, WorkflowRun};
 use crate::engine::{join_new_github_gate, Dedup, DeploymentReport, IntakeError, ReportedStatus};
 use crate::http::ApiError;
 
@@ -262,26 +263,35 @@ async fn workflow_run(
     let run = &event.workflow_run;
     let sha = commit_sha(&run.head_sha, "workflow_run.head_sha")?;
     let now = state.engine.clock().now();
-    let detail = json!({
-        "workflow": non_empty(run.name.as_deref())
-            .or_else(|| event.workflow.as_ref().and_then(|w| non_empty(w.name.as_deref()))),
-        "workflow_path": non_empty(run.path.as_deref())
-            .or_else(|| event.workflow.as_ref().and_then(|w| non_empty(w.path.as_deref()))),
-        "run_id": run.id,
-        "run_number": run.run_number,
-        "run_attempt": run.run_attempt,
-        "event": non_empty(run.event.as_deref()),
+    let owned = |text: Option<&str>| non_empty(text).map(str::to_owned);
+    let detail = WorkflowRun {
+        workflow: owned(run.name.as_deref()).or_else(|| {
+            event
+                .workflow
+                .as_ref()
+                .and_then(|w| owned(w.name.as_deref()))
+        }),
+        workflow_path: owned(run.path.as_deref()).or_else(|| {
+            event
+                .workflow
+                .as_ref()
+                .and_then(|w| owned(w.path.as_deref()))
+        }),
+        run_id: run.id,
+        run_number: run.run_number,
+        run_attempt: run.run_attempt,
+        event: owned(run.event.as_deref()),
         // As GitHub sent them: a completed run may still say `queued` with a null conclusion.
-        "status": non_empty(run.status.as_deref()),
-        "conclusion": non_empty(run.conclusion.as_deref()),
-        "head_sha": sha,
-        "head_branch": non_empty(run.head_branch.as_deref()),
-        "html_url": non_empty(run.html_url.as_deref()),
-        "created_at": non_empty(run.created_at.as_deref()),
-        "run_started_at": non_empty(run.run_started_at.as_deref()),
-        "updated_at": non_empty(run.updated_at.as_deref()),
-        "duration_secs": duration_secs(run.run_started_at.as_deref(), run.updated_at.as_deref()),
-    });
+        status: owned(run.status.as_deref()),
+        conclusion: owned(run.conclusion.as_deref()),
+        head_sha: sha,
+        head_branch: owned(run.head_branch.as_deref()),
+        html_url: owned(run.html_url.as_deref()),
+        created_at: owned(run.created_at.as_deref()),
+        run_started_at: owned(run.run_started_at.as_deref()),
+        updated_at: owned(run.updated_at.as_deref()),
+        duration_secs: duration_secs(run.run_started_at.as_deref(), run.updated_at.as_deref()),
+    };
     let actor = actor(&[
         run.triggering_actor.as_ref(),
         run.actor.as_ref(),
@@ -289,14 +299,12 @@ async fn workflow_run(
     ]);
     let entries: Vec<NewAuditEntry> = apps
         .iter()
-        .map(|app| NewAuditEntry {
-            occurred_at: now,
-            actor: actor.clone(),
-            app: Some(app.name.clone()),
-            environment: None,
-            sha: Some(sha.clone()),
-            kind: "workflow_run_completed".to_owned(),
-            detail: detail.clone(),
+        .map(|app| {
+            let entry = Entry::WorkflowRunCompleted {
+                app: &app.name,
+                run: &detail,
+            };
+            entry.to_new(&actor, now)
         })
         .collect();
     let app_names: Vec<String> = apps.iter().map(|app| app.name.to_string()).collect();
@@ -311,7 +319,7 @@ async fn workflow_run(
                     return Ok(false);
                 }
                 for entry in &entries {
-                    audit::append_audit(conn, entry).await?;
+                    greenlight_storage::audit::append_audit(conn, entry).await?;
                 }
                 Ok(true)
             })
@@ -414,26 +422,12 @@ async fn protection_rule(
                 let mut gate = upserted.into_inner();
                 let mut outcome = None;
                 if created {
-                    audit::append_audit(
-                        conn,
-                        &NewAuditEntry {
-                            occurred_at: now,
-                            actor,
-                            app: Some(gate.app.clone()),
-                            environment: Some(gate.environment.clone()),
-                            sha: Some(gate.sha.clone()),
-                            kind: "github_gate_requested".to_owned(),
-                            detail: json!({
-                                "gate_id": gate.id,
-                                "github_environment": gate.github_environment,
-                                "github_deployment_id": deployment_id,
-                                "event": trigger,
-                                "installation_id": gate.installation_id,
-                                "expires_at": gate.expires_at,
-                            }),
-                        },
-                    )
-                    .await?;
+                    let entry = Entry::GithubGateRequested {
+                        gate: &gate,
+                        github_deployment_id: deployment_id,
+                        event: trigger.as_deref(),
+                    };
+                    audit::append(conn, &actor, &entry, now).await?;
                     // Decided in the same write, so a gate is never left waiting on an
                     // outcome that is already known.
                     outcome = Some(join_new_github_gate(conn, &config, &gate, now).await?);
@@ -562,7 +556,10 @@ fn actor(users: &[Option<&User>]) -> String {
         .iter()
         .flatten()
         .find_map(|user| non_empty(user.login.as_deref()))
-        .map_or_else(|| "github".to_owned(), |login| format!("github:{login}"))
+        .map_or_else(
+            || Platform::Github.as_str().to_owned(),
+            |login| audit::platform_user(Platform::Github, login),
+        )
 }
 
 /// Seconds from a run's start to its last update: its duration, for lead-time reports.
