@@ -310,7 +310,7 @@ pub mod smoke_text {
     use greenlight_storage::SmokeResult;
 
     pub fn passed(check: &SmokeResult) -> bool {
-        check.status == "passed"
+        check.passed()
     }
 
     /// "12 ms" or "5.0 s".

@@ -6,6 +6,7 @@ use greenlight_commands::{AppName, CommitSha, EnvironmentName};
 use greenlight_storage::SmokeResult;
 use serde_json::{Map, Value};
 
+use crate::engine::audit::CI;
 use crate::engine::{BuildReport, CiSmoke, DeploymentReport, ReportedStatus};
 
 /// A parsed CI event.
@@ -122,7 +123,7 @@ fn deployed(fields: &Fields<'_>) -> Result<DeploymentReport, FieldError> {
         deployment_id: fields.optional_id("deployment_id")?,
         url: fields.optional_url("url")?,
         detail: fields.optional_text("detail")?,
-        actor: "ci".to_owned(),
+        actor: CI.to_owned(),
     })
 }
 
@@ -253,8 +254,8 @@ impl<'a> Fields<'a> {
             prefix: &path,
         };
         let passed = match smoke.required_str("status")? {
-            "passed" => true,
-            "failed" => false,
+            SmokeResult::PASSED => true,
+            SmokeResult::FAILED => false,
             other => {
                 return Err(smoke.error(
                     "status",
@@ -286,7 +287,10 @@ fn smoke_check(parent: &Fields<'_>, index: usize, item: &Value) -> Result<SmokeR
         prefix: &path,
     };
     let status = check.required_str("status")?;
-    if !matches!(status, "passed" | "failed" | "skipped") {
+    if !matches!(
+        status,
+        SmokeResult::PASSED | SmokeResult::FAILED | "skipped"
+    ) {
         return Err(check.error(
             "status",
             format!("unknown status {status:?}; expected \"passed\", \"failed\" or \"skipped\""),

@@ -7,12 +7,13 @@
 //! outbox items.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 
 use crate::policy::{clock_time, time_until, Actor, Policy, Refusal};
-use crate::{AppName, ApprovalState, CommitSha, DecisionVerdict, EnvironmentName, PersonName};
+use crate::{
+    AppName, ApprovalState, CommitSha, DecisionVerdict, EnvironmentName, GateAnswer, PersonName,
+};
 
 /// What the engine loaded about one approval request: everything a decision depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,28 +61,6 @@ pub enum Decision {
     Approved { by: BTreeSet<PersonName> },
     /// One reject is enough; `reason` is trimmed and never empty.
     Rejected { by: PersonName, reason: String },
-}
-
-/// The `state` of a GitHub deployment protection rule callback (REFERENCE §3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GateAnswer {
-    Approved,
-    Rejected,
-}
-
-impl GateAnswer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-impl fmt::Display for GateAnswer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Something to do outside the process because of a transition; the bot makes each an outbox

@@ -3,13 +3,15 @@
 //!
 //! Code map: `domain` and `image` hold the validated newtypes; `states` the state words of the
 //! spec; `policy` who may decide on an approval request and when; `approval` the request's
-//! transitions (decide, expire, supersede, remind) as `(next state, effects)`.
+//! transitions (decide, expire, supersede, remind) and `deployment` a deployment's (reported,
+//! verified), each as `(next state, effects)`.
 //!
 //! Architecture invariant: nothing here does IO, spawns tasks or reads a clock. Time is always
 //! an argument. Nothing here knows the JSON of Slack, Discord or GitHub.
 
 pub mod approval;
 pub mod chat;
+pub mod deployment;
 pub mod domain;
 pub mod image;
 pub mod policy;
@@ -17,14 +19,15 @@ pub mod states;
 pub mod suggest;
 
 // Types at the root; the functions stay behind their module (`approval::decide`,
-// `approval::tick`) so call sites say which machine they drive.
-pub use approval::{
-    Decision, Effect, GateAnswer, RequestSnapshot, StateChange, Transition, Verdict,
-};
+// `approval::tick`) so call sites say which machine they drive. The deployment machine's types
+// stay behind `deployment::` too, as their names (`Effect`, `Snapshot`) would be ambiguous here.
+pub use approval::{Decision, Effect, RequestSnapshot, StateChange, Transition, Verdict};
 pub use domain::{AppName, CommitSha, DomainError, EnvironmentName, PersonName};
 pub use image::{ImageRef, ImageRefError};
 pub use policy::{Actor, Policy, Refusal};
-pub use states::{ApprovalState, DecisionVerdict, DeploymentKind, DeploymentState, Platform};
+pub use states::{
+    ApprovalState, DecisionVerdict, DeploymentKind, DeploymentState, GateAnswer, Platform,
+};
 
 #[cfg(test)]
 mod parser_properties;

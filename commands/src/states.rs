@@ -89,6 +89,15 @@ word_enum!(
 );
 
 word_enum!(
+    /// What GitHub is told about a deployment protection rule (the `state` of its callback,
+    /// REFERENCE §3.3).
+    GateAnswer, "gate answer" {
+        Approved => "approved",
+        Rejected => "rejected",
+    }
+);
+
+word_enum!(
     /// Where a person acted from.
     Platform, "platform" {
         Slack => "slack",

@@ -20,6 +20,17 @@ pub struct SmokeResult {
     pub detail: Option<String>,
 }
 
+impl SmokeResult {
+    /// The status of a check that passed.
+    pub const PASSED: &'static str = "passed";
+    /// The status of a check that failed.
+    pub const FAILED: &'static str = "failed";
+
+    pub fn passed(&self) -> bool {
+        self.status == Self::PASSED
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deployment {
     pub id: i64,

@@ -3,11 +3,7 @@
 //! Kept apart from approval requests: GitHub may ask before the sha is healthy in the previous
 //! environment (the request does not exist yet), and asks once per job.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use greenlight_commands::states::UnknownWord;
 use greenlight_commands::{AppName, CommitSha, EnvironmentName};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -16,42 +12,8 @@ use sqlx::{AnyConnection, FromRow, Row};
 use crate::columns::{millis, opt_time, opt_word, parsed, time};
 use crate::{Storage, StorageError, Upserted};
 
-/// What we tell GitHub (`state` of the callback).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GateAnswer {
-    Approved,
-    Rejected,
-}
-
-impl GateAnswer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-impl FromStr for GateAnswer {
-    type Err = UnknownWord;
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "approved" => Ok(Self::Approved),
-            "rejected" => Ok(Self::Rejected),
-            _ => Err(UnknownWord {
-                kind: "gate answer",
-                value: value.to_owned(),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for GateAnswer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What we tell GitHub (`state` of the callback); the pure core's word.
+pub use greenlight_commands::GateAnswer;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GithubGate {

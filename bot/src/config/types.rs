@@ -295,9 +295,11 @@ pub enum Deployer {
 }
 
 impl Deployer {
+    /// The `kind` of a deployer that runs a command, as deployments store it.
+    pub const COMMAND: &'static str = "command";
     /// The words of `kind`, in the order the error messages list them.
     pub const KINDS: [&'static str; 4] = [
-        "command",
+        Self::COMMAND,
         "http",
         "github-workflow",
         "github-protection-rule",

@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::background::Background;
 use crate::config::{ChildEnvironment, Config, Deployer};
+use crate::engine::audit::GREENLIGHT;
 use crate::engine::{DeployResult, Engine, INTERRUPTED};
 use crate::outbox::{Deliverer, DeliveryError};
 
@@ -167,7 +168,7 @@ impl DeployDeliverer {
     /// Records that the deploy did not happen; a storage failure retries the whole item.
     async fn fail(&self, deployment: &Deployment, detail: String) -> Result<(), DeliveryError> {
         self.engine
-            .record_deploy_result(deployment, DeployResult::Failed { detail }, "greenlight")
+            .record_deploy_result(deployment, DeployResult::Failed { detail }, GREENLIGHT)
             .await
             .map(|_| ())
             .map_err(|error| DeliveryError::retry(format!("recording the failure: {error}")))

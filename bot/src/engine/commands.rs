@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 use greenlight_commands::chat::{self, Command, FlagAction, Role};
 use greenlight_commands::{AppName, EnvironmentName, PersonName};
 use greenlight_storage::{
-    audit, flags, AnyConnection, FlagTarget, LockOutcome, NewAuditEntry, ReleaseFilter,
-    StorageError,
+    flags, AnyConnection, FlagTarget, LockOutcome, ReleaseFilter, StorageError,
 };
-use serde_json::json;
 
+use super::audit::{self, Entry};
 use super::decisions::ChatActor;
 use super::effects::{self, ReplyTo};
 use super::locks::UnlockOutcome;
@@ -73,10 +72,7 @@ impl Engine {
             self.audit_refusal(actor, &command, &refusal).await?;
             return Ok(CommandReply::Ephemeral(refusal.to_string()));
         }
-        let actor_name = person.as_ref().map_or_else(
-            || format!("{}:{}", actor.platform, actor.user_id),
-            ToString::to_string,
-        );
+        let actor_name = actor.name(person.as_ref());
         match command {
             Command::Help { command } => Ok(CommandReply::Ephemeral(chat::help(command))),
             Command::Releases {
@@ -104,15 +100,11 @@ impl Engine {
         command: &Command,
         refusal: &CommandRefusal,
     ) -> Result<(), StorageError> {
-        let entry = NewAuditEntry {
-            occurred_at: self.clock.now(),
-            actor: format!("{}:{}", actor.platform, actor.user_id),
-            app: command.app().cloned(),
-            environment: None,
-            sha: None,
-            kind: "command_refused".to_owned(),
-            detail: json!({ "command": format!("{command:?}"), "reason": refusal.to_string() }),
+        let entry = Entry::CommandRefused {
+            command,
+            reason: refusal.to_string(),
         };
+        let entry = entry.to_new(&actor.label(), self.clock.now());
         self.storage.append_audit(entry).await?;
         Ok(())
     }
@@ -389,10 +381,7 @@ impl Engine {
                 })
             }
         };
-        let actor_name = person.as_ref().map_or_else(
-            || format!("{}:{}", actor.platform, actor.user_id),
-            ToString::to_string,
-        );
+        let actor_name = actor.name(person.as_ref());
         Ok(
             match self.start_rollback(&plan, &actor_name, reference).await? {
                 Err(refusal) => format!("Cannot roll back: {refusal}."),
@@ -439,25 +428,12 @@ async fn change_flag_in(
         FlagChangeKind::Rollout(percent) => flags::set_flag_rollout(conn, target, percent).await?,
     };
     let state = describe(flag.enabled, flag.rollout);
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: now,
-            actor: target.actor.clone(),
-            app: Some(target.app.clone()),
-            environment: Some(target.environment.clone()),
-            sha: None,
-            kind: "flag_changed".to_owned(),
-            detail: json!({
-                "key": flag.key,
-                "enabled": flag.enabled,
-                "rollout": flag.rollout,
-                "reason": target.reason,
-                "created": !existed,
-            }),
-        },
-    )
-    .await?;
+    let entry = Entry::FlagChanged {
+        target,
+        flag: &flag,
+        created: !existed,
+    };
+    audit::append(conn, &target.actor, &entry, now).await?;
     let because = target
         .reason
         .as_deref()

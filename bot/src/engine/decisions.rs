@@ -1,11 +1,12 @@
 //! A reviewer's Approve or Reject: authorized once by the pure core, stored with its state
 //! change and effects in one write.
 
-use greenlight_commands::{approval, Actor, Decision, Platform, Refusal, Verdict};
+use greenlight_commands::{approval, Actor, Decision, PersonName, Platform, Refusal, Verdict};
 use greenlight_storage::{
     approvals, decisions, deliveries, AnyConnection, ApprovalTransition, NewDecision, StorageError,
 };
 
+use super::audit;
 use super::effects::{self, Context, ReplyTo};
 use super::snapshot::load_snapshot;
 use super::Engine;
@@ -18,6 +19,19 @@ pub struct ChatActor {
     /// The platform's user id (Slack `U…`, Discord snowflake).
     pub user_id: String,
     pub reply_to: ReplyTo,
+}
+
+impl ChatActor {
+    /// How the release log names the account: `slack:U0123`.
+    pub fn label(&self) -> String {
+        audit::platform_user(self.platform, &self.user_id)
+    }
+
+    /// How the release log names the actor: the person `[people]` maps the account to, or the
+    /// account itself.
+    pub fn name(&self, person: Option<&PersonName>) -> String {
+        person.map_or_else(|| self.label(), ToString::to_string)
+    }
 }
 
 /// What the person who acted is told.
@@ -293,10 +307,7 @@ async fn apply(
         )
         .await?;
     }
-    let actor_label = match &person {
-        Some(person) => person.to_string(),
-        None => format!("{}:{}", actor.platform, actor.user_id),
-    };
+    let actor_label = actor.name(person.as_ref());
     effects::enqueue_effects(
         conn,
         &Context {

@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use greenlight_commands::{AppName, Effect, GateAnswer, Platform};
 use greenlight_storage::{
-    audit, gates, outbox, AnyConnection, ApprovalRequest, NewAuditEntry, NewOutboxItem,
-    StorageError,
+    gates, outbox, AnyConnection, ApprovalRequest, NewOutboxItem, StorageError,
 };
-use serde_json::{json, Value};
+
+use super::audit::{self, Entry};
 
 use crate::cards::CardKey;
 use crate::chat::{ChatEffect, Marker, ReplyAddress};
@@ -64,20 +64,24 @@ pub(super) async fn enqueue_effects(
             }
             Effect::TriggerDeploy => super::deploys::start_approved_deploy(conn, context).await?,
             Effect::HoldDeploy { lock_reason } => {
-                audit_request(conn, context, "deploy_held", json!({ "lock": lock_reason })).await?;
+                let request = context.request;
+                audit_request(
+                    conn,
+                    context,
+                    &Entry::DeployHeld {
+                        request,
+                        lock_reason,
+                    },
+                )
+                .await?;
             }
             Effect::AnswerGithubGate { state, comment } => {
                 answer_gates(conn, context, *state, comment).await?;
             }
             Effect::Ephemeral(text) => reply(conn, context.reply_to, text, context.now).await?,
             Effect::AuditRefusal(refusal) => {
-                audit_request(
-                    conn,
-                    context,
-                    "decision_refused",
-                    json!({ "reason": refusal.as_str(), "message": refusal.to_string() }),
-                )
-                .await?;
+                let request = context.request;
+                audit_request(conn, context, &Entry::DecisionRefused { request, refusal }).await?;
             }
         }
     }
@@ -215,40 +219,19 @@ async fn answer_gates(
         &release.sha,
     )
     .await?;
-    let answer = match state {
-        GateAnswer::Approved => greenlight_storage::GateAnswer::Approved,
-        GateAnswer::Rejected => greenlight_storage::GateAnswer::Rejected,
-    };
     for gate in waiting {
-        super::gates::answer_gate(conn, gate.id, answer, comment, context.now).await?;
+        super::gates::answer_gate(conn, gate.id, state, comment, context.now).await?;
     }
     Ok(())
 }
 
+/// The release log entry of an effect on the request, by the effect's actor.
 async fn audit_request(
     conn: &mut AnyConnection,
     context: &Context<'_>,
-    kind: &str,
-    detail: Value,
+    entry: &Entry<'_>,
 ) -> Result<(), StorageError> {
-    let release =
-        greenlight_storage::releases::get_release(conn, context.request.release_id).await?;
-    let mut detail = detail;
-    detail["approval_request_id"] = json!(context.request.id);
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: context.now,
-            actor: context.actor.to_owned(),
-            app: Some(context.request.app.clone()),
-            environment: Some(context.request.environment.clone()),
-            sha: Some(release.sha),
-            kind: kind.to_owned(),
-            detail,
-        },
-    )
-    .await?;
-    Ok(())
+    audit::append(conn, context.actor, entry, context.now).await
 }
 
 /// Items that are events in their own right (each edit, each reply) get a fresh key.

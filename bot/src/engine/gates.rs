@@ -10,13 +10,12 @@ use greenlight_commands::{
     AppName, ApprovalState, DecisionVerdict, DeploymentState, EnvironmentName,
 };
 use greenlight_storage::{
-    approvals, audit, decisions, deployments, gates, locks, outbox, releases, AnyConnection,
-    ApprovalRequest, Deployment, GateAnswer, GithubGate, Lock, NewAuditEntry, Release,
-    StorageError,
+    approvals, decisions, deployments, gates, locks, outbox, releases, AnyConnection,
+    ApprovalRequest, Deployment, GateAnswer, GithubGate, Lock, Release, StorageError,
 };
 use serde::Serialize;
-use serde_json::json;
 
+use super::audit::{self, Entry, GREENLIGHT};
 use super::github_effect::GithubEffect;
 use super::{promotion, Engine};
 use crate::clock::span;
@@ -206,23 +205,12 @@ pub(super) async fn answer_gate(
         &GithubEffect::AnswerGate { gate: id }.outbox_item(now),
     )
     .await?;
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: now,
-            actor: "greenlight".to_owned(),
-            app: Some(gate.app.clone()),
-            environment: Some(gate.environment.clone()),
-            sha: Some(gate.sha.clone()),
-            kind: "github_gate_answered".to_owned(),
-            detail: json!({
-                "gate_id": gate.id,
-                "state": answer,
-                "comment": comment,
-            }),
-        },
-    )
-    .await?;
+    let entry = Entry::GithubGateAnswered {
+        gate: &gate,
+        answer,
+        comment,
+    };
+    audit::append(conn, GREENLIGHT, &entry, now).await?;
     Ok(true)
 }
 
@@ -376,7 +364,7 @@ fn failure_reason(deployment: &Deployment, environment: &impl std::fmt::Display)
             let failed: Vec<&str> = deployment
                 .smoke
                 .iter()
-                .filter(|check| check.status != "passed")
+                .filter(|check| !check.passed())
                 .map(|check| check.name.as_str())
                 .collect();
             Some(if failed.is_empty() {

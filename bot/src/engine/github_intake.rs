@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 use greenlight_commands::{AppName, CommitSha, EnvironmentName};
 use greenlight_storage::{
-    audit, deliveries, gates, AnyConnection, GithubGate, NewAuditEntry, NewGithubGate, StorageError,
+    deliveries, gates, AnyConnection, GithubGate, NewAuditEntry, NewGithubGate, StorageError,
 };
-use serde_json::{json, Value};
 
+use super::audit::{self, Entry, WorkflowRun};
 use super::gates::{join_new_github_gate, GateOutcome};
 use super::{Engine, InboundDelivery};
 use crate::clock::span;
@@ -23,8 +23,8 @@ pub struct CompletedWorkflowRun {
     pub sha: CommitSha,
     /// Who ran it, e.g. `github:octocat`.
     pub actor: String,
-    /// What the run says about itself (workflow, number, conclusion, times): each entry's detail.
-    pub detail: Value,
+    /// What the run says about itself (workflow, number, conclusion, times).
+    pub detail: WorkflowRun,
 }
 
 /// A deployment protection rule GitHub holds a job on until it is answered.
@@ -66,14 +66,12 @@ impl Engine {
         let entries: Vec<NewAuditEntry> = run
             .apps
             .iter()
-            .map(|app| NewAuditEntry {
-                occurred_at: now,
-                actor: run.actor.clone(),
-                app: Some(app.clone()),
-                environment: None,
-                sha: Some(run.sha.clone()),
-                kind: "workflow_run_completed".to_owned(),
-                detail: run.detail.clone(),
+            .map(|app| {
+                let entry = Entry::WorkflowRunCompleted {
+                    app,
+                    run: &run.detail,
+                };
+                entry.to_new(&run.actor, now)
             })
             .collect();
         let delivery = run.delivery;
@@ -84,7 +82,7 @@ impl Engine {
                         return Ok(false);
                     }
                     for entry in &entries {
-                        audit::append_audit(conn, entry).await?;
+                        greenlight_storage::audit::append_audit(conn, entry).await?;
                     }
                     Ok(true)
                 })
@@ -147,26 +145,12 @@ impl Engine {
                     let mut gate = upserted.into_inner();
                     let mut outcome = None;
                     if created {
-                        audit::append_audit(
-                            conn,
-                            &NewAuditEntry {
-                                occurred_at: now,
-                                actor,
-                                app: Some(gate.app.clone()),
-                                environment: Some(gate.environment.clone()),
-                                sha: Some(gate.sha.clone()),
-                                kind: "github_gate_requested".to_owned(),
-                                detail: json!({
-                                    "gate_id": gate.id,
-                                    "github_environment": gate.github_environment,
-                                    "github_deployment_id": deployment_id,
-                                    "event": trigger,
-                                    "installation_id": gate.installation_id,
-                                    "expires_at": gate.expires_at,
-                                }),
-                            },
-                        )
-                        .await?;
+                        let entry = Entry::GithubGateRequested {
+                            gate: &gate,
+                            github_deployment_id: deployment_id,
+                            event: trigger.as_deref(),
+                        };
+                        audit::append(conn, &actor, &entry, now).await?;
                         // Decided in the same write, so a gate is never left waiting on an
                         // outcome that is already known.
                         outcome = Some(join_new_github_gate(conn, &config, &gate, now).await?);

@@ -2,18 +2,23 @@
 //! with the promotion that a healthy result may trigger.
 
 use chrono::{DateTime, Utc};
+use greenlight_commands::deployment::{Event, Refusal, ReportedSmoke};
 use greenlight_commands::{
-    AppName, CommitSha, DeploymentKind, DeploymentState, EnvironmentName, ImageRef, ImageRefError,
+    AppName, CommitSha, DeploymentState, EnvironmentName, ImageRef, ImageRefError,
 };
 use greenlight_storage::{
-    approvals, audit, deliveries, deployments, releases, AnyConnection, ApprovalRequest,
-    Deployment, DeploymentTransition, NewAuditEntry, NewDeployment, NewRelease, Release,
-    SmokeResult, StorageError,
+    approvals, deliveries, deployments, releases, AnyConnection, ApprovalRequest, Deployment,
+    NewRelease, Release, SmokeResult, StorageError,
 };
 use serde_json::{json, Value};
 
-use super::{gates, promotion, Engine};
+use super::audit::{self, Entry, CI};
+use super::deployment::{self, Change, Target, Unrecorded};
+use super::Engine;
 use crate::config::{AppConfig, Config};
+
+/// Whether the deploy went well, as CI or GitHub says.
+pub use greenlight_commands::deployment::ReportedStatus;
 
 /// A build CI finished: the release it produced.
 #[derive(Debug, Clone)]
@@ -26,12 +31,6 @@ pub struct BuildReport {
     pub message: Option<String>,
     pub committed_at: Option<DateTime<Utc>>,
     pub ci_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportedStatus {
-    Success,
-    Failure,
 }
 
 /// Smoke results CI ran itself and sent along.
@@ -60,6 +59,21 @@ pub struct DeploymentReport {
     pub actor: String,
 }
 
+impl DeploymentReport {
+    /// The report as the deployment machine sees it.
+    fn event(&self) -> Event {
+        let smoke = match &self.smoke {
+            None => ReportedSmoke::Absent,
+            Some(smoke) if smoke.passed => ReportedSmoke::Passed,
+            Some(_) => ReportedSmoke::Failed,
+        };
+        Event::Reported {
+            status: self.status,
+            smoke,
+        }
+    }
+}
+
 /// How a repeated delivery of the same report is recognised.
 #[derive(Debug, Clone)]
 pub enum Dedup {
@@ -79,6 +93,8 @@ pub enum Dedup {
 pub struct IntakeReply {
     pub body: Value,
     pub duplicate: bool,
+    /// A deployment started verifying in this write: the verifier has work once it committed.
+    pub(crate) wake_verifier: bool,
 }
 
 /// Why a report was refused. `field` names what the sender must fix.
@@ -107,6 +123,9 @@ pub enum IntakeError {
     },
     #[error("deployment {id} already finished as {state}; a later result cannot change it")]
     DeploymentFinished { id: i64, state: DeploymentState },
+    /// Any other refusal of the deployment machine (a report is refused only as finished).
+    #[error("the deployment cannot take this result: {0}")]
+    DeploymentRefused(Refusal),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -119,9 +138,9 @@ impl IntakeError {
             Self::UnknownEnvironment { .. } => Some("environment"),
             Self::Image(_) | Self::ImageChanged { .. } => Some("image"),
             Self::UnknownRelease { .. } => Some("sha"),
-            Self::DeploymentMismatch { .. } | Self::DeploymentFinished { .. } => {
-                Some("deployment_id")
-            }
+            Self::DeploymentMismatch { .. }
+            | Self::DeploymentFinished { .. }
+            | Self::DeploymentRefused(_) => Some("deployment_id"),
             Self::Storage(_) => None,
         }
     }
@@ -171,19 +190,7 @@ impl Engine {
                     }));
                 }
                 if created {
-                    audit::append_audit(
-                        conn,
-                        &NewAuditEntry {
-                            occurred_at: now,
-                            actor: "ci".to_owned(),
-                            app: Some(release.app.clone()),
-                            environment: None,
-                            sha: Some(release.sha.clone()),
-                            kind: "release_recorded".to_owned(),
-                            detail: json!({ "image": release.image, "ref": release.git_ref }),
-                        },
-                    )
-                    .await?;
+                    audit::append(conn, CI, &Entry::ReleaseRecorded(&release), now).await?;
                 }
                 Ok(Ok(reply(&release, None, &[])))
             })
@@ -213,10 +220,9 @@ impl Engine {
                 )
             })
             .transpose()?;
-        let has_own_smoke = !environment.smoke.is_empty();
         let now = self.clock.now();
         let config = self.config.clone();
-        let verifying = self
+        let recorded = self
             .write_deduplicated(dedup, now, move |conn| {
                 Box::pin(async move {
                     let release =
@@ -246,7 +252,6 @@ impl Engine {
                                 }
                             },
                         };
-                    let state = state_after(&report, has_own_smoke);
                     let smoke = report
                         .smoke
                         .as_ref()
@@ -258,40 +263,35 @@ impl Engine {
                             super::deploys::in_flight(conn, release.id, &report.environment).await?
                         }
                     };
-                    let deployment = match deployment_id {
-                        Some(id) => {
-                            match complete_deployment(
-                                conn, id, &release, &report, state, smoke, now,
-                            )
-                            .await?
-                            {
-                                Ok(deployment) => deployment,
-                                Err(error) => return Ok(Err(error)),
-                            }
-                        }
-                        None => {
-                            record_new_deployment(
-                                conn, &config, &release, &report, state, smoke, now,
-                            )
-                            .await?
-                        }
+                    let target = match deployment_id {
+                        Some(id) => match recorded_deployment(conn, id, &release, &report).await? {
+                            Ok(deployment) => Target::Recorded(deployment),
+                            Err(error) => return Ok(Err(error)),
+                        },
+                        None => Target::Unrecorded(
+                            unrecorded_deploy(conn, &config, &release, &report).await?,
+                        ),
                     };
-                    let opened = if deployment.state == DeploymentState::Healthy {
-                        promotion::on_healthy(conn, &config, &release, &deployment, now).await?
-                    } else {
-                        if deployment.state == DeploymentState::Faulty {
-                            promotion::on_not_promotable(conn, &config, &deployment, now).await?;
-                        }
-                        // GitHub protection rules waiting on this release get their answer.
-                        gates::reject_gates_after_failure(conn, &config, &deployment, now).await?;
-                        Vec::new()
+                    let change = Change {
+                        config: &config,
+                        release: &release,
+                        event: report.event(),
+                        smoke,
+                        detail: report.detail.clone(),
+                        actor: &report.actor,
+                        now,
                     };
-                    super::deploys::after_change(conn, &config, &deployment, now).await?;
-                    Ok(Ok(reply(&release, Some(&deployment), &opened)))
+                    let applied = match deployment::advance(conn, target, &change).await? {
+                        Ok(applied) => applied,
+                        Err(refusal) => return Ok(Err(refused(deployment_id, refusal))),
+                    };
+                    let mut reply = reply(&release, Some(&applied.deployment), &applied.opened);
+                    reply.wake_verifier = applied.wake_verifier;
+                    Ok(Ok(reply))
                 })
             })
             .await?;
-        if !verifying.duplicate && verifying.body["deployment"]["approved"] == false {
+        if !recorded.duplicate && recorded.body["deployment"]["approved"] == false {
             metrics::counter!(
                 "greenlight_unapproved_deploys_total",
                 "app" => app.name.to_string(),
@@ -299,11 +299,11 @@ impl Engine {
             )
             .increment(1);
         }
-        if verifying.body["deployment"]["state"] == DeploymentState::Verifying.as_str() {
+        if recorded.wake_verifier {
             self.verifier_wakeup.notify_one();
         }
         self.outbox_wakeup.notify_one();
-        Ok(verifying)
+        Ok(recorded)
     }
 
     fn known_app(&self, name: &AppName) -> Result<&AppConfig, IntakeError> {
@@ -332,6 +332,7 @@ impl Engine {
                 return Ok(IntakeReply {
                     body,
                     duplicate: true,
+                    wake_verifier: false,
                 });
             }
         }
@@ -382,6 +383,7 @@ impl Engine {
                     Some(body) => Ok(IntakeReply {
                         body,
                         duplicate: true,
+                        wake_verifier: false,
                     }),
                     None => Err(error.into()),
                 },
@@ -397,66 +399,25 @@ fn duplicate_delivery(id: &str) -> IntakeReply {
     IntakeReply {
         body: json!({ "duplicate_delivery": id }),
         duplicate: true,
+        wake_verifier: false,
     }
 }
 
-/// The state a reported deployment lands in.
-fn state_after(report: &DeploymentReport, has_own_smoke: bool) -> DeploymentState {
-    match report.status {
-        ReportedStatus::Failure => DeploymentState::Failed,
-        ReportedStatus::Success if report.smoke.as_ref().is_some_and(|s| !s.passed) => {
-            DeploymentState::Faulty
-        }
-        ReportedStatus::Success if has_own_smoke => DeploymentState::Verifying,
-        ReportedStatus::Success => DeploymentState::Healthy,
-    }
-}
-
-async fn record_new_deployment(
+/// A deploy CI or GitHub ran without Greenlight, as its report describes it.
+async fn unrecorded_deploy(
     conn: &mut AnyConnection,
     config: &Config,
     release: &Release,
     report: &DeploymentReport,
-    state: DeploymentState,
-    smoke: Vec<SmokeResult>,
-    now: DateTime<Utc>,
-) -> Result<Deployment, StorageError> {
-    let current = deployments::current_deployment(conn, &release.app, &report.environment).await?;
-    let previous_sha = current
-        .as_ref()
-        .filter(|current| current.release_id != release.id)
-        .map(|current| current.sha.clone());
+) -> Result<Unrecorded, StorageError> {
+    let running = deployments::current_deployment(conn, &release.app, &report.environment).await?;
     let approved = reported_deploy_approved(conn, config, release, &report.environment).await?;
-    // Reporting the running release again (a redeploy) also replaces its older deployment, so
-    // one deployment at a time is what runs.
-    let deployment = deployments::insert_deployment(
-        conn,
-        &NewDeployment {
-            release_id: release.id,
-            environment: report.environment.clone(),
-            kind: DeploymentKind::Deploy,
-            state,
-            previous_sha,
-            deployer: None,
-            deployer_ref: report.url.clone(),
-            triggered_by: Some(report.actor.clone()),
-            smoke,
-            detail: report.detail.clone(),
-            approved,
-            at: now,
-        },
-    )
-    .await?;
-    if !approved {
-        announce_unapproved(conn, config, &deployment, &report.actor, now).await?;
-    }
-    if state != DeploymentState::Failed {
-        if let Some(current) = current {
-            supersede(conn, &current, now).await?;
-        }
-    }
-    audit_deployment(conn, &deployment, &report.actor, now).await?;
-    Ok(deployment)
+    Ok(Unrecorded {
+        environment: report.environment.clone(),
+        running,
+        approved,
+        deployer_ref: report.url.clone(),
+    })
 }
 
 /// Whether a deployment that CI or GitHub reports (not one Greenlight started) went through the
@@ -486,57 +447,13 @@ async fn reported_deploy_approved(
     )
 }
 
-/// Says in the app's channels that something reached a gated environment around the gate, and
-/// keeps it in the release log.
-async fn announce_unapproved(
-    conn: &mut AnyConnection,
-    config: &Config,
-    deployment: &Deployment,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    let reporter = match actor.split_once(':') {
-        Some(("github", login)) => format!("GitHub, {login}"),
-        _ if actor == "ci" => "CI".to_owned(),
-        _ => actor.to_owned(),
-    };
-    let (app, sha, environment) = (
-        &deployment.app,
-        deployment.sha.short(),
-        &deployment.environment,
-    );
-    let text = if deployment.state == DeploymentState::Failed {
-        format!("⚠ {app} {sha}: a deploy to {environment} without approval was attempted and failed (reported by {reporter}).")
-    } else {
-        format!("⚠ {app} {sha} deployed to {environment} without approval (reported by {reporter}). It will never be a rollback target.")
-    };
-    super::effects::announce(conn, config, &deployment.app, &text, now).await?;
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: now,
-            actor: actor.to_owned(),
-            app: Some(deployment.app.clone()),
-            environment: Some(deployment.environment.clone()),
-            sha: Some(deployment.sha.clone()),
-            kind: "unapproved_deploy".to_owned(),
-            detail: json!({ "deployment_id": deployment.id, "state": deployment.state }),
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-/// Completes a deployment Greenlight's deployer started: it must be the same app, release and
-/// environment, and still in progress.
-async fn complete_deployment(
+/// The deployment a report completes (Greenlight's deployer started it): it must be the same
+/// app, release and environment. Whether its state still takes a result is the machine's call.
+async fn recorded_deployment(
     conn: &mut AnyConnection,
     id: i64,
     release: &Release,
     report: &DeploymentReport,
-    state: DeploymentState,
-    smoke: Vec<SmokeResult>,
-    now: DateTime<Utc>,
 ) -> Result<Result<Deployment, IntakeError>, StorageError> {
     let mismatch = || IntakeError::DeploymentMismatch {
         id,
@@ -552,65 +469,15 @@ async fn complete_deployment(
     if existing.release_id != release.id || existing.environment != report.environment {
         return Ok(Err(mismatch()));
     }
-    if existing.state.is_final() {
-        return Ok(Err(IntakeError::DeploymentFinished {
-            id,
-            state: existing.state,
-        }));
-    }
-    let mut change = DeploymentTransition::new(existing.state, state, now);
-    change.smoke = Some(smoke);
-    change.detail = report.detail.clone();
-    let deployment = deployments::transition_deployment(conn, id, &change).await?;
-    audit_deployment(conn, &deployment, &report.actor, now).await?;
-    Ok(Ok(deployment))
+    Ok(Ok(existing))
 }
 
-/// The release that ran before is no longer what runs; it stays a rollback target.
-async fn supersede(
-    conn: &mut AnyConnection,
-    previous: &Deployment,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    // A deploy still in progress belongs to its deployer, which settles it.
-    if previous.state == DeploymentState::Deploying {
-        return Ok(());
+/// Why the machine refused a report on deployment `id`.
+fn refused(id: Option<i64>, refusal: Refusal) -> IntakeError {
+    match (refusal, id) {
+        (Refusal::Finished { state }, Some(id)) => IntakeError::DeploymentFinished { id, state },
+        (refusal, _) => IntakeError::DeploymentRefused(refusal),
     }
-    let change = DeploymentTransition::new(previous.state, DeploymentState::Superseded, now);
-    match deployments::transition_deployment(conn, previous.id, &change).await {
-        Ok(_) => Ok(()),
-        // Already moved on (a verifier finished it concurrently): nothing to replace.
-        Err(error) if error.is_conflict() => Ok(()),
-        Err(error) => Err(error),
-    }
-}
-
-async fn audit_deployment(
-    conn: &mut AnyConnection,
-    deployment: &Deployment,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: now,
-            actor: actor.to_owned(),
-            app: Some(deployment.app.clone()),
-            environment: Some(deployment.environment.clone()),
-            sha: Some(deployment.sha.clone()),
-            kind: format!("deployment_{}", deployment.state),
-            detail: json!({
-                "deployment_id": deployment.id,
-                "image": deployment.image,
-                "smoke": deployment.smoke,
-                "detail": deployment.detail,
-                "approved": deployment.approved,
-            }),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 fn reply(
@@ -625,5 +492,6 @@ fn reply(
             "approval_requests": approvals,
         }),
         duplicate: false,
+        wake_verifier: false,
     }
 }

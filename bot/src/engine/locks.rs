@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use greenlight_commands::{approval, AppName, CommitSha, EnvironmentName};
 use greenlight_storage::{
-    approvals, audit, locks, AnyConnection, Lock, LockOutcome, NewAuditEntry, NewLock, StorageError,
+    approvals, locks, AnyConnection, Lock, LockOutcome, NewLock, StorageError,
 };
-use serde_json::json;
 
+use super::audit::{self, Entry};
 use super::deploys;
 use super::effects::{self, Context, ReplyTo};
 use super::snapshot::load_snapshot;
@@ -123,7 +123,8 @@ async fn lock_in(
     let LockOutcome::Acquired(lock) = &outcome else {
         return Ok(outcome);
     };
-    audit_lock(conn, lock, &lock.locked_by, "locked", now).await?;
+    let entry = Entry::Locked { lock, sha: None };
+    audit::append(conn, &lock.locked_by, &entry, now).await?;
     let (app, env) = (&lock.app, &lock.environment);
     let text = format!(
         "{app} {env} locked by {by}: {reason}. New deploys wait for `/unlock {app} {env}`.",
@@ -148,7 +149,7 @@ async fn unlock_in(
         Err(error) if error.is_not_found() => return Ok(UnlockOutcome::NotLocked),
         Err(error) => return Err(error),
     };
-    audit_lock(conn, &lock, actor, "unlocked", now).await?;
+    audit::append(conn, actor, &Entry::Unlocked(&lock), now).await?;
     let mut text = format!("{app} {environment} unlocked by {actor}.");
     let mut released = None;
     if let Some(request) = approvals::latest_approved_request(conn, app, environment).await? {
@@ -209,34 +210,6 @@ async fn refresh_waiting_card(
         effects::update_card_at(conn, config, app, CardKey::Approval(waiting.id), now, None)
             .await?;
     }
-    Ok(())
-}
-
-async fn audit_lock(
-    conn: &mut AnyConnection,
-    lock: &Lock,
-    actor: &str,
-    kind: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: now,
-            actor: actor.to_owned(),
-            app: Some(lock.app.clone()),
-            environment: Some(lock.environment.clone()),
-            sha: None,
-            kind: kind.to_owned(),
-            detail: json!({
-                "reason": lock.reason,
-                "locked_by": lock.locked_by,
-                "automatic": lock.automatic,
-                "locked_at": lock.locked_at,
-            }),
-        },
-    )
-    .await?;
     Ok(())
 }
 

@@ -4,10 +4,13 @@
 //! Architecture invariant: handlers never write state themselves; they call the engine, which
 //! checks the request against configuration once and applies it in one transaction.
 
+pub mod audit;
 mod commands;
 mod decisions;
+mod deployment;
 mod deploys;
 mod effects;
+mod faulty;
 mod gates;
 mod github_effect;
 mod github_intake;

@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use greenlight_commands::{approval, EnvironmentName};
 use greenlight_storage::{
-    approvals, audit, AnyConnection, ApprovalRequest, ApprovalSource, ApprovalTransition,
-    Deployment, NewApprovalRequest, NewAuditEntry, Release, StorageError,
+    approvals, AnyConnection, ApprovalRequest, ApprovalSource, ApprovalTransition, Deployment,
+    NewApprovalRequest, Release, StorageError,
 };
 use serde_json::json;
 
+use super::audit::{self, Entry, GREENLIGHT};
 use super::effects::{self, Context, ReplyTo};
 use super::snapshot::load_snapshot;
 use crate::cards::CardKey;
@@ -108,7 +109,7 @@ async fn open_request(
         },
     )
     .await?;
-    audit_request(conn, &request, "approval_requested", now).await?;
+    audit::append(conn, GREENLIGHT, &Entry::ApprovalRequested(&request), now).await?;
     let card = CardKey::Approval(request.id);
     effects::post_card(conn, config, &release.app, card, now).await?;
     if request.opens_at > now {
@@ -152,13 +153,13 @@ async fn supersede(
         )
         .await?;
     }
-    audit_request(conn, &request, "approval_superseded", now).await?;
+    audit::append(conn, GREENLIGHT, &Entry::ApprovalSuperseded(&request), now).await?;
     effects::enqueue_effects(
         conn,
         &Context {
             config,
             request: &request,
-            actor: "greenlight",
+            actor: GREENLIGHT,
             reply_to: &ReplyTo::Nobody,
             now,
         },
@@ -212,32 +213,4 @@ fn policy_snapshot(config: &Config, gate: &ApprovalGate, release: &Release) -> s
         "author": release.author,
         "author_person": author,
     })
-}
-
-async fn audit_request(
-    conn: &mut AnyConnection,
-    request: &ApprovalRequest,
-    kind: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: now,
-            actor: "greenlight".to_owned(),
-            app: Some(request.app.clone()),
-            environment: Some(request.environment.clone()),
-            sha: Some(request.sha.clone()),
-            kind: kind.to_owned(),
-            detail: json!({
-                "approval_request_id": request.id,
-                "state": request.state,
-                "opens_at": request.opens_at,
-                "expires_at": request.expires_at,
-                "comment": request.outcome_comment,
-            }),
-        },
-    )
-    .await?;
-    Ok(())
 }

@@ -7,11 +7,12 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use greenlight_commands::{AppName, DeploymentKind, DeploymentState, EnvironmentName};
 use greenlight_storage::{
-    audit, deliveries, deployments, locks, releases, AnyConnection, Deployment, LockOutcome,
-    NewAuditEntry, NewLock, StorageError,
+    deliveries, deployments, releases, AnyConnection, Deployment, StorageError,
 };
 use serde_json::json;
 
+use super::audit::{self, Entry};
+use super::deployment::lock_automatically;
 use super::deploys::{self, Begin};
 use super::{effects, Engine};
 use crate::chat::Marker;
@@ -355,45 +356,16 @@ async fn start_in(
     let (from, to) = (plan.current.sha.short(), plan.target.sha.short());
     let mut locked = false;
     if environment.lock_after_rollback {
-        let outcome = locks::acquire_lock(
-            conn,
-            &NewLock {
-                app: app.clone(),
-                environment: env.clone(),
-                locked_by: "greenlight".to_owned(),
-                reason: format!("rolled back by {actor} from {from} to {to}"),
-                automatic: true,
-                at: now,
-            },
-        )
-        .await?;
-        if let LockOutcome::Acquired(lock) = outcome {
-            audit_event(
-                conn,
-                plan,
-                "greenlight",
-                "locked",
-                json!({ "reason": lock.reason, "automatic": true }),
-                now,
-            )
-            .await?;
-        }
+        // Locked while the release it replaces ran; an existing lock stays as it is.
+        let reason = format!("rolled back by {actor} from {from} to {to}");
+        lock_automatically(conn, &plan.current, &reason, now).await?;
         locked = true;
     }
-    audit_event(
-        conn,
-        plan,
-        actor,
-        "rollback_started",
-        json!({
-            "deployment_id": rollback.id,
-            "from": plan.current.sha,
-            "to": plan.target.sha,
-            "image": rollback.image,
-        }),
-        now,
-    )
-    .await?;
+    let entry = Entry::RollbackStarted {
+        rollback: &rollback,
+        from: &plan.current.sha,
+    };
+    audit::append(conn, actor, &entry, now).await?;
     let mut text = format!(
         "{actor} is rolling back {app} {env} from {from} to {to} \
          ({image}); {env} runs {from} until the rollback is done.\n\
@@ -509,30 +481,6 @@ fn parse_reference(reference: &str) -> Option<(AppName, EnvironmentName, i64, i6
         return None;
     }
     Some((app, environment, current, target))
-}
-
-async fn audit_event(
-    conn: &mut AnyConnection,
-    plan: &RollbackPlan,
-    actor: &str,
-    kind: &str,
-    detail: serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    audit::append_audit(
-        conn,
-        &NewAuditEntry {
-            occurred_at: now,
-            actor: actor.to_owned(),
-            app: Some(plan.app.clone()),
-            environment: Some(plan.environment.clone()),
-            sha: Some(plan.current.sha.clone()),
-            kind: kind.to_owned(),
-            detail,
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 impl fmt::Display for RollbackPlan {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use greenlight_commands::approval;
 use greenlight_storage::{approvals, ApprovalTransition, StorageError};
 
+use super::audit::GREENLIGHT;
 use super::effects::{self, Context, ReplyTo};
 use super::snapshot::load_snapshot;
 use super::Engine;
@@ -112,7 +113,7 @@ impl Engine {
                         &Context {
                             config: &config,
                             request: &request,
-                            actor: "greenlight",
+                            actor: GREENLIGHT,
                             reply_to: &ReplyTo::Nobody,
                             now,
                         },

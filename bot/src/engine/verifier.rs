@@ -7,13 +7,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use greenlight_commands::deployment::Event;
 use greenlight_commands::DeploymentState;
-use greenlight_storage::{
-    audit, deployments, releases, Deployment, DeploymentTransition, NewAuditEntry, SmokeResult,
-};
-use serde_json::json;
+use greenlight_storage::{releases, Deployment, SmokeResult};
 
-use super::{gates, promotion, Engine};
+use super::audit::GREENLIGHT;
+use super::deployment::{advance, Change, Target};
+use super::faulty::describe_check;
+use super::Engine;
 use crate::background::StopSignal;
 use crate::clock::span;
 
@@ -94,64 +95,47 @@ impl Engine {
         let config = self.config.clone();
         let failed: Vec<String> = own_results
             .iter()
-            .filter(|result| result.status != "passed")
-            .map(|result| match &result.detail {
-                Some(detail) => format!("{} ({detail})", result.name),
-                None => result.name.clone(),
-            })
+            .filter(|result| !result.passed())
+            .map(describe_check)
             .collect();
-        let to = if passed {
-            DeploymentState::Healthy
-        } else {
-            DeploymentState::Faulty
-        };
+        let detail = (!failed.is_empty()).then(|| format!("smoke failed: {}", failed.join(", ")));
         // CI's own results stay on the deployment, followed by Greenlight's.
         let mut smoke = deployment.smoke.clone();
         smoke.extend(own_results);
-        let mut change = DeploymentTransition::new(DeploymentState::Verifying, to, now);
-        change.smoke = Some(smoke);
-        change.detail =
-            (!failed.is_empty()).then(|| format!("smoke failed: {}", failed.join(", ")));
+        let id = deployment.id;
         let outcome = self
             .storage
             .write(move |conn| {
                 Box::pin(async move {
-                    let settled =
-                        deployments::transition_deployment(conn, deployment.id, &change).await?;
-                    audit::append_audit(
-                        conn,
-                        &NewAuditEntry {
-                            occurred_at: now,
-                            actor: "greenlight".to_owned(),
-                            app: Some(settled.app.clone()),
-                            environment: Some(settled.environment.clone()),
-                            sha: Some(settled.sha.clone()),
-                            kind: format!("deployment_{}", settled.state),
-                            detail: json!({
-                                "deployment_id": settled.id,
-                                "smoke": settled.smoke,
-                                "detail": settled.detail,
-                            }),
-                        },
-                    )
-                    .await?;
-                    if settled.state == DeploymentState::Healthy {
-                        let release = releases::get_release(conn, settled.release_id).await?;
-                        promotion::on_healthy(conn, &config, &release, &settled, now).await?;
-                    } else {
-                        promotion::on_not_promotable(conn, &config, &settled, now).await?;
-                        gates::reject_gates_after_failure(conn, &config, &settled, now).await?;
-                    }
-                    super::deploys::after_change(conn, &config, &settled, now).await?;
-                    Ok(())
+                    let release = releases::get_release(conn, deployment.release_id).await?;
+                    let change = Change {
+                        config: &config,
+                        release: &release,
+                        event: Event::Verified { passed },
+                        smoke,
+                        detail,
+                        actor: GREENLIGHT,
+                        now,
+                    };
+                    advance(conn, Target::Recorded(deployment), &change).await
                 })
             })
             .await;
         self.outbox_wakeup.notify_one();
         match outcome {
+            Ok(Ok(applied)) => {
+                if applied.wake_verifier {
+                    self.verifier_wakeup.notify_one();
+                }
+                Ok(())
+            }
+            Ok(Err(refusal)) => {
+                tracing::info!(deployment = id, %refusal, "smoke results not recorded");
+                Ok(())
+            }
             // Superseded, or settled by another replica, while the checks ran.
             Err(error) if error.is_conflict() => Ok(()),
-            other => other,
+            Err(error) => Err(error),
         }
     }
 }

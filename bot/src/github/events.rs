@@ -15,6 +15,7 @@ use super::payloads::{
 };
 use super::DELIVERY_SOURCE;
 use crate::config::{AppConfig, EnvironmentConfig, GithubConfig};
+use crate::engine::audit::WorkflowRun;
 use crate::engine::{
     CompletedWorkflowRun, Dedup, DeploymentReport, GateRequest, InboundDelivery, IntakeError,
     RecordedGate, ReportedStatus,
@@ -270,26 +271,35 @@ async fn workflow_run(
     }
     let run = &event.workflow_run;
     let sha = commit_sha(&run.head_sha, "workflow_run.head_sha")?;
-    let detail = json!({
-        "workflow": non_empty(run.name.as_deref())
-            .or_else(|| event.workflow.as_ref().and_then(|w| non_empty(w.name.as_deref()))),
-        "workflow_path": non_empty(run.path.as_deref())
-            .or_else(|| event.workflow.as_ref().and_then(|w| non_empty(w.path.as_deref()))),
-        "run_id": run.id,
-        "run_number": run.run_number,
-        "run_attempt": run.run_attempt,
-        "event": non_empty(run.event.as_deref()),
+    let owned = |text: Option<&str>| non_empty(text).map(str::to_owned);
+    let detail = WorkflowRun {
+        workflow: owned(run.name.as_deref()).or_else(|| {
+            event
+                .workflow
+                .as_ref()
+                .and_then(|w| owned(w.name.as_deref()))
+        }),
+        workflow_path: owned(run.path.as_deref()).or_else(|| {
+            event
+                .workflow
+                .as_ref()
+                .and_then(|w| owned(w.path.as_deref()))
+        }),
+        run_id: run.id,
+        run_number: run.run_number,
+        run_attempt: run.run_attempt,
+        event: owned(run.event.as_deref()),
         // As GitHub sent them: a completed run may still say `queued` with a null conclusion.
-        "status": non_empty(run.status.as_deref()),
-        "conclusion": non_empty(run.conclusion.as_deref()),
-        "head_sha": sha,
-        "head_branch": non_empty(run.head_branch.as_deref()),
-        "html_url": non_empty(run.html_url.as_deref()),
-        "created_at": non_empty(run.created_at.as_deref()),
-        "run_started_at": non_empty(run.run_started_at.as_deref()),
-        "updated_at": non_empty(run.updated_at.as_deref()),
-        "duration_secs": duration_secs(run.run_started_at.as_deref(), run.updated_at.as_deref()),
-    });
+        status: owned(run.status.as_deref()),
+        conclusion: owned(run.conclusion.as_deref()),
+        head_sha: sha.clone(),
+        head_branch: owned(run.head_branch.as_deref()),
+        html_url: owned(run.html_url.as_deref()),
+        created_at: owned(run.created_at.as_deref()),
+        run_started_at: owned(run.run_started_at.as_deref()),
+        updated_at: owned(run.updated_at.as_deref()),
+        duration_secs: duration_secs(run.run_started_at.as_deref(), run.updated_at.as_deref()),
+    };
     let actor = actor(&[
         run.triggering_actor.as_ref(),
         run.actor.as_ref(),

@@ -22,11 +22,6 @@ use crate::config::{ExpectStatus, JsonExpectation, SmokeCheck};
 #[cfg(test)]
 mod tests;
 
-/// The word stored for a check that passed.
-pub const PASSED: &str = "passed";
-/// The word stored for a check that failed.
-pub const FAILED: &str = "failed";
-
 /// Longest detail kept, in characters; cards and the release log show it on one line.
 const MAX_DETAIL_CHARS: usize = 200;
 /// Longest rendering of one JSON value inside a detail.
@@ -66,7 +61,7 @@ impl SmokeRunner {
     pub async fn run(&self, checks: &[SmokeCheck]) -> SmokeReport {
         // `join_all` keeps the configuration's order whatever order the checks finish in.
         let results = join_all(checks.iter().map(|check| self.run_check(check))).await;
-        let passed = results.iter().all(|result| result.status == PASSED);
+        let passed = results.iter().all(SmokeResult::passed);
         SmokeReport { results, passed }
     }
 
@@ -95,8 +90,8 @@ impl SmokeRunner {
         };
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (status, detail) = match outcome {
-            Ok(detail) => (PASSED, detail),
-            Err(detail) => (FAILED, detail),
+            Ok(detail) => (SmokeResult::PASSED, detail),
+            Err(detail) => (SmokeResult::FAILED, detail),
         };
         let detail = with_attempts(&detail, attempt);
         // The URL is left out on purpose: it may carry a token in its query.

@@ -323,7 +323,11 @@ async fn single_attempt_outcomes() {
             ..check(case, url)
         };
         let result = runner.run_check(&check).await;
-        let status = if passed { PASSED } else { FAILED };
+        let status = if passed {
+            SmokeResult::PASSED
+        } else {
+            SmokeResult::FAILED
+        };
         assert_eq!(result.name, case);
         assert_eq!(
             (result.status.as_str(), result.detail.as_deref()),
@@ -349,7 +353,7 @@ async fn slow_server_times_out() {
         ..check("slow", base.join("slow").expect("URL"))
     };
     let result = runner().run_check(&check).await;
-    assert_eq!(result.status, FAILED);
+    assert_eq!(result.status, SmokeResult::FAILED);
     assert_eq!(result.detail.as_deref(), Some("timed out after 100ms"));
 }
 
@@ -387,7 +391,7 @@ async fn refused_connection() {
             base_url(address).join("health").expect("URL"),
         ))
         .await;
-    assert_eq!(result.status, FAILED);
+    assert_eq!(result.status, SmokeResult::FAILED);
     assert_eq!(result.detail.as_deref(), Some("connection refused"));
 }
 
@@ -417,7 +421,7 @@ async fn unknown_host() {
     };
     let url = Url::parse("http://shop.invalid/health?token=s3cret").expect("URL");
     let result = runner.run_check(&check("dns", url)).await;
-    assert_eq!(result.status, FAILED);
+    assert_eq!(result.status, SmokeResult::FAILED);
     assert_eq!(result.detail.as_deref(), Some("DNS lookup failed"));
 }
 
@@ -449,7 +453,7 @@ async fn flapping_service_passes_within_its_retries() {
         ..check("flapping", url)
     };
     let result = runner().run_check(&check).await;
-    assert_eq!(result.status, PASSED);
+    assert_eq!(result.status, SmokeResult::PASSED);
     assert_eq!(result.detail.as_deref(), Some("200 OK (after 3 attempts)"));
     assert_eq!(seen.load(Ordering::SeqCst), 3);
     // Total wall time, so both delays are in it. A lower bound only: sleeps never end early.
@@ -464,7 +468,7 @@ async fn retries_exhausted_report_the_last_attempt() {
         ..check("down", url)
     };
     let result = runner().run_check(&check).await;
-    assert_eq!(result.status, FAILED);
+    assert_eq!(result.status, SmokeResult::FAILED);
     assert_eq!(
         result.detail.as_deref(),
         Some("503 Service Unavailable (after 3 attempts)")
@@ -522,9 +526,9 @@ async fn checks_run_concurrently_and_report_in_config_order() {
     assert_eq!(
         summary,
         [
-            ("web", PASSED, Some("200 OK")),
-            ("payments", FAILED, Some("502 Bad Gateway")),
-            ("search", PASSED, Some("200 OK")),
+            ("web", SmokeResult::PASSED, Some("200 OK")),
+            ("payments", SmokeResult::FAILED, Some("502 Bad Gateway")),
+            ("search", SmokeResult::PASSED, Some("200 OK")),
         ]
     );
     assert!(!report.passed);
