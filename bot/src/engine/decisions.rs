@@ -3,7 +3,7 @@
 
 use greenlight_commands::{approval, Actor, Decision, PersonName, Platform, Refusal, Verdict};
 use greenlight_storage::{
-    approvals, decisions, deliveries, AnyConnection, ApprovalTransition, NewDecision, StorageError,
+    approvals, decisions, deliveries, AnyConnection, NewDecision, StorageError,
 };
 
 use super::audit;
@@ -105,7 +105,10 @@ impl Engine {
         let platform = actor.platform;
         let preview = {
             let mut conn = self.storage.reader().await?;
-            evaluate(&mut conn, &self.config, request_id, &actor, &verdict, now).await?
+            {
+                let request = approvals::get_approval_request(&mut conn, request_id).await?;
+                evaluate_request(&mut conn, &self.config, request, &actor, &verdict, now).await?
+            }
         };
         if preview.decided.is_err() && preview.transition.change.is_none() {
             let config = self.config.clone();
@@ -201,18 +204,6 @@ struct Evaluated {
 
 /// Applies the policy (the one permission check, in the pure core) to the request as `conn`
 /// sees it.
-async fn evaluate(
-    conn: &mut AnyConnection,
-    config: &Config,
-    request_id: i64,
-    actor: &ChatActor,
-    verdict: &Verdict,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Evaluated, StorageError> {
-    let request = approvals::get_approval_request(conn, request_id).await?;
-    evaluate_request(conn, config, request, actor, verdict, now).await
-}
-
 async fn evaluate_request(
     conn: &mut AnyConnection,
     config: &Config,
@@ -267,7 +258,7 @@ async fn apply(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<DecisionReply, StorageError> {
     let Evaluated {
-        mut request,
+        request,
         person,
         decided,
         transition,
@@ -295,18 +286,7 @@ async fn apply(
         )
         .await?;
     }
-    if let Some(change) = &transition.change {
-        request = approvals::transition_approval_request(
-            conn,
-            request_id,
-            &ApprovalTransition {
-                to: change.to,
-                comment: change.comment.clone(),
-                at: now,
-            },
-        )
-        .await?;
-    }
+    let request = effects::apply_change(conn, request, transition.change.as_ref(), now).await?;
     let actor_label = actor.name(person.as_ref());
     effects::enqueue_effects(
         conn,

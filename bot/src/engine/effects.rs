@@ -2,9 +2,11 @@
 //! caused them. This is where an effect learns which platforms and channels it goes to.
 
 use chrono::{DateTime, Utc};
+use greenlight_commands::approval::StateChange;
 use greenlight_commands::{AppName, Effect, GateAnswer, Platform};
 use greenlight_storage::{
-    gates, outbox, AnyConnection, ApprovalRequest, NewOutboxItem, StorageError,
+    approvals, gates, outbox, AnyConnection, ApprovalRequest, ApprovalTransition, NewOutboxItem,
+    StorageError,
 };
 
 use super::audit::{self, Entry};
@@ -242,4 +244,27 @@ fn unique(platform: Platform, effect: &ChatEffect) -> String {
 async fn enqueue(conn: &mut AnyConnection, item: NewOutboxItem) -> Result<(), StorageError> {
     outbox::enqueue_outbox(conn, &item).await?;
     Ok(())
+}
+
+/// Stores the request's new state when the core's transition changes it; the request as it
+/// stands afterwards.
+pub(super) async fn apply_change(
+    conn: &mut AnyConnection,
+    request: ApprovalRequest,
+    change: Option<&StateChange>,
+    now: DateTime<Utc>,
+) -> Result<ApprovalRequest, StorageError> {
+    let Some(change) = change else {
+        return Ok(request);
+    };
+    approvals::transition_approval_request(
+        conn,
+        request.id,
+        &ApprovalTransition {
+            to: change.to,
+            comment: change.comment.clone(),
+            at: now,
+        },
+    )
+    .await
 }

@@ -110,28 +110,18 @@ impl Engine {
                     request.app, request.environment
                 ))
             })?;
-        let GateRequest {
-            delivery,
-            app,
-            environment,
-            sha,
-            callback_url,
-            installation_id,
-            github_environment,
-            github_deployment_id: deployment_id,
-            trigger,
-            actor,
-        } = request;
         let new = NewGithubGate {
-            app,
-            environment,
-            sha,
-            callback_url,
-            installation_id,
-            github_environment,
+            app: request.app,
+            environment: request.environment,
+            sha: request.sha,
+            callback_url: request.callback_url,
+            installation_id: request.installation_id,
+            github_environment: request.github_environment,
             received_at: now,
             expires_at: now + span(approval_timeout),
         };
+        let (delivery, actor, trigger) = (request.delivery, request.actor, request.trigger);
+        let deployment_id = request.github_deployment_id;
         let config = self.config.clone();
         let stored = self
             .storage

@@ -12,6 +12,7 @@ use super::audit::{self, Entry};
 use super::deploys;
 use super::effects::{self, Context, ReplyTo};
 use super::snapshot::load_snapshot;
+use super::targets::{configured_environment, UnknownTarget};
 use super::Engine;
 use crate::cards::CardKey;
 use crate::chat::Marker;
@@ -218,14 +219,11 @@ fn check_environment(
     app: &AppName,
     environment: &EnvironmentName,
 ) -> Result<(), LockRefusal> {
-    let Some(app_config) = config.app(app) else {
-        return Err(LockRefusal::UnknownApp(app.clone()));
-    };
-    if app_config.environment(environment).is_none() {
-        return Err(LockRefusal::UnknownEnvironment {
-            app: app.clone(),
-            environment: environment.clone(),
-        });
+    match configured_environment(config, app, environment) {
+        Ok(_) => Ok(()),
+        Err(UnknownTarget::App(app)) => Err(LockRefusal::UnknownApp(app)),
+        Err(UnknownTarget::Environment { app, environment }) => {
+            Err(LockRefusal::UnknownEnvironment { app, environment })
+        }
     }
-    Ok(())
 }

@@ -19,6 +19,7 @@ mod locks;
 mod promotion;
 mod rollback;
 mod snapshot;
+mod targets;
 mod timers;
 mod verifier;
 

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use greenlight_commands::{approval, EnvironmentName};
 use greenlight_storage::{
-    approvals, AnyConnection, ApprovalRequest, ApprovalSource, ApprovalTransition, Deployment,
-    NewApprovalRequest, Release, StorageError,
+    approvals, AnyConnection, ApprovalRequest, ApprovalSource, Deployment, NewApprovalRequest,
+    Release, StorageError,
 };
 use serde_json::json;
 
@@ -140,19 +140,7 @@ async fn supersede(
     let Some(transition) = approval::supersede(&snapshot, &by.sha) else {
         return Ok(());
     };
-    let mut request = waiting;
-    if let Some(change) = &transition.change {
-        request = approvals::transition_approval_request(
-            conn,
-            id,
-            &ApprovalTransition {
-                to: change.to,
-                comment: change.comment.clone(),
-                at: now,
-            },
-        )
-        .await?;
-    }
+    let request = effects::apply_change(conn, waiting, transition.change.as_ref(), now).await?;
     audit::append(conn, GREENLIGHT, &Entry::ApprovalSuperseded(&request), now).await?;
     effects::enqueue_effects(
         conn,

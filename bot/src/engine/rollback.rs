@@ -14,6 +14,7 @@ use serde_json::json;
 use super::audit::{self, Entry};
 use super::deployment::lock_automatically;
 use super::deploys::{self, Begin};
+use super::targets::{configured_environment, UnknownTarget};
 use super::{effects, Engine};
 use crate::chat::Marker;
 use crate::config::Config;
@@ -442,14 +443,12 @@ fn check_deployer(
     app: &AppName,
     environment: &EnvironmentName,
 ) -> Result<(), RollbackRefusal> {
-    let Some(app_config) = config.app(app) else {
-        return Err(RollbackRefusal::UnknownApp(app.clone()));
-    };
-    let Some(environment_config) = app_config.environment(environment) else {
-        return Err(RollbackRefusal::UnknownEnvironment {
-            app: app.clone(),
-            environment: environment.clone(),
-        });
+    let environment_config = match configured_environment(config, app, environment) {
+        Ok(found) => found,
+        Err(UnknownTarget::App(app)) => return Err(RollbackRefusal::UnknownApp(app)),
+        Err(UnknownTarget::Environment { app, environment }) => {
+            return Err(RollbackRefusal::UnknownEnvironment { app, environment })
+        }
     };
     if deploys::triggerable(environment_config).is_none() {
         return Err(RollbackRefusal::NoDeployer {

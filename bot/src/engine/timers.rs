@@ -1,11 +1,13 @@
 //! Timers: approval requests and GitHub protection rules that expire, and reminders that fall
 //! due. All are rows in the database with a due time, so a restart simply finds them again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use greenlight_commands::approval;
-use greenlight_storage::{approvals, ApprovalTransition, StorageError};
+use futures::future::BoxFuture;
+use greenlight_commands::{approval, RequestSnapshot};
+use greenlight_storage::{approvals, AnyConnection, ApprovalRequest, StorageError};
 
 use super::audit::GREENLIGHT;
 use super::effects::{self, Context, ReplyTo};
@@ -13,6 +15,7 @@ use super::snapshot::load_snapshot;
 use super::Engine;
 use crate::background::StopSignal;
 use crate::cards::CardKey;
+use crate::config::Config;
 
 /// How often timers are checked when nothing wakes them: reminders and expiry are minutes to
 /// hours apart, so a few seconds late is fine.
@@ -85,53 +88,59 @@ impl Engine {
     }
 
     async fn expire(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StorageError> {
-        let config = self.config.clone();
-        let outcome = self
-            .storage
-            .write(move |conn| {
-                Box::pin(async move {
-                    let request = approvals::lock_waiting_request(conn, id).await?;
-                    let snapshot = load_snapshot(conn, &config, &request).await?;
-                    let Some(transition) = approval::tick(&snapshot, now) else {
-                        return Ok(false);
-                    };
-                    let mut request = request;
-                    if let Some(change) = &transition.change {
-                        request = approvals::transition_approval_request(
-                            conn,
-                            id,
-                            &ApprovalTransition {
-                                to: change.to,
-                                comment: change.comment.clone(),
-                                at: now,
-                            },
-                        )
-                        .await?;
-                    }
-                    effects::enqueue_effects(
-                        conn,
-                        &Context {
-                            config: &config,
-                            request: &request,
-                            actor: GREENLIGHT,
-                            reply_to: &ReplyTo::Nobody,
-                            now,
-                        },
-                        &transition.effects,
-                    )
-                    .await?;
-                    Ok(true)
-                })
+        self.on_waiting_request(id, move |conn, config, request, snapshot| {
+            Box::pin(async move {
+                let Some(transition) = approval::tick(&snapshot, now) else {
+                    return Ok(false);
+                };
+                let request =
+                    effects::apply_change(conn, request, transition.change.as_ref(), now).await?;
+                let context = Context {
+                    config: &config,
+                    request: &request,
+                    actor: GREENLIGHT,
+                    reply_to: &ReplyTo::Nobody,
+                    now,
+                };
+                effects::enqueue_effects(conn, &context, &transition.effects).await?;
+                Ok(true)
             })
-            .await;
-        match outcome {
-            // Decided or expired by someone else in the meantime.
-            Err(error) if error.is_conflict() => Ok(false),
-            other => other,
-        }
+        })
+        .await
     }
 
     async fn remind(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StorageError> {
+        self.on_waiting_request(id, move |conn, config, request, snapshot| {
+            Box::pin(async move {
+                let text = approval::reminder_text(&snapshot, now);
+                let next = snapshot
+                    .policy
+                    .reminder_every
+                    .map(|every| now + every)
+                    .filter(|next| *next < request.expires_at);
+                approvals::set_next_reminder(conn, id, next, now).await?;
+                let card = CardKey::Approval(id);
+                effects::thread_reply(conn, &config, &request.app, card, &text, now).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Runs `work` in one write on request `id` while it waits (locked, so deciders and other
+    /// replicas take turns). `false` when there was nothing to do or the request was decided
+    /// or expired by someone else in the meantime, which is no error.
+    async fn on_waiting_request<F>(&self, id: i64, work: F) -> Result<bool, StorageError>
+    where
+        F: for<'c> FnOnce(
+                &'c mut AnyConnection,
+                Arc<Config>,
+                ApprovalRequest,
+                RequestSnapshot,
+            ) -> BoxFuture<'c, Result<bool, StorageError>>
+            + Send
+            + 'static,
+    {
         let config = self.config.clone();
         let outcome = self
             .storage
@@ -139,23 +148,7 @@ impl Engine {
                 Box::pin(async move {
                     let request = approvals::lock_waiting_request(conn, id).await?;
                     let snapshot = load_snapshot(conn, &config, &request).await?;
-                    let text = approval::reminder_text(&snapshot, now);
-                    let next = snapshot
-                        .policy
-                        .reminder_every
-                        .map(|every| now + every)
-                        .filter(|next| *next < request.expires_at);
-                    approvals::set_next_reminder(conn, id, next, now).await?;
-                    effects::thread_reply(
-                        conn,
-                        &config,
-                        &request.app,
-                        CardKey::Approval(id),
-                        &text,
-                        now,
-                    )
-                    .await?;
-                    Ok(true)
+                    work(conn, config, request, snapshot).await
                 })
             })
             .await;

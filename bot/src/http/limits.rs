@@ -366,18 +366,21 @@ mod tests {
         serde_json::from_slice(&bytes).expect("JSON body")
     }
 
+    /// The status and JSON body `routes` answer `request` with.
+    async fn answer(routes: Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let response = routes.oneshot(request).await.expect("infallible");
+        (response.status(), json(response).await)
+    }
+
     #[tokio::test]
     async fn a_declared_length_over_the_limit_is_413_without_reading() {
         let request = Request::post("/echo")
             .header(header::CONTENT_LENGTH, "2000")
             .body(Body::empty())
             .expect("request");
-        let response = limited_routes(Limits::default(), 1000)
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(json(response).await["error"], "payload_too_large");
+        let (status, body) = answer(limited_routes(Limits::default(), 1000), request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["error"], "payload_too_large");
     }
 
     #[tokio::test]
@@ -388,12 +391,9 @@ mod tests {
         let request = Request::post("/echo")
             .body(Body::from_stream(chunks))
             .expect("request");
-        let response = limited_routes(Limits::default(), 1000)
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(json(response).await["error"], "payload_too_large");
+        let (status, body) = answer(limited_routes(Limits::default(), 1000), request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["error"], "payload_too_large");
     }
 
     #[tokio::test]
@@ -406,12 +406,9 @@ mod tests {
         let request = Request::post("/echo")
             .body(Body::from_stream(stalled))
             .expect("request");
-        let response = limited_routes(limits, 1000)
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
-        assert_eq!(json(response).await["error"], "request_timeout");
+        let (status, body) = answer(limited_routes(limits, 1000), request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"], "request_timeout");
     }
 
     #[tokio::test]
