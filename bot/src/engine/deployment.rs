@@ -19,6 +19,7 @@ use super::audit::{self, Entry, CI, GREENLIGHT};
 use super::faulty::{first_line, what_failed};
 use super::{effects, faulty, gates, promotion};
 use crate::cards::CardKey;
+use crate::chat::Marker;
 use crate::config::Config;
 
 /// The deployment an event is about.
@@ -238,8 +239,8 @@ async fn perform(
             Ok(())
         }
         Effect::Announce(announcement) => {
-            let text = announcement_text(conn, announcement, deployment).await?;
-            effects::announce(conn, config, &deployment.app, &text, now).await
+            let (marker, text) = announcement_text(conn, announcement, deployment).await?;
+            effects::announce_marked(conn, config, &deployment.app, Some(marker), &text, now).await
         }
         Effect::WakeVerifier => {
             applied.wake_verifier = true;
@@ -361,31 +362,37 @@ async fn replace_previous(
     }
 }
 
-/// The message for the app's channels.
+/// The message for the app's channels, and its tone.
 async fn announcement_text(
     conn: &mut AnyConnection,
     announcement: Announcement,
     deployment: &Deployment,
-) -> Result<String, StorageError> {
+) -> Result<(Marker, String), StorageError> {
     let (app, env, sha) = (
         &deployment.app,
         &deployment.environment,
         deployment.sha.short(),
     );
     Ok(match announcement {
-        Announcement::RollbackHealthy => format!(
-            ":white_check_mark: {app} {env} runs {sha} again: the rollback{from} is healthy.{lock}",
-            from = deployment
-                .previous_sha
-                .as_ref()
-                .map(|sha| format!(" from {}", sha.short()))
-                .unwrap_or_default(),
-            lock = lock_note(conn, deployment).await?,
+        Announcement::RollbackHealthy => (
+            Marker::Success,
+            format!(
+                "{app} {env} runs {sha} again: the rollback{from} is healthy.{lock}",
+                from = deployment
+                    .previous_sha
+                    .as_ref()
+                    .map(|sha| format!(" from {}", sha.short()))
+                    .unwrap_or_default(),
+                lock = lock_note(conn, deployment).await?,
+            ),
         ),
-        Announcement::RollbackFaulty => format!(
-            ":rotating_light: The rollback of {app} {env} to {sha} is faulty too: {why}. \
+        Announcement::RollbackFaulty => (
+            Marker::Alert,
+            format!(
+                "The rollback of {app} {env} to {sha} is faulty too: {why}. \
              Greenlight will not roll back further; someone needs to look now.",
-            why = what_failed(deployment),
+                why = what_failed(deployment),
+            ),
         ),
         Announcement::DeployFailed | Announcement::RollbackFailed => {
             let running = deployments::current_deployment(conn, app, env).await?;
@@ -398,13 +405,13 @@ async fn announcement_text(
                 _ => "Deploy",
             };
             let mut text = format!(
-                ":x: {what} of {app} {sha} to {env} failed: {detail}. {runs}.",
+                "{what} of {app} {sha} to {env} failed: {detail}. {runs}.",
                 detail = first_line(deployment.detail.as_deref().unwrap_or("no detail")),
             );
             if announcement == Announcement::RollbackFailed {
                 text.push_str(" The environment stays locked; someone needs to look now.");
             }
-            text
+            (Marker::Failure, text)
         }
     })
 }

@@ -13,6 +13,7 @@ use super::audit::{self, Entry, GREENLIGHT};
 use super::deployment::lock_automatically;
 use super::deploys::{begin_deployment, triggerable, Begin};
 use super::effects;
+use crate::chat::Marker;
 use crate::config::{Config, EnvironmentConfig};
 
 /// A gated environment's release turned faulty: roll back to the last healthy release when
@@ -47,7 +48,7 @@ pub(super) async fn on_faulty(
         faulty.sha
     );
     let mut rollback_id = None;
-    let (text, lock) = match (&target, triggerable(environment)) {
+    let (text, lock, marker) = match (&target, triggerable(environment)) {
         (Some(target), Some(deployer)) if environment.auto_rollback => {
             let release = releases::get_release(conn, target.release_id).await?;
             let rollback = begin_deployment(
@@ -67,26 +68,28 @@ pub(super) async fn on_faulty(
             rollback_id = Some(rollback.id);
             (
                 format!(
-                    ":rotating_light: {app} {sha} is faulty in {env}: {why}.\n\
+                    "{app} {sha} is faulty in {env}: {why}.\n\
                      Rolling back automatically to {target_sha} ({image}); {env} runs {sha} \
                      until the rollback is done, then {target_sha}.\n{revert}",
                     target_sha = target.sha.short(),
                     image = release.image,
                 ),
                 environment.lock_after_rollback,
+                Marker::Alert,
             )
         }
         (Some(target), _) if !environment.auto_rollback => (
             format!(
-                ":warning: {app} {sha} is faulty in {env}: {why}.\n\
+                "{app} {sha} is faulty in {env}: {why}.\n\
                  auto_rollback is off: `/rollback {app} {env}` puts back {target_sha}.\n{revert}",
                 target_sha = target.sha.short(),
             ),
             false,
+            Marker::Warning,
         ),
         (Some(target), _) => (
             format!(
-                ":rotating_light: {app} {sha} is faulty in {env}: {why}.\n\
+                "{app} {sha} is faulty in {env}: {why}.\n\
                  Greenlight cannot roll back {env} itself (it is deployed {by}): redeploy \
                  {target_sha} ({image}) from there now. {env} still runs the faulty {sha}.\n{revert}",
                 by = if environment.deploy.is_some() {
@@ -98,14 +101,16 @@ pub(super) async fn on_faulty(
                 image = target.image,
             ),
             true,
+            Marker::Alert,
         ),
         (None, _) => (
             format!(
-                ":rotating_light: {app} {sha} is faulty in {env}: {why}.\n\
+                "{app} {sha} is faulty in {env}: {why}.\n\
                  There is nothing to roll back to: no other release was ever healthy in {env}, \
                  so {env} still runs the faulty {sha}. Someone needs to look now.\n{revert}"
             ),
             true,
+            Marker::Alert,
         ),
     };
     let mut text = text;
@@ -127,7 +132,7 @@ pub(super) async fn on_faulty(
         locked: lock,
     };
     audit::append(conn, GREENLIGHT, &entry, now).await?;
-    effects::announce(conn, config, app, &text, now).await?;
+    effects::announce_marked(conn, config, app, Some(marker), &text, now).await?;
     Ok(())
 }
 
