@@ -74,10 +74,19 @@ fn authenticate<'c>(
 
 /// Mounted before the OFREP handlers: the refusal (OFREP's 401 body) of a request without an
 /// accepted flags token, given before its body is read.
-pub fn ofrep_refusal(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub fn ofrep_refusal(state: &AppState, headers: &HeaderMap) -> Result<(), OfrepUnauthorized> {
     authenticate(&state.config, headers)
         .map(drop)
-        .map_err(ofrep_unauthorized)
+        .map_err(OfrepUnauthorized)
+}
+
+/// OFREP's 401, for a request without an accepted flags token.
+pub struct OfrepUnauthorized(Unauthenticated);
+
+impl IntoResponse for OfrepUnauthorized {
+    fn into_response(self) -> Response {
+        ofrep_unauthorized(self.0)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
