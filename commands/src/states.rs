@@ -119,6 +119,11 @@ impl DeploymentState {
 }
 
 impl Platform {
+    /// Whether cards are posted and decided on it (a chat platform with an adapter).
+    pub fn is_chat(self) -> bool {
+        matches!(self, Self::Slack | Self::Discord)
+    }
+
     /// The platform's name as its users write it, for messages ("your Slack account …").
     pub fn display_name(self) -> &'static str {
         match self {

@@ -47,10 +47,10 @@ pub async fn record_chat_message(
     message_ref: &str,
     at: DateTime<Utc>,
 ) -> Result<ChatMessage, StorageError> {
-    if !matches!(platform, Platform::Slack | Platform::Discord) {
+    if !platform.is_chat() {
         return Err(StorageError::invalid(
             "platform",
-            format!("cards are posted on Slack or Discord, not {platform}"),
+            format!("cards are posted on chat platforms, not {platform}"),
         ));
     }
     Ok(sqlx::query_as::<_, ChatMessage>(&format!(
