@@ -49,10 +49,10 @@ pub fn routes(kit: &RouteKit, client: Option<Arc<SlackClient>>) -> Router<AppSta
         .layer(Extension(Client(client)))
 }
 
-fn reply_to(platform_address: ReplyAddress) -> ReplyTo {
+fn reply_to(address: ReplyAddress) -> ReplyTo {
     ReplyTo::Chat {
         platform: Platform::Slack,
-        address: platform_address,
+        address,
     }
 }
 
