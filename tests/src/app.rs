@@ -1,5 +1,6 @@
 //! `spawn_app`: the real Greenlight, built through the same `App::build` as `main`, listening on
-//! 127.0.0.1 port 0 with its own SQLite file.
+//! 127.0.0.1 port 0 with its own SQLite file; at teardown, the fakes it talked to must have had
+//! everything they received read.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,8 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::fakes::{self, Inbox};
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
@@ -23,6 +26,8 @@ pub struct TestApp {
     /// Holds the database file; removed when the test ends.
     pub dir: TempDir,
     config: Config,
+    /// The inboxes of the fakes started for this test; teardown fails on what is unread there.
+    fakes: Vec<Inbox>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -104,6 +109,7 @@ async fn start(config: Config, dir: TempDir, clock: Clock, limits: Limits) -> Te
         clock,
         dir,
         config,
+        fakes: fakes::started_on_this_thread(),
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -175,19 +181,49 @@ impl TestApp {
             &mut self.dir,
             tempfile::tempdir().expect("temporary folder"),
         );
-        start(
+        let mut restarted = start(
             self.config.clone(),
             dir,
             self.clock.clone(),
             self.state.limits,
         )
-        .await
+        .await;
+        restarted
+            .fakes
+            .splice(0..0, std::mem::take(&mut self.fakes));
+        restarted
     }
 
-    /// Stops the app the way SIGTERM does and fails the test if the server errored or any
-    /// background task panicked while it ran.
+    /// Delivers everything due now (in as many passes as that takes) and waits until the outbox
+    /// is idle again.
+    pub async fn deliver_due(&self) {
+        self.outbox_idle().await;
+        for _ in 0..100 {
+            let pass = self.state.outbox.run_once().await.expect("outbox pass");
+            if pass.delivered + pass.retried + pass.dead == 0 {
+                break;
+            }
+        }
+        self.outbox_idle().await;
+    }
+
+    /// Stops the app the way SIGTERM does and fails the test if the server errored, any
+    /// background task panicked while it ran, or a fake received something the test never read.
+    /// What is due is delivered first, so the check does not depend on how far the background
+    /// outbox worker got.
     pub async fn teardown(mut self) {
+        self.fakes.extend(fakes::started_on_this_thread());
+        if !self.fakes.is_empty() {
+            self.deliver_due().await;
+        }
         self.stop().await;
+        let unread: Vec<String> = self.fakes.iter().flat_map(Inbox::unread_report).collect();
+        assert!(
+            unread.is_empty(),
+            "the fakes received what the test never read (read it, e.g. with `next_call` or \
+             `inbox().read_all()`, or say why it may stay unread with `inbox().allow_unread`):\n{}",
+            unread.join("\n")
+        );
     }
 
     async fn stop(&mut self) {

@@ -2,9 +2,17 @@
 //! exactly as Slack, GitHub and Discord sign, fake platform servers, and the shared fixtures.
 
 pub mod app;
+pub mod ci;
+pub mod clock;
+pub mod config;
+mod drive;
 pub mod fakes;
 pub mod fixtures;
 pub mod fuzz;
+pub mod gated;
+pub mod inbound;
+mod records;
+pub mod shop;
 pub mod signing;
 
 pub use app::{spawn_app, spawn_app_with, spawn_app_with_clock, spawn_app_with_limits, TestApp};

@@ -3,15 +3,15 @@
 //! `401` without the bot token, `enforce_nonce` returning the first message), and can throttle
 //! with `429 Retry-After` or fail with 5xx.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use wiremock::matchers::path_regex;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use super::faults::Faults;
 use super::{Inbox, Recorded};
 
 /// What the fake answers to the next REST calls before behaving normally again.
@@ -27,15 +27,13 @@ pub struct FakeDiscord {
     server: MockServer,
     pub bot_token: String,
     inbox: Inbox,
-    hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
-    requests: Arc<AtomicUsize>,
+    faults: Arc<Faults<Hiccup>>,
 }
 
 struct RestApi {
     bot_token: String,
     inbox: Inbox,
-    hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
-    requests: Arc<AtomicUsize>,
+    faults: Arc<Faults<Hiccup>>,
     next_id: AtomicU64,
     /// `nonce` → message id, for `enforce_nonce`.
     nonces: Mutex<HashMap<String, String>>,
@@ -44,16 +42,14 @@ struct RestApi {
 impl FakeDiscord {
     pub async fn start() -> Self {
         let server = MockServer::start().await;
-        let bot_token = "discord-bot-token".to_owned();
-        let inbox = Inbox::default();
-        let hiccups = Arc::new(Mutex::new(VecDeque::new()));
-        let requests = Arc::new(AtomicUsize::new(0));
+        let bot_token = crate::config::DISCORD_BOT_TOKEN.to_owned();
+        let inbox = Inbox::new("Discord");
+        let faults = Arc::new(Faults::default());
         Mock::given(path_regex(r"^/api/v10/"))
             .respond_with(RestApi {
                 bot_token: bot_token.clone(),
                 inbox: inbox.clone(),
-                hiccups: hiccups.clone(),
-                requests: requests.clone(),
+                faults: faults.clone(),
                 next_id: AtomicU64::new(1_300_000_000_000_000_000),
                 nonces: Mutex::new(HashMap::new()),
             })
@@ -63,9 +59,14 @@ impl FakeDiscord {
             server,
             bot_token,
             inbox,
-            hiccups,
-            requests,
+            faults,
         }
+    }
+
+    /// What Greenlight sent, for reads the methods below do not cover and for
+    /// [`Inbox::allow_unread`].
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
     }
 
     /// The value for `discord.api_url`.
@@ -75,13 +76,12 @@ impl FakeDiscord {
 
     /// Makes the next REST calls fail in the given ways, in order.
     pub fn hiccup(&self, hiccups: impl IntoIterator<Item = Hiccup>) {
-        let mut queue = self.hiccups.lock().unwrap_or_else(|p| p.into_inner());
-        queue.extend(hiccups);
+        self.faults.queue(hiccups);
     }
 
     /// REST requests received so far, including those answered with a hiccup or refused.
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.faults.requests()
     }
 
     /// The next message posted in `channel` (a card, an announcement or a reply to the card).
@@ -106,6 +106,17 @@ impl FakeDiscord {
         .await
     }
 
+    /// The next edit of the card in `channel` that has no buttons left (its final state);
+    /// earlier edits are skipped.
+    pub async fn next_final_edit(&self, channel: &str) -> Recorded {
+        loop {
+            let edit = self.next_edit(channel).await;
+            if !has_buttons(&edit.body) {
+                return edit;
+            }
+        }
+    }
+
     /// The next edit of an interaction's original response (a late answer).
     pub async fn next_interaction_edit(&self) -> Recorded {
         self.next(
@@ -123,36 +134,28 @@ impl FakeDiscord {
         what: &str,
     ) -> Recorded {
         self.inbox
-            .next_matching(Duration::from_secs(10), |r| {
-                r.method == http_method && matches(r)
-            })
+            .next(what, |r| r.method == http_method && matches(r))
             .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no Discord {what} within 10 s; unread: {:#?}",
-                    self.inbox.unread()
-                )
-            })
     }
 
     /// Fails when the app sent something the test never looked at.
     pub fn assert_all_read(&self) {
-        let unread = self.inbox.unread();
-        assert!(unread.is_empty(), "unread Discord calls: {unread:#?}");
+        self.inbox.assert_all_read();
     }
 }
 
+/// Whether a message still offers buttons (any component row).
+pub fn has_buttons(message: &Value) -> bool {
+    message["components"]
+        .as_array()
+        .is_some_and(|rows| !rows.is_empty())
+}
+
 fn record(request: &Request) -> Recorded {
-    Recorded {
-        method: request.method.to_string(),
-        path: request.url.path().to_owned(),
-        headers: request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-        body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-    }
+    Recorded::of(
+        request,
+        serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+    )
 }
 
 fn error(status: u16, code: u64, message: &str) -> ResponseTemplate {
@@ -161,13 +164,7 @@ fn error(status: u16, code: u64, message: &str) -> ResponseTemplate {
 
 impl Respond for RestApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let hiccup = self
-            .hiccups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
-        match hiccup {
+        match self.faults.arrived() {
             Some(Hiccup::RateLimited { retry_after_secs }) => {
                 return ResponseTemplate::new(429)
                     .insert_header("Retry-After", retry_after_secs.to_string().as_str())
