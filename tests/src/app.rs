@@ -173,6 +173,20 @@ impl TestApp {
             .unwrap_or_else(|error| panic!("GET {path}: {error}"))
     }
 
+    /// `GET path` with `token` as its bearer token: the status and the JSON answer (`null` when
+    /// the answer is not JSON).
+    pub async fn get_with_token(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Stops the app (as SIGTERM would) and starts it again on the same database, config and
     /// clock: what survives this survives a restart.
     pub async fn restart(mut self) -> TestApp {
@@ -205,6 +219,17 @@ impl TestApp {
             }
         }
         self.outbox_idle().await;
+    }
+
+    /// Runs `passes` outbox passes, each 31 s (on the app's clock) after the last, so what a
+    /// platform refused for a while (throttled for 30 s, server errors) is retried until it
+    /// goes through.
+    pub async fn retry_outbox(&self, passes: usize) {
+        for _ in 0..passes {
+            self.outbox_idle().await;
+            self.clock.advance(chrono::Duration::seconds(31));
+            self.state.outbox.run_once().await.expect("outbox pass");
+        }
     }
 
     /// Stops the app the way SIGTERM does and fails the test if the server errored, any

@@ -1,7 +1,7 @@
-//! Driving the engine directly, as a platform's click would after verification: for tests
-//! about what a decision causes rather than how it arrives.
+//! Driving the engine directly, as a platform's click or a background task would: for tests
+//! about what a decision or the passing of time causes rather than how it arrives.
 
-use greenlight::engine::{ChatActor, DecisionReply, ReplyTo};
+use greenlight::engine::{ChatActor, DecisionReply, ReplyTo, TimerPass};
 use greenlight_commands::{Platform, Verdict};
 
 use crate::TestApp;
@@ -36,5 +36,14 @@ impl TestApp {
             matches!(reply, DecisionReply::Accepted(_)),
             "approval refused: {reply:?}"
         );
+    }
+
+    /// Lets `wait` pass on the app's clock (once the outbox is idle, so nothing in flight looks
+    /// abandoned) and runs the timers that came due: expiries, reminders, deploy timeouts. The
+    /// app's own timer task may get there first; either way each runs once.
+    pub async fn run_timers_after(&self, wait: chrono::Duration) -> TimerPass {
+        self.outbox_idle().await;
+        self.clock.advance(wait);
+        self.state.engine.run_due_timers().await.expect("timers")
     }
 }

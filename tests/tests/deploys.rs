@@ -334,11 +334,9 @@ async fn a_deploy_that_never_completes_times_out_as_failed_and_says_so() {
     let request = approved(&app, &slack, NEW).await;
     let id = deployment_id(&hook.next_request().await);
 
-    app.clock.advance(chrono::Duration::minutes(29));
-    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    let pass = app.run_timers_after(chrono::Duration::minutes(29)).await;
     assert_eq!(pass.deploys_timed_out, 0);
-    app.clock.advance(chrono::Duration::minutes(2));
-    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    let pass = app.run_timers_after(chrono::Duration::minutes(2)).await;
     assert_eq!(pass.deploys_timed_out, 1);
     let failed = deployment(&app, id).await;
     assert_eq!(failed.state, DeploymentState::Failed);

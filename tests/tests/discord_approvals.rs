@@ -442,9 +442,7 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     // The outcome is announced in the channel.
     let announcement = discord.next_post(CHANNEL).await;
     assert!(
-        announcement.body["content"]
-            .as_str()
-            .is_some_and(|t| t.contains("approved")),
+        announcement.text().contains("approved"),
         "{}",
         announcement.body
     );
@@ -503,9 +501,9 @@ async fn rejecting_asks_for_a_reason_in_a_modal() {
     assert!(card.contains("rejected"), "{card}");
     let announcement = discord.next_post(CHANNEL).await;
     assert!(
-        announcement.body["content"]
-            .as_str()
-            .is_some_and(|t| t.contains("rejected for production by carol")),
+        announcement
+            .text()
+            .contains("rejected for production by carol"),
         "{}",
         announcement.body
     );
@@ -529,25 +527,15 @@ async fn an_unanswered_request_expires_and_reminds_under_the_card() {
         .clone();
     assert!(card.body["embeds"].is_array());
 
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(20));
     // The background timer task may get there first; either way the reminder is sent once.
-    app.state.engine.run_due_timers().await.expect("timers");
+    app.run_timers_after(chrono::Duration::minutes(20)).await;
     // The wait-timer refresh and the reminder, a reply to the card.
     discord.next_edit(CHANNEL).await;
     let reminder = discord.next_post(CHANNEL).await;
     assert_eq!(reminder.body["message_reference"]["message_id"], card_id);
-    assert!(
-        reminder.body["content"]
-            .as_str()
-            .is_some_and(|t| t.contains("still waits")),
-        "{}",
-        reminder.body
-    );
+    assert!(reminder.text().contains("still waits"), "{}", reminder.body);
 
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(41));
-    app.state.engine.run_due_timers().await.expect("timers");
+    app.run_timers_after(chrono::Duration::minutes(41)).await;
     assert_eq!(app.request_state(request).await, "expired");
     let edit = discord.next_final_edit(CHANNEL).await;
     assert!(embed_text(&edit.body).contains("expired"), "{}", edit.body);
@@ -592,21 +580,11 @@ async fn a_redelivered_interaction_changes_nothing() {
 #[tokio::test]
 async fn a_discord_outage_delays_the_card_but_loses_nothing() {
     let discord = FakeDiscord::start().await;
-    discord.hiccup([
-        Hiccup::RateLimited {
-            retry_after_secs: 30,
-        },
-        Hiccup::Status(500),
-        Hiccup::Status(503),
-    ]);
+    discord.hiccup(Hiccup::outage());
     let signer = DiscordSigner::new();
     let app = start(&discord, &signer, None).await;
     staging_healthy(&app, "alice").await;
-    for _ in 0..10 {
-        app.outbox_idle().await;
-        app.clock.advance(chrono::Duration::seconds(31));
-        app.state.outbox.run_once().await.expect("outbox");
-    }
+    app.retry_outbox(10).await;
     discord.next_post(CHANNEL).await;
     discord.next_edit(CHANNEL).await;
     assert_eq!(discord.requests(), 5, "three failures, one post, one edit");

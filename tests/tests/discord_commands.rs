@@ -160,7 +160,7 @@ async fn commands_run_with_discords_typed_options() {
     let answer = slash(&app, &signer, ALICE, "flag", options.clone()).await;
     assert!(content(&answer).contains("now on"), "{answer}");
     let announcement = discord.next_post(CHANNEL).await;
-    let said = announcement.body["content"].as_str().unwrap_or_default();
+    let said = announcement.text();
     // Discord markdown is escaped in what users typed (`new\_checkout`).
     assert!(
         said.contains("alice set flag") && said.contains("payments fixed"),
@@ -231,9 +231,7 @@ async fn lock_unlock_and_rollback_run_from_discord() {
     );
     let announcement = discord.next_post(CHANNEL).await;
     assert!(
-        announcement.body["content"]
-            .as_str()
-            .is_some_and(|text| text.contains("incident 42")),
+        announcement.text().contains("incident 42"),
         "{}",
         announcement.body
     );

@@ -38,15 +38,10 @@ async fn ci_deployed_to_production(app: &TestApp, sha: &str) -> Value {
 }
 
 async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("JSON")
+    let (status, body) = app.get_with_token(path, API_TOKEN).await;
+    assert_eq!(status, 200);
+    assert!(body.is_object(), "{path}: {body}");
+    body
 }
 
 /// The value of `greenlight_unapproved_deploys_total` for shop production, 0 when absent.
@@ -76,7 +71,7 @@ async fn posted(slack: &FakeSlack, needle: &str) -> String {
     let call = slack
         .next_call_mentioning("chat.postMessage", CHANNEL, needle)
         .await;
-    call.body["text"].as_str().unwrap_or_default().to_owned()
+    call.text().to_owned()
 }
 
 #[tokio::test]

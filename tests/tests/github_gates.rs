@@ -354,15 +354,13 @@ async fn a_rule_nobody_answers_is_rejected_as_expired() {
     bot.protection_rule(SHA, 1).await;
     bot.github.next_status_report().await;
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(119));
-    bot.app.state.engine.run_due_timers().await.expect("timers");
+    bot.app
+        .run_timers_after(chrono::Duration::minutes(119))
+        .await;
     assert_eq!(bot.waiting_gates(SHA).await.len(), 1, "not due before 2 h");
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(1));
     // The app's own timer task may get there first; either way the rule is answered once.
-    let pass = bot.app.state.engine.run_due_timers().await.expect("timers");
+    let pass = bot.app.run_timers_after(chrono::Duration::minutes(1)).await;
     assert!(pass.gates_expired <= 1, "{pass:?}");
     let callback = bot.github.next_answer().await;
     assert_eq!(
@@ -534,9 +532,7 @@ async fn a_rule_held_by_a_lock_expires_naming_the_lock() {
     bot.protection_rule(SHA, 1).await;
     bot.github.next_status_report().await;
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::hours(2));
-    bot.app.state.engine.run_due_timers().await.expect("timers");
+    bot.app.run_timers_after(chrono::Duration::hours(2)).await;
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,

@@ -521,16 +521,12 @@ async fn a_successful_staging_deployment_opens_the_production_approval() {
     );
 
     // What people read: GET /api/v1/releases.
-    let response = bot
+    let (status, log) = bot
         .app
-        .client
-        .get(bot.app.url("/api/v1/releases?app=shop"))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .expect("GET /api/v1/releases");
-    assert_eq!(response.status(), 200);
-    let log: Value = response.json().await.expect("JSON");
+        .get_with_token("/api/v1/releases?app=shop", API_TOKEN)
+        .await;
+    assert_eq!(status, 200);
+    assert!(log.is_object(), "{log}");
     let release = &log["releases"][0];
     assert_eq!(release["sha"], FIXTURE_SHA);
     assert_eq!(release["image"], format!("ghcr.io/acme/shop:{FIXTURE_SHA}"));

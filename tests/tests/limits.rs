@@ -49,8 +49,36 @@ async fn spawn(limits: Limits) -> TestApp {
     spawn_app_with_limits(CONFIG, ENV, limits).await
 }
 
+/// `GET /health` on a kept-alive connection.
+const GET_HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n";
+
 async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.address).await.expect("connect")
+}
+
+async fn send(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.write_all(bytes).await.expect("send");
+}
+
+/// A new connection on which `bytes` were sent.
+async fn sent(app: &TestApp, bytes: &[u8]) -> TcpStream {
+    let mut stream = connect(app).await;
+    send(&mut stream, bytes).await;
+    stream
+}
+
+/// The status of `GET /health` on `stream`.
+async fn health_status(stream: &mut TcpStream) -> u16 {
+    send(stream, GET_HEALTH).await;
+    read_response(stream).await.0
+}
+
+/// The head of an authenticated CI event POST with `headers` (each ending in CRLF) added.
+fn events_request(headers: &str) -> String {
+    format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
+         Content-Type: application/json\r\n{headers}\r\n"
+    )
 }
 
 /// Reads one response (headers and a `Content-Length` body) from `stream`.
@@ -184,15 +212,11 @@ async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
         ),
     ];
     for (path, headers, length) in cases {
-        let mut stream = connect(&app).await;
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: greenlight\r\nContent-Type: application/json\r\n\
              Expect: 100-continue\r\nContent-Length: {length}\r\n{headers}\r\n"
         );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("send headers");
+        let mut stream = sent(&app, request.as_bytes()).await;
         let (status, head, body) = read_response(&mut stream).await;
         assert_eq!(status, 401, "{path} with {headers:?}: {head}");
         let body = json(&body);
@@ -208,13 +232,8 @@ async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
 #[tokio::test]
 async fn a_declared_body_over_the_route_limit_is_413_json_at_once() {
     let app = spawn(Limits::default()).await;
-    let mut stream = connect(&app).await;
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        2 << 20
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
+    let request = events_request(&format!("Content-Length: {}\r\n", 2 << 20));
+    let mut stream = sent(&app, request.as_bytes()).await;
     let (status, _, body) = read_response(&mut stream).await;
     assert_eq!(status, 413);
     let body = json(&body);
@@ -230,10 +249,7 @@ async fn a_declared_body_over_the_route_limit_is_413_json_at_once() {
 async fn a_chunked_body_is_cut_off_at_the_route_limit_with_json() {
     let app = spawn(Limits::default()).await;
     let (mut reader, mut writer) = connect(&app).await.into_split();
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-    );
+    let request = events_request("Transfer-Encoding: chunked\r\n");
     // 20 chunks of 100 KiB; the server may stop reading (and close) once past 1 MB.
     let sender = tokio::spawn(async move {
         writer.write_all(request.as_bytes()).await?;
@@ -260,22 +276,11 @@ async fn a_half_sent_request_header_is_closed_after_the_header_timeout() {
     })
     .await;
     // On a fresh connection, and on a kept-alive one after its first answer.
-    let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n")
-        .await
-        .expect("send part of the header");
+    let mut stream = sent(&app, b"GET /health HTTP/1.1\r\nHost: greenlight\r\n").await;
     closed_by_server(&mut stream, ANSWER_WITHIN).await;
     let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-        .await
-        .expect("send");
-    assert_eq!(read_response(&mut stream).await.0, 200);
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\n")
-        .await
-        .expect("send part of the next header");
+    assert_eq!(health_status(&mut stream).await, 200);
+    send(&mut stream, b"GET /health HTTP/1.1\r\n").await;
     closed_by_server(&mut stream, ANSWER_WITHIN).await;
     // The server itself is fine.
     assert_eq!(app.get("/health").await.status(), 200);
@@ -289,11 +294,7 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
         ..Limits::default()
     })
     .await;
-    let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-        .await
-        .expect("send");
+    let mut stream = sent(&app, GET_HEALTH).await;
     let (status, head, _) = read_response(&mut stream).await;
     assert_eq!(status, 200, "{head}");
     closed_by_server(&mut stream, ANSWER_WITHIN).await;
@@ -307,12 +308,8 @@ async fn a_body_slower_than_the_deadline_is_408_json() {
         ..Limits::default()
     })
     .await;
-    let mut stream = connect(&app).await;
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"event\":"
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
+    let request = events_request("Content-Length: 100\r\n") + "{\"event\":";
+    let mut stream = sent(&app, request.as_bytes()).await;
     let (status, _, body) = read_response(&mut stream).await;
     assert_eq!(status, 408);
     assert_eq!(json(&body)["error"], "request_timeout");
@@ -328,12 +325,8 @@ async fn over_the_in_flight_cap_a_route_answers_503_with_retry_after() {
     .await;
     // The first request stays inside its handler, which waits for the body; hyper answers
     // "100 Continue" exactly when the handler starts reading it.
-    let mut held = connect(&app).await;
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"
-    );
-    held.write_all(request.as_bytes()).await.expect("send");
+    let request = events_request("Expect: 100-continue\r\nContent-Length: 100\r\n");
+    let mut held = sent(&app, request.as_bytes()).await;
     let (status, _, _) = read_response(&mut held).await;
     assert_eq!(status, 100, "the handler reads the body");
 
@@ -448,18 +441,14 @@ async fn over_the_connection_cap_a_client_waits_until_a_connection_closes() {
     .await;
     // The one slot: a kept-alive connection, certainly accepted since it was answered.
     let mut first = connect(&app).await;
-    first
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-        .await
-        .expect("send");
-    assert_eq!(read_response(&mut first).await.0, 200);
+    assert_eq!(health_status(&mut first).await, 200);
     // A second client is connected by the kernel but not served while the slot is taken. (A
     // correct server never answers here, so the short look cannot make the test flaky.)
-    let mut second = connect(&app).await;
-    second
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
+    let mut second = sent(
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: greenlight\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await;
     assert!(early.is_err(), "served while the cap was reached");
@@ -479,11 +468,7 @@ async fn the_header_timeout_does_not_cut_an_idle_kept_alive_connection() {
     .await;
     let mut stream = connect(&app).await;
     for _ in 0..2 {
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-            .await
-            .expect("send");
-        assert_eq!(read_response(&mut stream).await.0, 200);
+        assert_eq!(health_status(&mut stream).await, 200);
         // Idle for longer than the header timeout (the idle timeout is 60 s): time passing is
         // what is tested here, nothing is waited for.
         tokio::time::sleep(Duration::from_millis(600)).await;

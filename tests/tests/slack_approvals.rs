@@ -207,7 +207,7 @@ async fn refused_clicks_say_why_and_change_nothing() {
         assert_eq!(response.status(), 200, "Slack always gets its ack");
         let reply = slack.next_response_url_post().await;
         assert_eq!(reply.body["response_type"], "ephemeral");
-        let text = reply.body["text"].as_str().unwrap_or_default();
+        let text = reply.text();
         assert!(text.contains(why), "{user}: {text:?} lacks {why:?}");
     }
     assert_eq!(app.request_state(request).await, "waiting");
@@ -260,9 +260,7 @@ async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
     // Bob again: counts once.
     interact(&app, &click(&slack, BOB, "approve", request)).await;
     let again = slack.next_response_url_post().await;
-    assert!(again.body["text"]
-        .as_str()
-        .is_some_and(|t| t.contains("counts once")));
+    assert!(again.text().contains("counts once"));
     assert_eq!(app.request_state(request).await, "waiting");
 
     interact(&app, &click(&slack, CAROL, "approve", request)).await;
@@ -281,13 +279,7 @@ async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
     // A late click on a final card changes nothing and says so.
     interact(&app, &click(&slack, ALICE, "approve", request)).await;
     let late = slack.next_response_url_post().await;
-    assert!(
-        late.body["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("already")),
-        "{}",
-        late.body
-    );
+    assert!(late.text().contains("already"), "{}", late.body);
     app.teardown().await;
 }
 
@@ -298,9 +290,7 @@ async fn rejecting_asks_for_a_reason_and_rejects() {
     // A non-reviewer's Reject is refused at once, without a modal.
     interact(&app, &click(&slack, DAVE, "reject", request)).await;
     let refusal = slack.next_response_url_post().await;
-    assert!(refusal.body["text"]
-        .as_str()
-        .is_some_and(|t| t.contains("not a reviewer")));
+    assert!(refusal.text().contains("not a reviewer"));
 
     // A reviewer's Reject opens the reason modal (even before the wait timer: rejecting early
     // is allowed).
@@ -339,9 +329,7 @@ async fn an_unanswered_request_expires_even_across_a_restart() {
 
     app.outbox_idle().await;
     let app = app.restart().await;
-    app.clock.advance(chrono::Duration::minutes(61));
-    // The app's own timer task may get there first; either way the request expires once.
-    app.state.engine.run_due_timers().await.expect("timers");
+    app.run_timers_after(chrono::Duration::minutes(61)).await;
     assert_eq!(app.request_state(request).await, "expired");
     let update = slack.next_final_update(CHANNEL).await;
     assert!(text_of(&update.body).contains("expired"), "{}", update.body);
@@ -351,9 +339,7 @@ async fn an_unanswered_request_expires_even_across_a_restart() {
 #[tokio::test]
 async fn reminders_go_to_the_cards_thread() {
     let (slack, app, request) = card_posted().await;
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(20));
-    app.state.engine.run_due_timers().await.expect("timers");
+    app.run_timers_after(chrono::Duration::minutes(20)).await;
     let reminder = slack.next_call("chat.postMessage", CHANNEL).await;
     assert!(reminder.body["thread_ts"].is_string(), "{}", reminder.body);
     assert_eq!(app.request_state(request).await, "waiting");
@@ -444,21 +430,11 @@ async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy() {
 #[tokio::test]
 async fn a_slack_outage_delays_the_card_but_loses_nothing() {
     let slack = FakeSlack::start().await;
-    slack.hiccup([
-        Hiccup::RateLimited {
-            retry_after_secs: 30,
-        },
-        Hiccup::Status(500),
-        Hiccup::Status(503),
-    ]);
+    slack.hiccup(Hiccup::outage());
     let app = start(&slack, STANDARD_POLICY, "").await;
     staging_healthy(&app, SHA).await;
     // Drive the outbox through the outage with the clock; the card arrives exactly once.
-    for _ in 0..10 {
-        app.outbox_idle().await;
-        app.clock.advance(chrono::Duration::seconds(31));
-        app.state.outbox.run_once().await.expect("outbox");
-    }
+    app.retry_outbox(10).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
     // The refresh when approvals open (5 minutes in) is an edit of that one post.
     slack.next_call("chat.update", CHANNEL).await;
@@ -567,9 +543,7 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
     assert_eq!(response.status(), 200);
     let reply = slack.next_call("chat.postEphemeral", CHANNEL).await;
     assert_eq!(reply.body["user"], DAVE);
-    assert!(reply.body["text"]
-        .as_str()
-        .is_some_and(|text| text.contains("not a reviewer")));
+    assert!(reply.text().contains("not a reviewer"));
 
     // The same signed click delivered twice (a replay) is applied once: one refusal recorded,
     // one reply.

@@ -76,7 +76,7 @@ async fn operators_change_flags_and_the_channel_is_told() {
     assert!(text(&reply).contains("new flag"), "{reply}");
 
     let announcement = slack.next_call("chat.postMessage", CHANNEL).await;
-    let said = announcement.body["text"].as_str().unwrap_or_default();
+    let said = announcement.text();
     assert!(
         said.contains("alice")
             && said.contains("new_checkout")
@@ -208,9 +208,7 @@ async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
     );
     let announcement = slack.next_call("chat.postMessage", CHANNEL).await;
     assert!(
-        announcement.body["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("db migration running")),
+        announcement.text().contains("db migration running"),
         "{}",
         announcement.body
     );
@@ -311,9 +309,8 @@ async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
         .next_call_mentioning("chat.postMessage", CHANNEL, "is rolling back")
         .await;
     assert!(
-        told.body["text"]
-            .as_str()
-            .is_some_and(|text| text.contains("alice is rolling back shop production")),
+        told.text()
+            .contains("alice is rolling back shop production"),
         "{}",
         told.body
     );
@@ -333,7 +330,7 @@ async fn futures_replies(slack: &FakeSlack, count: usize) -> Vec<String> {
     let mut replies = Vec::new();
     for _ in 0..count {
         let reply = slack.next_response_url_post().await;
-        replies.push(reply.body["text"].as_str().unwrap_or_default().to_owned());
+        replies.push(reply.text().to_owned());
     }
     replies
 }

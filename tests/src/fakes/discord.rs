@@ -14,14 +14,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use super::faults::Faults;
 use super::{Inbox, Recorded};
 
-/// What the fake answers to the next REST calls before behaving normally again.
-#[derive(Debug, Clone)]
-pub enum Hiccup {
-    /// `429 Too Many Requests` with `Retry-After` and Discord's JSON body (`retry_after`).
-    RateLimited { retry_after_secs: u64 },
-    /// A bare HTTP error status, e.g. 500 or 503.
-    Status(u16),
-}
+pub use super::faults::Hiccup;
 
 pub struct FakeDiscord {
     server: MockServer,
@@ -172,6 +165,7 @@ impl Respond for RestApi {
                         "retry_after": retry_after_secs as f64, "global": false}));
             }
             Some(Hiccup::Status(code)) => return ResponseTemplate::new(code),
+            Some(Hiccup::ApiError(message)) => return error(400, 50035, &message),
             None => {}
         }
         let recorded = record(request);

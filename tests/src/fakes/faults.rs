@@ -5,6 +5,31 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// What a platform fake answers to its next API calls before behaving normally again.
+#[derive(Debug, Clone)]
+pub enum Hiccup {
+    /// `429 Too Many Requests` with `Retry-After: seconds` and the platform's JSON body.
+    RateLimited { retry_after_secs: u64 },
+    /// A bare HTTP error status, e.g. 500 or 503.
+    Status(u16),
+    /// The platform's own refusal with this code (Slack: HTTP 200 `{"ok": false, "error": …}`,
+    /// e.g. `channel_not_found`; Discord: HTTP 400 with the code as its message).
+    ApiError(String),
+}
+
+impl Hiccup {
+    /// A short outage: throttled (retry after 30 s), then two server errors.
+    pub fn outage() -> [Hiccup; 3] {
+        [
+            Hiccup::RateLimited {
+                retry_after_secs: 30,
+            },
+            Hiccup::Status(500),
+            Hiccup::Status(503),
+        ]
+    }
+}
+
 pub struct Faults<F> {
     queued: Mutex<VecDeque<F>>,
     requests: AtomicUsize,

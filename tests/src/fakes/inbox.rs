@@ -44,6 +44,14 @@ impl Recorded {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The message's text: Slack's `text` or Discord's `content` (empty when it has neither).
+    pub fn text(&self) -> &str {
+        ["text", "content"]
+            .iter()
+            .find_map(|field| self.body[*field].as_str())
+            .unwrap_or_default()
+    }
+
     /// `POST /path` and the message's text (or the start of its body) on one line, for
     /// failure messages.
     fn summary(&self) -> String {

@@ -11,6 +11,7 @@ pub mod slack;
 
 pub use deploy_hook::{DeployHook, FakeProduction};
 pub use discord::FakeDiscord;
+pub use faults::Hiccup;
 pub use github::FakeGithub;
 pub use inbox::{started_on_this_thread, Inbox, Recorded};
 pub use slack::FakeSlack;

@@ -12,17 +12,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use super::faults::Faults;
 use super::{Inbox, Recorded};
 
-/// What the fake answers to the next Web API calls before behaving normally again.
-#[derive(Debug, Clone)]
-pub enum Hiccup {
-    /// `429 Too Many Requests` with `Retry-After: seconds` and Slack's JSON body
-    /// `{"ok": false, "error": "ratelimited"}`.
-    RateLimited { retry_after_secs: u64 },
-    /// A bare HTTP error status, e.g. 500 or 503.
-    Status(u16),
-    /// HTTP 200 with `{"ok": false, "error": code}`, e.g. `channel_not_found`.
-    ApiError(String),
-}
+pub use super::faults::Hiccup;
 
 pub struct FakeSlack {
     server: MockServer,
