@@ -10,6 +10,7 @@ use greenlight::app::{App, AppState};
 use greenlight::clock::Clock;
 use greenlight::config::{Config, DatabaseUrl};
 use greenlight::http::Limits;
+use greenlight::outbox::PassSummary;
 use greenlight_storage::Storage;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -221,14 +222,20 @@ impl TestApp {
         self.outbox_idle().await;
     }
 
+    /// Lets `wait` pass on the app's clock (once the outbox is idle, so nothing in flight looks
+    /// abandoned) and runs one outbox pass.
+    pub async fn outbox_pass_after(&self, wait: chrono::Duration) -> PassSummary {
+        self.outbox_idle().await;
+        self.clock.advance(wait);
+        self.state.outbox.run_once().await.expect("outbox pass")
+    }
+
     /// Runs `passes` outbox passes, each 31 s (on the app's clock) after the last, so what a
     /// platform refused for a while (throttled for 30 s, server errors) is retried until it
     /// goes through.
     pub async fn retry_outbox(&self, passes: usize) {
         for _ in 0..passes {
-            self.outbox_idle().await;
-            self.clock.advance(chrono::Duration::seconds(31));
-            self.state.outbox.run_once().await.expect("outbox pass");
+            self.outbox_pass_after(chrono::Duration::seconds(31)).await;
         }
     }
 

@@ -2,6 +2,7 @@
 //! exactly as Slack, GitHub and Discord sign, fake platform servers, and the shared fixtures.
 
 pub mod app;
+pub mod approvals;
 pub mod ci;
 pub mod clock;
 pub mod config;

@@ -39,4 +39,16 @@ impl TestApp {
             .filter(|entry| entry.kind == kind)
             .collect()
     }
+
+    /// Why each decision on request `id` was refused, in the order they came (empty for
+    /// accepted ones).
+    pub async fn refusal_reasons(&self, id: i64) -> Vec<String> {
+        self.storage()
+            .decisions(id)
+            .await
+            .expect("decisions")
+            .into_iter()
+            .map(|decision| decision.refused_reason.unwrap_or_default())
+            .collect()
+    }
 }

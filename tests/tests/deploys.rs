@@ -71,6 +71,16 @@ async fn deployer_reports(app: &TestApp, sha: &str, id: i64, status: &str) -> Va
     .await
 }
 
+/// Carol unlocks production; she is allowed to.
+async fn unlock(app: &TestApp) -> UnlockOutcome {
+    app.state
+        .engine
+        .unlock(&shop(), &prod(), "carol")
+        .await
+        .expect("stored")
+        .expect("allowed")
+}
+
 async fn deployment(app: &TestApp, id: i64) -> Deployment {
     app.storage().deployment(id).await.expect("deployment")
 }
@@ -246,13 +256,7 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
     assert_eq!(card.lock.map(|lock| lock.by), Some("greenlight".to_owned()));
 
     // /unlock starts it, once.
-    let unlocked = app
-        .state
-        .engine
-        .unlock(&shop(), &prod(), "carol")
-        .await
-        .expect("stored")
-        .expect("allowed");
+    let unlocked = unlock(&app).await;
     let UnlockOutcome::Unlocked { released, .. } = unlocked else {
         panic!("production was locked: {unlocked:?}");
     };
@@ -275,13 +279,7 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
     );
     slack_with(&slack, "chat.postMessage", "unlocked by carol").await;
     // Unlocking again finds nothing to unlock and starts nothing.
-    let again = app
-        .state
-        .engine
-        .unlock(&shop(), &prod(), "carol")
-        .await
-        .expect("stored")
-        .expect("allowed");
+    let again = unlock(&app).await;
     assert_eq!(again, UnlockOutcome::NotLocked);
     app.deliver_due().await;
     hook.assert_all_read();
@@ -650,11 +648,7 @@ async fn locking_a_locked_environment_says_who_holds_it_and_changes_nothing() {
     app.deliver_due().await;
     slack_with(&slack, "chat.postMessage", "locked by carol: incident 42").await;
 
-    let unlocked = engine
-        .unlock(&shop(), &prod(), "carol")
-        .await
-        .expect("stored")
-        .expect("allowed");
+    let unlocked = unlock(&app).await;
     assert!(matches!(
         unlocked,
         UnlockOutcome::Unlocked { released: None, .. }

@@ -4,7 +4,7 @@
 //! together. Everything runs through the real app against fake Discord and Slack servers, with
 //! interactions signed as Discord signs them and a manual clock.
 
-use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::approvals::{self, card_texts, shop_config, STANDARD_POLICY};
 use greenlight_tests::clock::manual_clock;
 use greenlight_tests::config::{discord_section, slack_section, SLACK_SIGNING_SECRET};
 use greenlight_tests::fakes::discord::{has_buttons, Hiccup};
@@ -27,14 +27,6 @@ const NOBODY: &str = "100000000000000099";
 const SLACK_CHANNEL: &str = "C0DEPLOYS";
 const SLACK_BOB: &str = "U0BOB0001";
 const SLACK_ALICE: &str = "U0ALICE01";
-
-const STANDARD_POLICY: &str = r#"
-reviewers = ["group:sre", "carol"]
-required_approvals = 2
-wait_timer = "5m"
-approval_timeout = "1h"
-reminder_every = "20m"
-"#;
 
 /// Greenlight with Discord (and, when `slack` is given, Slack as well) and one gated app.
 async fn start(
@@ -61,22 +53,9 @@ bob = {{ discord = "{BOB}", slack = "{SLACK_BOB}", github = "bob-gh" }}
 carol = {{ discord = "{CAROL}", github = "carol" }}
 dave = {{ discord = "{DAVE}", github = "dave" }}
 
-[groups]
-sre = ["alice", "bob"]
-
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {channels}
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-{STANDARD_POLICY}
-"#,
+{shop}"#,
         discord_section = discord_section(&signer.public_key_hex(), &discord.api_url()),
+        shop = shop_config(&channels, STANDARD_POLICY),
     );
     spawn_app_with_clock(&config, &[], manual_clock()).await
 }
@@ -93,17 +72,7 @@ async fn card_posted() -> (FakeDiscord, DiscordSigner, TestApp, i64) {
 
 /// CI reports a build by `author` and its healthy staging deploy; returns the request id.
 async fn staging_healthy(app: &TestApp, author: &str) -> i64 {
-    ci::report(
-        app,
-        "shop-ci",
-        ci::build(SHA).with(
-            json!({"author": author, "message": "Fix checkout rounding\n\nDetails **here**"}),
-        ),
-    )
-    .await;
-    let healthy =
-        ci::deployed("staging", SHA, "success").with(json!({"smoke": ci::smoke_passed()}));
-    ci::opened_request(&ci::report(app, "shop-ci", healthy).await)
+    approvals::staging_healthy(app, SHA, author).await
 }
 
 /// Opens approvals (the 5-minute wait timer) and reads the card's refresh that comes with it.
@@ -307,21 +276,12 @@ async fn the_card_is_posted_once_with_approve_and_reject() {
     let post = discord.next_post(CHANNEL).await;
     assert_eq!(post.header("authorization"), Some("Bot discord-bot-token"));
     let card = embed_text(&post.body);
-    for needle in [
-        "shop → production",
-        &SHA[..7],
-        &format!("ghcr.io/acme/shop:{SHA}"),
-        "alice",
-        "Fix checkout rounding",
-        r"Details \\*\\*here\\*\\*",
-        "health",
-        "200 OK",
-        "needs 2 of: sre, carol",
-        "self-review blocked",
-        "opens 12:05 UTC",
-        &format!("https://github.com/acme/shop/commit/{SHA}"),
-    ] {
-        assert!(card.contains(needle), "card lacks {needle:?}: {card}");
+    let markdown_escaped = r"Details \\*\\*here\\*\\*".to_owned();
+    for needle in ["shop → production".to_owned(), markdown_escaped]
+        .into_iter()
+        .chain(card_texts(SHA))
+    {
+        assert!(card.contains(&needle), "card lacks {needle:?}: {card}");
     }
     assert_eq!(
         post.body["components"],
@@ -335,7 +295,7 @@ async fn the_card_is_posted_once_with_approve_and_reject() {
     staging_healthy(&app, "alice").await;
     app.outbox_idle().await;
     app.state.outbox.run_once().await.expect("outbox");
-    assert_eq!(discord.requests(), 1);
+    assert_eq!(discord.api_requests(), 1);
     let stored = app
         .storage()
         .chat_messages(&format!("approval:{request}"))
@@ -370,16 +330,8 @@ async fn refused_clicks_are_private_and_say_why() {
     }
     assert_eq!(app.request_state(request).await, "waiting");
     assert_eq!(app.approver_count(request).await, 0);
-    let reasons: Vec<_> = app
-        .storage()
-        .decisions(request)
-        .await
-        .expect("decisions")
-        .iter()
-        .map(|d| d.refused_reason.clone().unwrap_or_default())
-        .collect();
     assert_eq!(
-        reasons,
+        app.refusal_reasons(request).await,
         ["unknown_user", "not_reviewer", "self_review", "too_early"]
     );
     // Refusals are told in the answer only; nothing is posted in the channel.
@@ -587,7 +539,11 @@ async fn a_discord_outage_delays_the_card_but_loses_nothing() {
     app.retry_outbox(10).await;
     discord.next_post(CHANNEL).await;
     discord.next_edit(CHANNEL).await;
-    assert_eq!(discord.requests(), 5, "three failures, one post, one edit");
+    assert_eq!(
+        discord.api_requests(),
+        5,
+        "three failures, one post, one edit"
+    );
     discord.assert_all_read();
     app.teardown().await;
 }

@@ -160,12 +160,27 @@ impl GateBot {
             .expect("waiting gates")
     }
 
+    /// GitHub received `count` callback requests in all, refused ones included.
+    fn assert_callback_attempts(&self, count: usize) {
+        assert_eq!(
+            self.github.callback_attempts(),
+            count,
+            "{:#?}",
+            self.github.attempt_log()
+        );
+    }
+
     /// Lets everything due be delivered, then checks GitHub got nothing more than the test read.
     async fn teardown(self) {
         self.app.state.outbox.run_once().await.expect("outbox pass");
         self.github.assert_all_read();
         self.app.teardown().await;
     }
+}
+
+/// A protection-rule answer as GitHub should receive it.
+fn gate_answer(state: &str, comment: &str) -> Value {
+    json!({"environment_name": "Production", "state": state, "comment": comment})
 }
 
 fn bearer(token: &str) -> String {
@@ -213,11 +228,7 @@ async fn a_rule_waits_for_staging_then_is_answered_by_the_approval() {
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({
-            "environment_name": "Production",
-            "state": "approved",
-            "comment": "approved in Greenlight by alice, bob",
-        })
+        gate_answer("approved", "approved in Greenlight by alice, bob")
     );
     assert!(callback
         .path
@@ -249,15 +260,10 @@ async fn a_rule_waits_for_staging_then_is_answered_by_the_approval() {
     );
 
     // Exactly once each: a later pass sends nothing more.
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(30));
-    bot.app.state.outbox.run_once().await.expect("outbox pass");
-    assert_eq!(
-        bot.github.callback_attempts(),
-        3,
-        "{:#?}",
-        bot.github.attempt_log()
-    );
+    bot.app
+        .outbox_pass_after(chrono::Duration::minutes(30))
+        .await;
+    bot.assert_callback_attempts(3);
     bot.teardown().await;
 }
 
@@ -284,11 +290,7 @@ async fn a_rejection_in_greenlight_rejects_the_rule_with_the_reason() {
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({
-            "environment_name": "Production",
-            "state": "rejected",
-            "comment": "rejected by bob: breaks checkout",
-        })
+        gate_answer("rejected", "rejected by bob: breaks checkout")
     );
     bot.teardown().await;
 }
@@ -304,11 +306,7 @@ async fn a_rule_for_a_sha_whose_staging_failed_is_rejected_at_once() {
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({
-            "environment_name": "Production",
-            "state": "rejected",
-            "comment": "smoke checks failed in staging: checkout",
-        })
+        gate_answer("rejected", "smoke checks failed in staging: checkout")
     );
 
     // A rule that waited for staging is rejected when the deploy there fails.
@@ -363,10 +361,7 @@ async fn a_rule_nobody_answers_is_rejected_as_expired() {
     let pass = bot.app.run_timers_after(chrono::Duration::minutes(1)).await;
     assert!(pass.gates_expired <= 1, "{pass:?}");
     let callback = bot.github.next_answer().await;
-    assert_eq!(
-        callback.body,
-        json!({"environment_name": "Production", "state": "rejected", "comment": "expired"})
-    );
+    assert_eq!(callback.body, gate_answer("rejected", "expired"));
     let gate = bot.app.storage().github_gate(1).await.expect("the gate");
     assert_eq!(gate.answer, Some(GateAnswer::Rejected));
     // The hour-old token was replaced before use rather than risked near its end.
@@ -382,28 +377,18 @@ async fn a_github_outage_delays_the_answer_which_arrives_once() {
 
     bot.protection_rule(FAULTY_SHA, 1).await;
     bot.github.wait_for_callback_attempts(1).await;
-    bot.app.outbox_idle().await;
     // Less than the outbox lease, more than the first backoff: only the retry is due.
-    bot.app.clock.advance(chrono::Duration::seconds(30));
-    bot.app.state.outbox.run_once().await.expect("outbox pass");
+    bot.app
+        .outbox_pass_after(chrono::Duration::seconds(30))
+        .await;
     let callback = bot.github.next_answer().await;
     assert_eq!(callback.body["state"], "rejected");
-    assert_eq!(
-        bot.github.callback_attempts(),
-        2,
-        "{:#?}",
-        bot.github.attempt_log()
-    );
+    bot.assert_callback_attempts(2);
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(30));
-    bot.app.state.outbox.run_once().await.expect("outbox pass");
-    assert_eq!(
-        bot.github.callback_attempts(),
-        2,
-        "{:#?}",
-        bot.github.attempt_log()
-    );
+    bot.app
+        .outbox_pass_after(chrono::Duration::minutes(30))
+        .await;
+    bot.assert_callback_attempts(2);
     bot.teardown().await;
 }
 
@@ -536,8 +521,10 @@ async fn a_rule_held_by_a_lock_expires_naming_the_lock() {
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({"environment_name": "Production", "state": "rejected",
-            "comment": "expired: production is locked by bob (db migration)"})
+        gate_answer(
+            "rejected",
+            "expired: production is locked by bob (db migration)"
+        )
     );
     bot.teardown().await;
 }

@@ -7,7 +7,6 @@ use greenlight_tests::config::{slack_section, SLACK_SIGNING_SECRET as SECRET};
 use greenlight_tests::fakes::FakeSlack;
 use greenlight_tests::inbound::slack as from_slack;
 use greenlight_tests::shop::{production, shop};
-use greenlight_tests::signing::slack_signature;
 use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 
@@ -172,19 +171,7 @@ async fn ssl_checks_and_unsigned_commands() {
     let slack = FakeSlack::start().await;
     let app = start(&slack).await;
     let body = b"ssl_check=1&token=x".to_vec();
-    let timestamp = app.clock.now().timestamp();
-    let response = app
-        .client
-        .post(app.url("/slack/commands"))
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signature(SECRET, timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("request");
+    let response = from_slack::post_signed(&app, "/slack/commands", body, SECRET, 0).await;
     assert_eq!(response.status(), 200);
     let unsigned = app
         .client

@@ -305,7 +305,7 @@ async fn a_redelivered_post_posts_nothing() {
     .await;
     h.deliver_all(1).await;
 
-    assert_eq!(h.slack.web_api_requests(), 1);
+    assert_eq!(h.slack.api_requests(), 1);
     h.posted_ts().await;
     h.slack.assert_all_read();
 }
@@ -364,7 +364,7 @@ async fn an_update_before_the_post_waits_for_it() {
         .enqueue(SlackEffect::UpdateCard { card: h.card() }, "update:early")
         .await;
     assert_eq!(h.pass().await.retried, 1);
-    assert_eq!(h.slack.web_api_requests(), 0);
+    assert_eq!(h.slack.api_requests(), 0);
     let item = h.storage.outbox_item(update).await.expect("item");
     assert!(item
         .last_error
@@ -419,7 +419,7 @@ async fn throttling_and_an_outage_delay_the_card_but_post_it_exactly_once() {
     let item = h.storage.outbox_item(id).await.expect("item");
     assert_eq!(item.state, OutboxState::Delivered);
     assert_eq!(item.attempts, 3);
-    assert_eq!(h.slack.web_api_requests(), 3);
+    assert_eq!(h.slack.api_requests(), 3);
 
     h.slack.next_call("chat.postMessage", CHANNEL).await;
     h.posted_ts().await;

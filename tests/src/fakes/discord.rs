@@ -5,28 +5,24 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 use wiremock::matchers::path_regex;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
-use super::faults::Faults;
-use super::{Inbox, Recorded};
+use super::platform::{PlatformFake, Shared};
+use super::Recorded;
 
 pub use super::faults::Hiccup;
 
-pub struct FakeDiscord {
-    server: MockServer,
-    pub bot_token: String,
-    inbox: Inbox,
-    faults: Arc<Faults<Hiccup>>,
-}
+/// Stands for Discord among the platform fakes.
+pub enum Discord {}
+
+pub type FakeDiscord = PlatformFake<Discord>;
 
 struct RestApi {
-    bot_token: String,
-    inbox: Inbox,
-    faults: Arc<Faults<Hiccup>>,
+    shared: Shared,
     next_id: AtomicU64,
     /// `nonce` → message id, for `enforce_nonce`.
     nonces: Mutex<HashMap<String, String>>,
@@ -34,47 +30,21 @@ struct RestApi {
 
 impl FakeDiscord {
     pub async fn start() -> Self {
-        let server = MockServer::start().await;
-        let bot_token = crate::config::DISCORD_BOT_TOKEN.to_owned();
-        let inbox = Inbox::new("Discord");
-        let faults = Arc::new(Faults::default());
-        Mock::given(path_regex(r"^/api/v10/"))
-            .respond_with(RestApi {
-                bot_token: bot_token.clone(),
-                inbox: inbox.clone(),
-                faults: faults.clone(),
-                next_id: AtomicU64::new(1_300_000_000_000_000_000),
-                nonces: Mutex::new(HashMap::new()),
-            })
-            .mount(&server)
-            .await;
-        Self {
-            server,
-            bot_token,
-            inbox,
-            faults,
-        }
-    }
-
-    /// What Greenlight sent, for reads the methods below do not cover and for
-    /// [`Inbox::allow_unread`].
-    pub fn inbox(&self) -> &Inbox {
-        &self.inbox
+        Self::start_with("Discord", crate::config::DISCORD_BOT_TOKEN, |shared| {
+            vec![
+                Mock::given(path_regex(r"^/api/v10/")).respond_with(RestApi {
+                    shared: shared.clone(),
+                    next_id: AtomicU64::new(1_300_000_000_000_000_000),
+                    nonces: Mutex::new(HashMap::new()),
+                }),
+            ]
+        })
+        .await
     }
 
     /// The value for `discord.api_url`.
     pub fn api_url(&self) -> String {
-        self.server.uri()
-    }
-
-    /// Makes the next REST calls fail in the given ways, in order.
-    pub fn hiccup(&self, hiccups: impl IntoIterator<Item = Hiccup>) {
-        self.faults.queue(hiccups);
-    }
-
-    /// REST requests received so far, including those answered with a hiccup or refused.
-    pub fn requests(&self) -> usize {
-        self.faults.requests()
+        self.uri()
     }
 
     /// The next message posted in `channel` (a card, an announcement or a reply to the card).
@@ -126,14 +96,9 @@ impl FakeDiscord {
         matches: impl Fn(&Recorded) -> bool,
         what: &str,
     ) -> Recorded {
-        self.inbox
+        self.inbox()
             .next(what, |r| r.method == http_method && matches(r))
             .await
-    }
-
-    /// Fails when the app sent something the test never looked at.
-    pub fn assert_all_read(&self) {
-        self.inbox.assert_all_read();
     }
 }
 
@@ -157,7 +122,7 @@ fn error(status: u16, code: u64, message: &str) -> ResponseTemplate {
 
 impl Respond for RestApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        match self.faults.arrived() {
+        match self.shared.faults.arrived() {
             Some(Hiccup::RateLimited { retry_after_secs }) => {
                 return ResponseTemplate::new(429)
                     .insert_header("Retry-After", retry_after_secs.to_string().as_str())
@@ -177,7 +142,7 @@ impl Respond for RestApi {
         let is_webhook = segments.first() == Some(&"webhooks");
         // Interaction webhooks are authorized by their token; everything else by the bot's.
         let authorized = is_webhook
-            || recorded.header("authorization") == Some(&format!("Bot {}", self.bot_token));
+            || recorded.header("authorization") == Some(&format!("Bot {}", self.shared.bot_token));
         if !authorized {
             return error(401, 0, "401: Unauthorized");
         }
@@ -212,7 +177,7 @@ impl Respond for RestApi {
             ("PATCH", ["webhooks", _, _, "messages", "@original"]) => recorded.body.clone(),
             _ => return error(404, 0, "404: Not Found"),
         };
-        self.inbox.push(recorded);
+        self.shared.inbox.push(recorded);
         ResponseTemplate::new(200).set_body_json(reply)
     }
 }

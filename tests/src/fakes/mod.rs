@@ -7,6 +7,7 @@ pub mod discord;
 mod faults;
 pub mod github;
 mod inbox;
+pub mod platform;
 pub mod slack;
 
 pub use deploy_hook::{DeployHook, FakeProduction};

@@ -3,95 +3,62 @@
 //! errors, `ts` per message) and able to throttle with `429 Retry-After` or fail with 5xx.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
-use super::faults::Faults;
-use super::{Inbox, Recorded};
+use super::platform::{PlatformFake, Shared};
+use super::Recorded;
 
 pub use super::faults::Hiccup;
 
-pub struct FakeSlack {
-    server: MockServer,
-    pub bot_token: String,
-    inbox: Inbox,
-    faults: Arc<Faults<Hiccup>>,
-}
+/// Stands for Slack among the platform fakes.
+pub enum Slack {}
+
+pub type FakeSlack = PlatformFake<Slack>;
 
 struct WebApi {
-    bot_token: String,
-    inbox: Inbox,
-    faults: Arc<Faults<Hiccup>>,
+    shared: Shared,
     next_ts: AtomicU64,
 }
 
 impl FakeSlack {
     pub async fn start() -> Self {
-        let server = MockServer::start().await;
-        let bot_token = "xoxb-test-token".to_owned();
-        let inbox = Inbox::new("Slack");
-        let faults = Arc::new(Faults::default());
-        Mock::given(method("POST"))
-            .and(path_regex(r"^/api/[a-zA-Z.]+$"))
-            .respond_with(WebApi {
-                bot_token: bot_token.clone(),
-                inbox: inbox.clone(),
-                faults: faults.clone(),
-                next_ts: AtomicU64::new(1_700_000_000_000_100),
-            })
-            .mount(&server)
-            .await;
-        let hooks = inbox.clone();
-        Mock::given(method("POST"))
-            .and(path_regex(r"^/hooks/"))
-            .respond_with(move |request: &Request| {
-                hooks.push(record(request));
-                ResponseTemplate::new(200).set_body_string("ok")
-            })
-            .mount(&server)
-            .await;
-        Self {
-            server,
-            bot_token,
-            inbox,
-            faults,
-        }
-    }
-
-    /// What Greenlight sent, for reads the methods below do not cover and for
-    /// [`Inbox::allow_unread`].
-    pub fn inbox(&self) -> &Inbox {
-        &self.inbox
+        Self::start_with("Slack", "xoxb-test-token", |shared| {
+            let hooks = shared.inbox.clone();
+            vec![
+                Mock::given(method("POST"))
+                    .and(path_regex(r"^/api/[a-zA-Z.]+$"))
+                    .respond_with(WebApi {
+                        shared: shared.clone(),
+                        next_ts: AtomicU64::new(1_700_000_000_000_100),
+                    }),
+                Mock::given(method("POST"))
+                    .and(path_regex(r"^/hooks/"))
+                    .respond_with(move |request: &Request| {
+                        hooks.push(record(request));
+                        ResponseTemplate::new(200).set_body_string("ok")
+                    }),
+            ]
+        })
+        .await
     }
 
     /// The value for `slack.api_url`.
     pub fn api_url(&self) -> String {
-        format!("{}/api", self.server.uri())
+        format!("{}/api", self.uri())
     }
 
     /// A `response_url` that Slack would put in an interaction payload.
     pub fn response_url(&self, id: &str) -> String {
-        format!("{}/hooks/{id}", self.server.uri())
-    }
-
-    /// Makes the next Web API calls fail in the given ways, in order.
-    pub fn hiccup(&self, hiccups: impl IntoIterator<Item = Hiccup>) {
-        self.faults.queue(hiccups);
-    }
-
-    /// Web API requests received so far, including those answered with a hiccup or refused
-    /// (which the inbox does not keep).
-    pub fn web_api_requests(&self) -> usize {
-        self.faults.requests()
+        format!("{}/hooks/{id}", self.uri())
     }
 
     /// The next call of Web API `method_name` (e.g. `chat.postMessage`) to `channel`.
     pub async fn next_call(&self, method_name: &str, channel: &str) -> Recorded {
         let path = format!("/api/{method_name}");
-        self.inbox
+        self.inbox()
             .next(&format!("{method_name} to {channel}"), |r| {
                 r.path == path && r.body["channel"] == channel
             })
@@ -107,7 +74,7 @@ impl FakeSlack {
         needle: &str,
     ) -> Recorded {
         let path = format!("/api/{method_name}");
-        self.inbox
+        self.inbox()
             .next(
                 &format!("{method_name} to {channel} mentioning {needle:?}"),
                 |r| {
@@ -133,26 +100,21 @@ impl FakeSlack {
     /// Lets this test leave cards (posts and edits with Block Kit blocks) unread, for `reason`,
     /// while plain messages to the channel must still be read.
     pub fn allow_unread_cards(&self, reason: &str) {
-        self.inbox
+        self.inbox()
             .allow_unread_where(reason, |call| !call.body["blocks"].is_null());
     }
 
     /// The next call of Web API `method_name` that names no channel (e.g. `views.open`).
     pub async fn next_method(&self, method_name: &str) -> Recorded {
         let path = format!("/api/{method_name}");
-        self.inbox.next(method_name, |r| r.path == path).await
+        self.inbox().next(method_name, |r| r.path == path).await
     }
 
     /// The next message posted to a `response_url`.
     pub async fn next_response_url_post(&self) -> Recorded {
-        self.inbox
+        self.inbox()
             .next("response_url post", |r| r.path.starts_with("/hooks/"))
             .await
-    }
-
-    /// Fails when the app sent something the test never looked at.
-    pub fn assert_all_read(&self) {
-        self.inbox.assert_all_read();
     }
 }
 
@@ -180,7 +142,7 @@ fn record(request: &Request) -> Recorded {
 
 impl Respond for WebApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        match self.faults.arrived() {
+        match self.shared.faults.arrived() {
             Some(Hiccup::RateLimited { retry_after_secs }) => {
                 // As Slack answers (JSON envelope, `Retry-After` in seconds).
                 return ResponseTemplate::new(429)
@@ -198,7 +160,7 @@ impl Respond for WebApi {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == format!("Bearer {}", self.bot_token));
+            .is_some_and(|v| v == format!("Bearer {}", self.shared.bot_token));
         if !authorized {
             return ResponseTemplate::new(200)
                 .set_body_json(json!({"ok": false, "error": "not_authed"}));
@@ -223,7 +185,7 @@ impl Respond for WebApi {
             "auth.test" => json!({"ok": true, "user_id": "UBOT", "team_id": "T0FAKE"}),
             _ => json!({"ok": false, "error": "unknown_method"}),
         };
-        self.inbox.push(recorded);
+        self.shared.inbox.push(recorded);
         ResponseTemplate::new(200).set_body_json(reply)
     }
 }

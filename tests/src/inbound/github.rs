@@ -18,14 +18,19 @@ pub fn delivery_id() -> String {
     )
 }
 
-/// POSTs `body` to `/webhooks/github` with GitHub's `User-Agent` and `Content-Type` and exactly
-/// the other `headers` given.
+/// POSTs `body` to `/webhooks/github` with GitHub's `User-Agent`, `Content-Type:
+/// application/json` unless `headers` name another, and exactly the other `headers` given.
 pub async fn post(app: &TestApp, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::Response {
     let mut request = app
         .client
         .post(app.url("/webhooks/github"))
-        .header("Content-Type", "application/json")
         .header("User-Agent", "GitHub-Hookshot/044aadd");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        request = request.header("Content-Type", "application/json");
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
