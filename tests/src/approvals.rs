@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::ci::{self, Fields};
+use crate::config::shop_app;
 use crate::shop::image;
 use crate::TestApp;
 
@@ -23,23 +24,11 @@ reminder_every = "20m"
 /// `sre` (alice and bob, who must be among the people), and shop posting to `channels` with
 /// staging and then production under `production`.
 pub fn shop_config(channels: &str, production: &str) -> String {
+    let keys =
+        format!("repository = \"acme/shop\"\nci_token = \"{CI_TOKEN}\"\nchannels = {channels}");
     format!(
-        r#"
-[groups]
-sre = ["alice", "bob"]
-
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "{CI_TOKEN}"
-channels = {channels}
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-{production}
-"#
+        "[groups]\nsre = [\"alice\", \"bob\"]\n\n{}",
+        shop_app(&keys, "", production)
     )
 }
 

@@ -28,6 +28,17 @@ pub fn discord_section(public_key: &str, api_url: &str) -> String {
     )
 }
 
+/// `[apps.shop]` with shop's image and `keys` (its CI token, channels, operators, …), its
+/// staging with `staging`, and its production after staging with `production` (the policy,
+/// the deployer). Each argument is TOML, one key per line.
+pub fn shop_app(keys: &str, staging: &str, production: &str) -> String {
+    format!(
+        "[apps.shop]\nimage = \"ghcr.io/acme/shop\"\n{keys}\n\n\
+         [apps.shop.environments.staging]\n{staging}\n\n\
+         [apps.shop.environments.production]\nafter = \"staging\"\n{production}\n"
+    )
+}
+
 /// An environment's `deploy = …` through `hook`, signed with the secret in `${HOOK_SECRET}`.
 pub fn http_deploy(hook: &DeployHook) -> String {
     format!(

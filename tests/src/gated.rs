@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::ci::{self, Fields};
 use crate::clock::manual_clock;
-use crate::config::{slack_section, SLACK_SIGNING_SECRET};
+use crate::config::{shop_app, slack_section, SLACK_SIGNING_SECRET};
 use crate::fakes::{FakeProduction, FakeSlack};
 use crate::shop::{production, shop};
 use crate::{spawn_app_with_clock, TestApp};
@@ -39,22 +39,16 @@ api_token = "{API_TOKEN}"
 alice = {{ slack = "{ALICE}", github = "alice" }}
 carol = {{ slack = "{CAROL}", github = "carol" }}
 
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "{CI_TOKEN}"
-channels = {{ slack = "{CHANNEL}" }}
-operators = ["carol"]
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["carol"]
-{deploy}
-{smoke}
-"#,
+{shop}"#,
         slack = slack_section(slack, &format!("\"{SLACK_SIGNING_SECRET}\"")),
+        shop = shop_app(
+            &format!(
+                "repository = \"acme/shop\"\nci_token = \"{CI_TOKEN}\"\n\
+                 channels = {{ slack = \"{CHANNEL}\" }}\noperators = [\"carol\"]"
+            ),
+            "",
+            &format!("reviewers = [\"carol\"]\n{deploy}\n{smoke}"),
+        ),
     )
 }
 

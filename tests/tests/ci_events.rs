@@ -3,6 +3,7 @@
 
 use greenlight_storage::ReleaseFilter;
 use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::config::shop_app;
 use greenlight_tests::{spawn_app_with, TestApp};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -33,27 +34,22 @@ carol = {{ slack = "U0CAROL01", github = "carol" }}
 [groups]
 sre = ["alice", "bob"]
 
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "${{SHOP_CI_TOKEN}}"
-channels = {{ slack = "C0DEPLOYS" }}
-
-[apps.shop.environments.staging]
-{staging_extra}
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["group:sre", "carol"]
-required_approvals = 2
-wait_timer = "5m"
-
+{shop}
 [apps.web]
 image = "ghcr.io/acme/web"
 ci_token = "${{WEB_CI_TOKEN}}"
 
 [apps.web.environments.staging]
-"#
+"#,
+        shop = shop_app(
+            r#"repository = "acme/shop"
+ci_token = "${SHOP_CI_TOKEN}"
+channels = { slack = "C0DEPLOYS" }"#,
+            staging_extra,
+            r#"reviewers = ["group:sre", "carol"]
+required_approvals = 2
+wait_timer = "5m""#,
+        ),
     )
 }
 

@@ -6,7 +6,9 @@ use std::path::Path;
 use clap::Parser;
 use greenlight::cli::Cli;
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{discord_section, DISCORD_APPLICATION_ID as APPLICATION_ID};
+use greenlight_tests::config::{
+    discord_section, shop_app, DISCORD_APPLICATION_ID as APPLICATION_ID,
+};
 use greenlight_tests::fakes::FakeDiscord;
 use greenlight_tests::inbound::discord::{interact, post_signed_at, slash_command};
 use greenlight_tests::shop;
@@ -28,19 +30,16 @@ fn config(api_url: &str, public_key: &str) -> String {
 alice = {{ discord = "{ALICE}" }}
 dave = {{ discord = "{DAVE}" }}
 
-[apps.shop]
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {{ discord = "{CHANNEL}" }}
-operators = ["alice"]
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["alice"]
-"#,
+{shop}"#,
         discord = discord_section(public_key, api_url),
+        shop = shop_app(
+            &format!(
+                "ci_token = \"shop-ci\"\nchannels = {{ discord = \"{CHANNEL}\" }}\n\
+                 operators = [\"alice\"]"
+            ),
+            "",
+            r#"reviewers = ["alice"]"#,
+        ),
     )
 }
 

@@ -8,7 +8,7 @@ use greenlight_commands::Verdict;
 use greenlight_storage::{gates, ApprovalRequest, GateAnswer, GithubGate};
 use greenlight_tests::ci::{self, Fields};
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{slack_section, SLACK_SIGNING_SECRET};
+use greenlight_tests::config::{shop_app, slack_section, SLACK_SIGNING_SECRET};
 use greenlight_tests::fakes::github::{private_key_file, APP_ID};
 use greenlight_tests::fakes::{FakeGithub, FakeSlack};
 use greenlight_tests::inbound::github::{self as from_github, delivery_id};
@@ -52,21 +52,18 @@ impl GateBot {
             alice = {{ slack = "U0ALICE", github = "alice" }}
             bob = {{ slack = "U0BOB", github = "bob" }}
 
-            [apps.shop]
-            repository = "Codertocat/Hello-World"
-            image = "ghcr.io/acme/shop"
-            ci_token = "${{SHOP_CI_TOKEN}}"
-            channels = {{ slack = "{CHANNEL}" }}
-
-            [apps.shop.environments.staging]
-
-            [apps.shop.environments.production]
-            after = "staging"
-            reviewers = ["alice", "bob"]
-            required_approvals = 2
-            approval_timeout = "2h"
-            deploy = {{ kind = "github-protection-rule" }}
-            "#,
+            {shop}"#,
+            shop = shop_app(
+                &format!(
+                    "repository = \"Codertocat/Hello-World\"\nci_token = \"${{SHOP_CI_TOKEN}}\"\n\
+                     channels = {{ slack = \"{CHANNEL}\" }}"
+                ),
+                "",
+                r#"reviewers = ["alice", "bob"]
+required_approvals = 2
+approval_timeout = "2h"
+deploy = { kind = "github-protection-rule" }"#,
+            ),
             slack = slack_section(&slack, &format!("\"{SLACK_SIGNING_SECRET}\"")),
             key = private_key_file().display(),
             github_url = github.api_url(),

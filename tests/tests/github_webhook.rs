@@ -3,7 +3,7 @@
 
 use greenlight_commands::{CommitSha, EnvironmentName};
 use greenlight_storage::{gates, AuditEntry, AuditFilter, ReleaseFilter, ReleaseSummary};
-use greenlight_tests::config::{slack_section, SLACK_SIGNING_SECRET};
+use greenlight_tests::config::{shop_app, slack_section, SLACK_SIGNING_SECRET};
 use greenlight_tests::fakes::FakeSlack;
 use greenlight_tests::inbound::github::{self as from_github, delivery_id, protection_rule};
 use greenlight_tests::shop::{production, sha, shop};
@@ -48,19 +48,7 @@ impl GithubBot {
             [people]
             alice = {{ slack = "U0ALICE", github = "alice" }}
 
-            [apps.shop]
-            repository = "Codertocat/Hello-World"
-            image = "ghcr.io/acme/shop"
-            ci_token = "${{SHOP_CI_TOKEN}}"
-            channels = {{ slack = "C0DEPLOYS" }}
-
-            [apps.shop.environments.staging]
-
-            [apps.shop.environments.production]
-            after = "staging"
-            reviewers = ["alice"]
-            approval_timeout = "2h"
-
+            {shop}
             [apps.octo]
             repository = "octo-org/octo-repo"
             image = "ghcr.io/octo-org/octo-repo"
@@ -69,6 +57,13 @@ impl GithubBot {
             [apps.octo.environments.production]
             "#,
             slack = slack_section(&slack, &format!("\"{SLACK_SIGNING_SECRET}\"")),
+            shop = shop_app(
+                r#"repository = "Codertocat/Hello-World"
+ci_token = "${SHOP_CI_TOKEN}"
+channels = { slack = "C0DEPLOYS" }"#,
+                "",
+                "reviewers = [\"alice\"]\napproval_timeout = \"2h\"",
+            ),
         );
         let app = spawn_app_with(
             &config,

@@ -3,7 +3,7 @@
 
 use greenlight_tests::ci::{self, Fields};
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{slack_section, SLACK_SIGNING_SECRET as SECRET};
+use greenlight_tests::config::{shop_app, slack_section, SLACK_SIGNING_SECRET as SECRET};
 use greenlight_tests::fakes::FakeSlack;
 use greenlight_tests::inbound::slack as from_slack;
 use greenlight_tests::shop::{production, shop};
@@ -31,20 +31,16 @@ dave = {{ slack = "{DAVE}" }}
 [groups]
 sre = ["alice", "bob"]
 
-[apps.shop]
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {{ slack = "{CHANNEL}" }}
-operators = ["group:sre"]
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["group:sre"]
-{production_extra}
-"#,
+{shop}"#,
         slack = slack_section(slack, r#""${SLACK_SIGNING_SECRET}""#),
+        shop = shop_app(
+            &format!(
+                "ci_token = \"shop-ci\"\nchannels = {{ slack = \"{CHANNEL}\" }}\n\
+                 operators = [\"group:sre\"]"
+            ),
+            "",
+            &format!("reviewers = [\"group:sre\"]\n{production_extra}"),
+        ),
     );
     spawn_app_with_clock(&config, &[("SLACK_SIGNING_SECRET", SECRET)], manual_clock()).await
 }

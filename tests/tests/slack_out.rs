@@ -19,6 +19,7 @@ use greenlight_storage::{
     ApprovalSource, ApprovalTransition, NewApprovalRequest, NewDecision, NewDeployment, NewRelease,
     OutboxState, SmokeResult, Storage,
 };
+use greenlight_tests::config::shop_app;
 use greenlight_tests::fakes::slack::Hiccup;
 use greenlight_tests::fakes::{FakeSlack, Recorded};
 use serde_json::{json, Value};
@@ -63,19 +64,16 @@ api_url = "{api_url}"
 alice = {{ slack = "U012AB3CD", github = "alice" }}
 carol = {{ slack = "U0CAROL01", github = "carol" }}
 
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci-token"
-channels = {{ slack = "{CHANNEL}" }}
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["carol", "alice"]
-"#,
-                api_url = slack.api_url()
+{shop}"#,
+                api_url = slack.api_url(),
+                shop = shop_app(
+                    &format!(
+                        "repository = \"acme/shop\"\nci_token = \"shop-ci-token\"\n\
+                         channels = {{ slack = \"{CHANNEL}\" }}"
+                    ),
+                    "",
+                    r#"reviewers = ["carol", "alice"]"#,
+                ),
             ),
             &|_| None,
         )
