@@ -10,7 +10,6 @@ use greenlight::app::{App, AppState};
 use greenlight::clock::Clock;
 use greenlight::config::{Config, DatabaseUrl};
 use greenlight::http::Limits;
-use greenlight::outbox::PassSummary;
 use greenlight_storage::Storage;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -27,7 +26,8 @@ pub struct TestApp {
     /// Holds the database file; removed when the test ends.
     pub dir: TempDir,
     config: Config,
-    /// The inboxes of the fakes started for this test; teardown fails on what is unread there.
+    /// The inboxes of the fakes started on this test's thread (those started before the app
+    /// now, any started later at teardown); teardown fails on what is unread there.
     fakes: Vec<Inbox>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -209,36 +209,6 @@ impl TestApp {
         restarted
     }
 
-    /// Delivers everything due now (in as many passes as that takes) and waits until the outbox
-    /// is idle again.
-    pub async fn deliver_due(&self) {
-        self.outbox_idle().await;
-        for _ in 0..100 {
-            let pass = self.state.outbox.run_once().await.expect("outbox pass");
-            if pass.delivered + pass.retried + pass.dead == 0 {
-                break;
-            }
-        }
-        self.outbox_idle().await;
-    }
-
-    /// Lets `wait` pass on the app's clock (once the outbox is idle, so nothing in flight looks
-    /// abandoned) and runs one outbox pass.
-    pub async fn outbox_pass_after(&self, wait: chrono::Duration) -> PassSummary {
-        self.outbox_idle().await;
-        self.clock.advance(wait);
-        self.state.outbox.run_once().await.expect("outbox pass")
-    }
-
-    /// Runs `passes` outbox passes, each 31 s (on the app's clock) after the last, so what a
-    /// platform refused for a while (throttled for 30 s, server errors) is retried until it
-    /// goes through.
-    pub async fn retry_outbox(&self, passes: usize) {
-        for _ in 0..passes {
-            self.outbox_pass_after(chrono::Duration::seconds(31)).await;
-        }
-    }
-
     /// Stops the app the way SIGTERM does and fails the test if the server errored, any
     /// background task panicked while it ran, or a fake received something the test never read.
     /// What is due is delivered first, so the check does not depend on how far the background
@@ -253,7 +223,7 @@ impl TestApp {
         assert!(
             unread.is_empty(),
             "the fakes received what the test never read (read it, e.g. with `next_call` or \
-             `inbox().read_all()`, or say why it may stay unread with `inbox().allow_unread`):\n{}",
+             `inbox().take_all()`, or say why it may stay unread with `inbox().allow_unread`):\n{}",
             unread.join("\n")
         );
     }

@@ -9,9 +9,14 @@ pub const DISCORD_APPLICATION_ID: &str = "1100000000000000001";
 /// The bot token `FakeDiscord` accepts.
 pub const DISCORD_BOT_TOKEN: &str = "discord-bot-token";
 
+/// `[slack]` talking to `slack`, signing with [`SLACK_SIGNING_SECRET`].
+pub fn slack_section(slack: &FakeSlack) -> String {
+    slack_section_signed_with(slack, &format!("\"{SLACK_SIGNING_SECRET}\""))
+}
+
 /// `[slack]` talking to `slack`; `signing_secret` is the TOML value (a quoted string, a
 /// `"${VAR}"`, or a rotation list).
-pub fn slack_section(slack: &FakeSlack, signing_secret: &str) -> String {
+pub fn slack_section_signed_with(slack: &FakeSlack, signing_secret: &str) -> String {
     format!(
         "[slack]\nbot_token = \"{}\"\nsigning_secret = {signing_secret}\napi_url = \"{}\"\n",
         slack.bot_token,

@@ -1,12 +1,43 @@
-//! Driving the engine directly, as a platform's click or a background task would: for tests
-//! about what a decision or the passing of time causes rather than how it arrives.
+//! Driving the engine and the outbox directly, as a platform's click or a background task
+//! would: for tests about what a decision or the passing of time causes, never by sleeping.
 
 use greenlight::engine::{ChatActor, DecisionReply, ReplyTo, TimerPass};
+use greenlight::outbox::PassSummary;
 use greenlight_commands::{Platform, Verdict};
 
 use crate::TestApp;
 
 impl TestApp {
+    /// Delivers everything due now (in as many passes as that takes) and waits until the outbox
+    /// is idle again.
+    pub async fn deliver_due(&self) {
+        self.outbox_idle().await;
+        for _ in 0..100 {
+            let pass = self.state.outbox.run_once().await.expect("outbox pass");
+            if pass.delivered + pass.retried + pass.dead == 0 {
+                break;
+            }
+        }
+        self.outbox_idle().await;
+    }
+
+    /// Lets `wait` pass on the app's clock (once the outbox is idle, so nothing in flight looks
+    /// abandoned) and runs one outbox pass.
+    pub async fn outbox_pass_after(&self, wait: chrono::Duration) -> PassSummary {
+        self.outbox_idle().await;
+        self.clock.advance(wait);
+        self.state.outbox.run_once().await.expect("outbox pass")
+    }
+
+    /// Runs `passes` outbox passes, each 31 s (on the app's clock) after the last, so what a
+    /// platform refused for a while (throttled for 30 s, server errors) is retried until it
+    /// goes through.
+    pub async fn retry_outbox(&self, passes: usize) {
+        for _ in 0..passes {
+            self.outbox_pass_after(chrono::Duration::seconds(31)).await;
+        }
+    }
+
     /// Slack user `user` decides request `request`; nobody is told the answer.
     pub async fn decide_on_slack(
         &self,

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::ci::{self, Fields};
 use crate::clock::manual_clock;
-use crate::config::{shop_app, slack_section, SLACK_SIGNING_SECRET};
+use crate::config::{shop_app, slack_section};
 use crate::fakes::{FakeProduction, FakeSlack};
 use crate::shop::{production, shop};
 use crate::{spawn_app_with_clock, TestApp};
@@ -40,7 +40,7 @@ alice = {{ slack = "{ALICE}", github = "alice" }}
 carol = {{ slack = "{CAROL}", github = "carol" }}
 
 {shop}"#,
-        slack = slack_section(slack, &format!("\"{SLACK_SIGNING_SECRET}\"")),
+        slack = slack_section(slack),
         shop = shop_app(
             &format!(
                 "repository = \"acme/shop\"\nci_token = \"{CI_TOKEN}\"\n\

@@ -34,9 +34,7 @@ async fn start(
     signer: &DiscordSigner,
     slack: Option<&FakeSlack>,
 ) -> TestApp {
-    let slack_section = slack
-        .map(|slack| slack_section(slack, &format!("\"{SLACK_SIGNING_SECRET}\"")))
-        .unwrap_or_default();
+    let slack_section = slack.map(slack_section).unwrap_or_default();
     let channels = if slack.is_some() {
         format!("{{ slack = \"{SLACK_CHANNEL}\", discord = \"{CHANNEL}\" }}")
     } else {
@@ -77,9 +75,7 @@ async fn staging_healthy(app: &TestApp, author: &str) -> i64 {
 
 /// Opens approvals (the 5-minute wait timer) and reads the card's refresh that comes with it.
 async fn open_approvals(app: &TestApp, discord: &FakeDiscord) -> Recorded {
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(5));
-    app.state.outbox.run_once().await.expect("outbox");
+    app.outbox_pass_after(chrono::Duration::minutes(5)).await;
     discord.next_edit(CHANNEL).await
 }
 
@@ -293,8 +289,7 @@ async fn the_card_is_posted_once_with_approve_and_reject() {
 
     // The same staging report again posts nothing more.
     staging_healthy(&app, "alice").await;
-    app.outbox_idle().await;
-    app.state.outbox.run_once().await.expect("outbox");
+    app.deliver_due().await;
     assert_eq!(discord.api_requests(), 1);
     let stored = app
         .storage()

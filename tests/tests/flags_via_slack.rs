@@ -26,7 +26,7 @@ operators = ["alice"]
 [apps.shop.environments.production]
 flags_token = "{FLAGS_TOKEN}"
 "#,
-        slack = slack_section(slack, &format!("\"{SECRET}\"")),
+        slack = slack_section(slack),
     );
     spawn_app_with(&config, &[]).await
 }

@@ -8,7 +8,7 @@ use greenlight_commands::Verdict;
 use greenlight_storage::{gates, ApprovalRequest, GateAnswer, GithubGate};
 use greenlight_tests::ci::{self, Fields};
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{shop_app, slack_section, SLACK_SIGNING_SECRET};
+use greenlight_tests::config::{shop_app, slack_section};
 use greenlight_tests::fakes::github::{private_key_file, APP_ID};
 use greenlight_tests::fakes::{FakeGithub, FakeSlack};
 use greenlight_tests::inbound::github::{self as from_github, delivery_id};
@@ -64,7 +64,7 @@ required_approvals = 2
 approval_timeout = "2h"
 deploy = { kind = "github-protection-rule" }"#,
             ),
-            slack = slack_section(&slack, &format!("\"{SLACK_SIGNING_SECRET}\"")),
+            slack = slack_section(&slack),
             key = private_key_file().display(),
             github_url = github.api_url(),
         );

@@ -3,7 +3,7 @@
 
 use greenlight_commands::{CommitSha, EnvironmentName};
 use greenlight_storage::{gates, AuditEntry, AuditFilter, ReleaseFilter, ReleaseSummary};
-use greenlight_tests::config::{shop_app, slack_section, SLACK_SIGNING_SECRET};
+use greenlight_tests::config::{shop_app, slack_section};
 use greenlight_tests::fakes::FakeSlack;
 use greenlight_tests::inbound::github::{self as from_github, delivery_id, protection_rule};
 use greenlight_tests::shop::{production, sha, shop};
@@ -56,7 +56,7 @@ impl GithubBot {
 
             [apps.octo.environments.production]
             "#,
-            slack = slack_section(&slack, &format!("\"{SLACK_SIGNING_SECRET}\"")),
+            slack = slack_section(&slack),
             shop = shop_app(
                 r#"repository = "Codertocat/Hello-World"
 ci_token = "${SHOP_CI_TOKEN}"

@@ -7,7 +7,7 @@ use greenlight_tests::approvals::{
 };
 use greenlight_tests::ci::{self, Fields};
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{slack_section, SLACK_SIGNING_SECRET as SIGNING_SECRET};
+use greenlight_tests::config::{slack_section_signed_with, SLACK_SIGNING_SECRET as SIGNING_SECRET};
 use greenlight_tests::fakes::slack::{has_buttons, Hiccup};
 use greenlight_tests::fakes::FakeSlack;
 use greenlight_tests::inbound::slack::{self as from_slack, interaction_body};
@@ -34,7 +34,7 @@ carol = {{ slack = "{CAROL}", github = "carol" }}
 dave = {{ slack = "{DAVE}" }}
 {extra_people}
 {shop}"#,
-        slack = slack_section(slack, r#"["old-secret", "${SLACK_SIGNING_SECRET}"]"#),
+        slack = slack_section_signed_with(slack, r#"["old-secret", "${SLACK_SIGNING_SECRET}"]"#),
         shop = shop_config(&format!("{{ slack = \"{CHANNEL}\" }}"), production),
     )
 }
@@ -125,7 +125,7 @@ async fn the_card_appears_once_with_what_a_reviewer_needs() {
 
     // Reporting the same deploy again posts nothing more.
     ci(&app, healthy_in_staging(SHA)).await;
-    app.state.outbox.run_once().await.expect("outbox");
+    app.deliver_due().await;
     assert_eq!(slack.api_requests(), 1);
     slack.assert_all_read();
     app.teardown().await;
@@ -193,10 +193,8 @@ async fn refused_clicks_say_why_and_change_nothing() {
 #[tokio::test]
 async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
     let (slack, app, request) = card_posted().await;
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(5));
     // The card is refreshed when approvals open, dropping "opens 12:05 UTC".
-    app.state.outbox.run_once().await.expect("outbox");
+    app.outbox_pass_after(chrono::Duration::minutes(5)).await;
     let opened = slack.next_call("chat.update", CHANNEL).await;
     assert!(
         !text_of(&opened.body).contains("opens 12:05"),
@@ -525,8 +523,7 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
         .expect("decisions")
         .len();
     assert_eq!(before, after, "the replay recorded nothing");
-    app.outbox_idle().await;
-    app.state.outbox.run_once().await.expect("outbox");
+    app.deliver_due().await;
     slack.assert_all_read();
     app.teardown().await;
 }

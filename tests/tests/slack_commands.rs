@@ -3,7 +3,9 @@
 
 use greenlight_tests::ci::{self, Fields};
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{shop_app, slack_section, SLACK_SIGNING_SECRET as SECRET};
+use greenlight_tests::config::{
+    shop_app, slack_section_signed_with, SLACK_SIGNING_SECRET as SECRET,
+};
 use greenlight_tests::fakes::FakeSlack;
 use greenlight_tests::inbound::slack as from_slack;
 use greenlight_tests::shop::{production, shop};
@@ -32,7 +34,7 @@ dave = {{ slack = "{DAVE}" }}
 sre = ["alice", "bob"]
 
 {shop}"#,
-        slack = slack_section(slack, r#""${SLACK_SIGNING_SECRET}""#),
+        slack = slack_section_signed_with(slack, r#""${SLACK_SIGNING_SECRET}""#),
         shop = shop_app(
             &format!(
                 "ci_token = \"shop-ci\"\nchannels = {{ slack = \"{CHANNEL}\" }}\n\

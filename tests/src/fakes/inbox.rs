@@ -55,12 +55,12 @@ impl Recorded {
     /// `POST /path` and the message's text (or the start of its body) on one line, for
     /// failure messages.
     fn summary(&self) -> String {
-        let text = ["text", "content"]
-            .iter()
-            .find_map(|field| self.body[*field].as_str())
-            .map_or_else(|| self.body.to_string(), |text| format!("{text:?}"));
-        let short: String = text.chars().take(SHORT_BODY).collect();
-        let cut = if short.len() < text.len() { "…" } else { "" };
+        let shown = match self.text() {
+            "" => self.body.to_string(),
+            text => format!("{text:?}"),
+        };
+        let short: String = shown.chars().take(SHORT_BODY).collect();
+        let cut = if short.len() < shown.len() { "…" } else { "" };
         format!("{} {} {short}{cut}", self.method, self.path)
     }
 }
