@@ -1,5 +1,6 @@
 //! `spawn_app`: the real Greenlight, built through the same `App::build` as `main`, listening on
-//! 127.0.0.1 port 0 with its own SQLite file.
+//! 127.0.0.1 port 0 with its own SQLite file; at teardown, the fakes it talked to must have had
+//! everything they received read.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +16,8 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::fakes::{self, Inbox};
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
@@ -24,6 +27,9 @@ pub struct TestApp {
     /// Holds the database file; removed when the test ends.
     pub dir: TempDir,
     config: Config,
+    /// The inboxes of the fakes started on this test's thread (those started before the app
+    /// now, any started later at teardown); teardown fails on what is unread there.
+    fakes: Vec<Inbox>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -105,6 +111,7 @@ async fn start(config: Config, dir: TempDir, clock: Clock, limits: Limits) -> Te
         clock,
         dir,
         config,
+        fakes: fakes::started_on_this_thread(),
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -168,6 +175,20 @@ impl TestApp {
             .unwrap_or_else(|error| panic!("GET {path}: {error}"))
     }
 
+    /// `GET path` with `token` as its bearer token: the status and the JSON answer (`null` when
+    /// the answer is not JSON).
+    pub async fn get_with_token(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Stops the app (as SIGTERM would) and starts it again on the same database, config and
     /// clock: what survives this survives a restart.
     pub async fn restart(mut self) -> TestApp {
@@ -176,19 +197,36 @@ impl TestApp {
             &mut self.dir,
             tempfile::tempdir().expect("temporary folder"),
         );
-        start(
+        let mut restarted = start(
             self.config.clone(),
             dir,
             self.clock.clone(),
             self.state.limits,
         )
-        .await
+        .await;
+        restarted
+            .fakes
+            .splice(0..0, std::mem::take(&mut self.fakes));
+        restarted
     }
 
-    /// Stops the app the way SIGTERM does and fails the test if the server errored or any
-    /// background task panicked while it ran.
+    /// Stops the app the way SIGTERM does and fails the test if the server errored, any
+    /// background task panicked while it ran, or a fake received something the test never read.
+    /// What is due is delivered first, so the check does not depend on how far the background
+    /// outbox worker got.
     pub async fn teardown(mut self) {
+        self.fakes.extend(fakes::started_on_this_thread());
+        if !self.fakes.is_empty() {
+            self.deliver_due().await;
+        }
         self.stop().await;
+        let unread: Vec<String> = self.fakes.iter().flat_map(Inbox::unread_report).collect();
+        assert!(
+            unread.is_empty(),
+            "the fakes received what the test never read (read it, e.g. with `next_call` or \
+             `inbox().take_all()`, or say why it may stay unread with `inbox().allow_unread`):\n{}",
+            unread.join("\n")
+        );
     }
 
     async fn stop(&mut self) {

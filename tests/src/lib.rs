@@ -1,10 +1,21 @@
-//! Test harness for Greenlight: the real app on port 0 with a fresh SQLite file, request signing
-//! exactly as Slack, GitHub and Discord sign, fake platform servers, and the shared fixtures.
+//! Test harness for Greenlight: the real app on port 0 with a fresh SQLite file (`app`), fake
+//! platform servers whose unread traffic fails teardown (`fakes`), requests signed exactly as
+//! Slack, GitHub and Discord sign them (`signing`, `inbound`), CI's events (`ci`), shared
+//! config pieces and setups (`config`, `gated`, `approvals`), and the shared fixtures.
 
 pub mod app;
+pub mod approvals;
+pub mod ci;
+pub mod clock;
+pub mod config;
+mod drive;
 pub mod fakes;
 pub mod fixtures;
 pub mod fuzz;
+pub mod gated;
+pub mod inbound;
+mod records;
+pub mod shop;
 pub mod signing;
 
 pub use app::{spawn_app, spawn_app_with, spawn_app_with_clock, spawn_app_with_limits, TestApp};

@@ -1,7 +1,9 @@
 //! CI reports builds and deployments over `POST /api/v1/events`; the release log and the read
 //! APIs show what happened.
 
-use greenlight_storage::{AuditFilter, ReleaseFilter};
+use greenlight_storage::ReleaseFilter;
+use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::config::shop_app;
 use greenlight_tests::{spawn_app_with, TestApp};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -32,27 +34,22 @@ carol = {{ slack = "U0CAROL01", github = "carol" }}
 [groups]
 sre = ["alice", "bob"]
 
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "${{SHOP_CI_TOKEN}}"
-channels = {{ slack = "C0DEPLOYS" }}
-
-[apps.shop.environments.staging]
-{staging_extra}
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["group:sre", "carol"]
-required_approvals = 2
-wait_timer = "5m"
-
+{shop}
 [apps.web]
 image = "ghcr.io/acme/web"
 ci_token = "${{WEB_CI_TOKEN}}"
 
 [apps.web.environments.staging]
-"#
+"#,
+        shop = shop_app(
+            r#"repository = "acme/shop"
+ci_token = "${SHOP_CI_TOKEN}"
+channels = { slack = "C0DEPLOYS" }"#,
+            staging_extra,
+            r#"reviewers = ["group:sre", "carol"]
+required_approvals = 2
+wait_timer = "5m""#,
+        ),
     )
 }
 
@@ -68,54 +65,18 @@ async fn start(staging_extra: &str) -> TestApp {
     .await
 }
 
-async fn post_event(app: &TestApp, token: Option<&str>, body: &Value) -> (u16, Value) {
-    post_raw(app, token, body.to_string().into_bytes(), None).await
-}
-
-async fn post_raw(
-    app: &TestApp,
-    token: Option<&str>,
-    body: Vec<u8>,
-    idempotency_key: Option<&str>,
-) -> (u16, Value) {
-    let mut request = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(key) = idempotency_key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn read_api(app: &TestApp, path: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.get_with_token(path, API_TOKEN).await
 }
 
 fn build(sha: &str) -> Value {
-    json!({"event": "build", "app": "shop", "sha": sha,
-        "image": format!("ghcr.io/acme/shop:{sha}"), "ref": "refs/heads/main",
-        "author": "alice", "message": "Fix checkout\n\nLonger body",
-        "committed_at": "2026-11-26T10:00:00Z", "url": "https://ci.example/run/1"})
+    ci::build(sha).with(json!({"ref": "refs/heads/main", "author": "alice",
+        "message": "Fix checkout\n\nLonger body", "committed_at": "2026-11-26T10:00:00Z",
+        "url": "https://ci.example/run/1"}))
 }
 
 fn deployed(sha: &str, status: &str) -> Value {
-    json!({"event": "deployed", "app": "shop", "environment": "staging", "sha": sha,
-        "status": status, "url": "https://ci.example/run/2"})
+    ci::deployed("staging", sha, status).with(json!({"url": "https://ci.example/run/2"}))
 }
 
 async fn releases(app: &TestApp) -> Vec<greenlight_storage::ReleaseSummary> {
@@ -131,7 +92,7 @@ async fn releases(app: &TestApp) -> Vec<greenlight_storage::ReleaseSummary> {
 #[tokio::test]
 async fn a_build_is_recorded_once_however_often_ci_sends_it() {
     let app = start("").await;
-    let (status, first) = post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    let (status, first) = ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
     assert_eq!(status, 202, "{first}");
     assert_eq!(first["release"]["sha"], SHA);
     assert_eq!(
@@ -143,41 +104,27 @@ async fn a_build_is_recorded_once_however_often_ci_sends_it() {
         format!("https://github.com/acme/shop/commit/{SHA}")
     );
 
-    let (status, again) = post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    let (status, again) = ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
     assert_eq!(status, 202);
     assert_eq!(again, first, "a repeat answers exactly as the first time");
     assert_eq!(releases(&app).await.len(), 1);
-    let audit = app
-        .storage()
-        .list_audit(&AuditFilter {
-            limit: 50,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("audit");
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e.kind == "release_recorded")
-            .count(),
-        1
-    );
+    assert_eq!(app.audit("release_recorded").await.len(), 1);
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn tokens_are_checked_before_anything_else() {
     let app = start("").await;
-    let (status, body) = post_event(&app, None, &build(SHA)).await;
+    let (status, body) = ci::post(&app, None, &build(SHA)).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "unauthorized");
-    let (status, _) = post_event(&app, Some("wrong"), &build(SHA)).await;
+    let (status, _) = ci::post(&app, Some("wrong"), &build(SHA)).await;
     assert_eq!(status, 401);
     // A garbage body with a wrong token is still a 401, not a 400: no parsing before auth.
-    let (status, _) = post_raw(&app, Some("wrong"), b"not json".to_vec(), None).await;
+    let (status, _) = ci::post_bytes(&app, Some("wrong"), b"not json".to_vec(), None).await;
     assert_eq!(status, 401);
     // Another app's token.
-    let (status, body) = post_event(&app, Some(WEB_TOKEN), &build(SHA)).await;
+    let (status, body) = ci::post(&app, Some(WEB_TOKEN), &build(SHA)).await;
     assert_eq!(status, 403);
     assert!(
         body["detail"].as_str().is_some_and(|d| d.contains("web")),
@@ -235,7 +182,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
         (json!(["build"]), 400, "object"),
     ];
     for (body, expected_status, mention) in cases {
-        let (status, reply) = post_event(&app, Some(SHOP_TOKEN), &body).await;
+        let (status, reply) = ci::post(&app, Some(SHOP_TOKEN), &body).await;
         assert_eq!(status, expected_status, "{body} → {reply}");
         let detail = reply["detail"].as_str().unwrap_or_default();
         assert!(
@@ -244,11 +191,12 @@ async fn bad_input_names_the_field_and_changes_nothing() {
         );
     }
     for raw in [&b"{\"event\": \"build\""[..], b"", b"\xff\xfe"] {
-        let (status, reply) = post_raw(&app, Some(SHOP_TOKEN), raw.to_vec(), None).await;
+        let (status, reply) = ci::post_bytes(&app, Some(SHOP_TOKEN), raw.to_vec(), None).await;
         assert_eq!(status, 400, "{raw:?} → {reply}");
         assert_eq!(reply["error"], "bad_request");
     }
-    let (status, _) = post_raw(&app, Some(SHOP_TOKEN), vec![b' '; 2 * 1024 * 1024], None).await;
+    let (status, _) =
+        ci::post_bytes(&app, Some(SHOP_TOKEN), vec![b' '; 2 * 1024 * 1024], None).await;
     assert_eq!(status, 413);
     assert!(releases(&app).await.is_empty());
     app.teardown().await;
@@ -257,8 +205,8 @@ async fn bad_input_names_the_field_and_changes_nothing() {
 #[tokio::test]
 async fn healthy_in_staging_opens_the_production_approval() {
     let app = start("").await;
-    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
-    let (status, reply) = post_event(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
+    ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    let (status, reply) = ci::post(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply["deployment"]["state"], "healthy");
     let request = &reply["approval_requests"][0];
@@ -302,7 +250,7 @@ async fn a_deployed_event_for_an_unknown_release_creates_it_when_it_names_the_im
     let app = start("").await;
     let mut event = deployed(SHA, "success");
     event["image"] = json!(format!("ghcr.io/acme/shop@sha256:{}", "a".repeat(64)));
-    let (status, reply) = post_event(&app, Some(SHOP_TOKEN), &event).await;
+    let (status, reply) = ci::post(&app, Some(SHOP_TOKEN), &event).await;
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply["release"]["image"], event["image"]);
     assert_eq!(releases(&app).await.len(), 1);
@@ -312,13 +260,13 @@ async fn a_deployed_event_for_an_unknown_release_creates_it_when_it_names_the_im
 #[tokio::test]
 async fn failing_ci_smoke_makes_the_release_not_promotable() {
     let app = start("").await;
-    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
     let mut event = deployed(SHA, "success");
     event["smoke"] = json!({"status": "failed", "checks": [
         {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"},
         {"name": "checkout", "status": "failed", "duration_ms": 5003, "detail": "503 Service Unavailable"}
     ]});
-    let (status, reply) = post_event(&app, Some(SHOP_TOKEN), &event).await;
+    let (status, reply) = ci::post(&app, Some(SHOP_TOKEN), &event).await;
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply["deployment"]["state"], "faulty");
     assert_eq!(reply["approval_requests"], json!([]));
@@ -335,8 +283,8 @@ async fn failing_ci_smoke_makes_the_release_not_promotable() {
 #[tokio::test]
 async fn a_failed_deploy_is_recorded_as_failed() {
     let app = start("").await;
-    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
-    let (status, reply) = post_event(&app, Some(SHOP_TOKEN), &deployed(SHA, "failure")).await;
+    ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    let (status, reply) = ci::post(&app, Some(SHOP_TOKEN), &deployed(SHA, "failure")).await;
     assert_eq!(status, 202);
     assert_eq!(reply["deployment"]["state"], "failed");
     assert_eq!(reply["approval_requests"], json!([]));
@@ -347,8 +295,8 @@ async fn a_failed_deploy_is_recorded_as_failed() {
 async fn a_newer_release_supersedes_the_waiting_one() {
     let app = start("").await;
     for sha in [SHA, NEWER] {
-        post_event(&app, Some(SHOP_TOKEN), &build(sha)).await;
-        post_event(&app, Some(SHOP_TOKEN), &deployed(sha, "success")).await;
+        ci::post(&app, Some(SHOP_TOKEN), &build(sha)).await;
+        ci::post(&app, Some(SHOP_TOKEN), &deployed(sha, "success")).await;
     }
     let (_, production) = read_api(&app, "/api/v1/apps/shop/environments/production").await;
     assert_eq!(production["pending_approval"]["sha"], NEWER);
@@ -376,17 +324,17 @@ async fn a_newer_release_supersedes_the_waiting_one() {
 #[tokio::test]
 async fn the_same_deployment_reported_twice_is_one_deployment() {
     let app = start("").await;
-    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
-    let (_, first) = post_event(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
-    let (status, second) = post_event(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
+    ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    let (_, first) = ci::post(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
+    let (status, second) = ci::post(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
     assert_eq!(status, 202);
     assert_eq!(first, second);
 
     // With an Idempotency-Key, the key decides: same key, same answer, whatever the body.
     let body = build(NEWER).to_string().into_bytes();
-    let (_, keyed) = post_raw(&app, Some(SHOP_TOKEN), body, Some("run-7")).await;
+    let (_, keyed) = ci::post_bytes(&app, Some(SHOP_TOKEN), body, Some("run-7")).await;
     let other = build(SHA).to_string().into_bytes();
-    let (status, repeat) = post_raw(&app, Some(SHOP_TOKEN), other, Some("run-7")).await;
+    let (status, repeat) = ci::post_bytes(&app, Some(SHOP_TOKEN), other, Some("run-7")).await;
     assert_eq!(status, 202);
     assert_eq!(keyed, repeat);
     let log = releases(&app).await;
@@ -425,8 +373,8 @@ async fn greenlights_own_smoke_checks_decide_promotion() {
 
     // Passing checks: verifying, then healthy with the approval opened.
     let app = start(&smoke("/health")).await;
-    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
-    let (_, reply) = post_event(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
+    ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    let (_, reply) = ci::post(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
     assert_eq!(reply["deployment"]["state"], "verifying");
     assert_eq!(reply["approval_requests"], json!([]));
     app.state
@@ -443,8 +391,8 @@ async fn greenlights_own_smoke_checks_decide_promotion() {
 
     // Failing checks: faulty, not promotable, with the check's detail.
     let app = start(&smoke("/broken")).await;
-    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
-    post_event(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
+    ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    ci::post(&app, Some(SHOP_TOKEN), &deployed(SHA, "success")).await;
     app.state
         .engine
         .run_due_verifications()
@@ -531,7 +479,7 @@ async fn a_refused_webhook_delivery_is_not_remembered_as_applied() {
     );
 
     // Once the build is known, the same delivery (redelivered from GitHub's UI) applies.
-    post_event(&app, Some(SHOP_TOKEN), &build(SHA)).await;
+    ci::post(&app, Some(SHOP_TOKEN), &build(SHA)).await;
     let applied = app
         .state
         .engine

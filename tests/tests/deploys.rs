@@ -6,125 +6,53 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use chrono::{TimeZone, Utc};
 use greenlight::cards::CardKey;
-use greenlight::clock::Clock;
-use greenlight::engine::{
-    ChatActor, DecisionReply, HeldDeploy, LockRefusal, ReplyTo, RollbackRefusal, UnlockOutcome,
+use greenlight::engine::{HeldDeploy, LockRefusal, RollbackRefusal, UnlockOutcome};
+use greenlight_commands::{CommitSha, DeploymentKind, DeploymentState};
+use greenlight_storage::{Deployment, LockOutcome};
+use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::config::http_deploy;
+use greenlight_tests::fakes::{DeployHook, FakeProduction, FakeSlack, Recorded};
+use greenlight_tests::gated::{
+    approve, build, config, report, running, staging_healthy, verify, CHANNEL, CI_TOKEN,
+    HOOK_SECRET,
 };
-use greenlight_commands::{
-    AppName, CommitSha, DeploymentKind, DeploymentState, EnvironmentName, Platform, Verdict,
-};
-use greenlight_storage::{AuditFilter, Deployment, LockOutcome};
-use greenlight_tests::fakes::{DeployHook, FakeProduction, FakeSlack};
-use greenlight_tests::{spawn_app_with_clock, TestApp};
+use greenlight_tests::shop::{environment, image, production as prod, sha, shop};
+use greenlight_tests::{gated, TestApp};
 use serde_json::{json, Value};
 
 const OLD: &str = "1111111111111111111111111111111111111111";
 const NEW: &str = "2222222222222222222222222222222222222222";
 const NEXT: &str = "3333333333333333333333333333333333333333";
-const HOOK_SECRET: &str = "deploy-hook-secret";
-const CHANNEL: &str = "C0DEPLOYS";
-const ALICE: &str = "U0ALICE01";
-const CAROL: &str = "U0CAROL01";
 
-fn shop() -> AppName {
-    AppName::parse("shop").expect("app")
+/// Greenlight on `config`, whose Slack cards the test may leave unread: these tests check the
+/// card through the engine's model (`headline`), its Slack rendering is slack_approvals'.
+async fn start(slack: &FakeSlack, config: &str) -> TestApp {
+    slack.allow_unread_cards("deploy tests read the card through the engine's `headline`");
+    gated::start(config).await
 }
 
-fn prod() -> EnvironmentName {
-    EnvironmentName::parse("production").expect("environment")
+/// Slack, a deploy hook that expects `requests` requests in all, and Greenlight deploying
+/// production through it, checking `production`'s health when given.
+async fn through_hook(
+    requests: u64,
+    production: Option<&FakeProduction>,
+) -> (FakeSlack, DeployHook, TestApp) {
+    let slack = FakeSlack::start().await;
+    let hook = DeployHook::start(HOOK_SECRET, requests).await;
+    let app = start(&slack, &config(&slack, &http_deploy(&hook), production)).await;
+    (slack, hook, app)
 }
 
-fn image(sha: &str) -> String {
-    format!("ghcr.io/acme/shop:{sha}")
-}
-
-/// `deploy = …` for the fake hook.
-fn http_deploy(hook: &DeployHook) -> String {
-    format!(
-        r#"deploy = {{ kind = "http", url = "{}", secret = "${{HOOK_SECRET}}" }}"#,
-        hook.url()
-    )
-}
-
-/// Slack on, alice writes the code, carol approves alone; production runs `deploy` and, when
-/// `production` is given, checks its health 30 s after each deploy.
-fn config(slack: &FakeSlack, deploy: &str, production: Option<&FakeProduction>) -> String {
-    let smoke = production
-        .map(|production| {
-            format!(
-                "smoke = [ {{ name = \"health\", url = \"{}\" }} ]\nsmoke_settle = \"30s\"",
-                production.health_url()
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        r#"
-[slack]
-bot_token = "{token}"
-signing_secret = "slack-signing-secret"
-api_url = "{api}"
-
-[people]
-alice = {{ slack = "{ALICE}", github = "alice" }}
-carol = {{ slack = "{CAROL}", github = "carol" }}
-
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {{ slack = "{CHANNEL}" }}
-operators = ["carol"]
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["carol"]
-{deploy}
-{smoke}
-"#,
-        token = slack.bot_token,
-        api = slack.api_url(),
-    )
-}
-
-async fn start(config: &str) -> TestApp {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
-        .single()
-        .expect("time");
-    spawn_app_with_clock(
-        config,
-        &[("HOOK_SECRET", HOOK_SECRET)],
-        Clock::manual(start),
-    )
-    .await
-}
-
-async fn ci(app: &TestApp, event: Value) -> Value {
-    let response = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth("shop-ci")
-        .json(&event)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    let body: Value = response.json().await.expect("JSON");
-    assert_eq!(status, 202, "{body}");
-    body
-}
-
-async fn build(app: &TestApp, sha: &str) {
-    ci(
-        app,
-        json!({"event": "build", "app": "shop", "sha": sha, "image": image(sha),
-            "author": "alice", "message": format!("Change {}", &sha[..7])}),
-    )
-    .await;
+/// Builds `sha`, reports it healthy in staging, carol approves it for production, what that
+/// causes is delivered and the approval is announced; returns the approval request.
+async fn approved(app: &TestApp, slack: &FakeSlack, sha: &str) -> i64 {
+    let request = staging_healthy(app, sha).await;
+    approve(app, request).await;
+    app.deliver_due().await;
+    let announced = format!("{} approved for production by carol", &sha[..7]);
+    slack_with(slack, "chat.postMessage", &announced).await;
+    request
 }
 
 /// `sha` went through the gate and ran healthy in production before the test began.
@@ -134,74 +62,23 @@ async fn approved_in_production(app: &TestApp, sha: &str) {
     assert_eq!(running(app).await.state, DeploymentState::Healthy);
 }
 
-/// Builds `sha` and reports it healthy in staging; returns the production approval request.
-async fn staging_healthy(app: &TestApp, sha: &str) -> i64 {
-    build(app, sha).await;
-    let reply = ci(
-        app,
-        json!({"event": "deployed", "app": "shop", "environment": "staging", "sha": sha,
-            "status": "success"}),
-    )
-    .await;
-    reply["approval_requests"][0]["id"]
-        .as_i64()
-        .expect("an approval request opened")
-}
-
-async fn approve(app: &TestApp, request: i64) {
-    let reply = app
-        .state
-        .engine
-        .decide(
-            request,
-            ChatActor {
-                platform: Platform::Slack,
-                user_id: CAROL.to_owned(),
-                reply_to: ReplyTo::Nobody,
-            },
-            Verdict::Approve,
-        )
-        .await
-        .expect("decision stored");
-    assert!(
-        matches!(reply, DecisionReply::Accepted(_)),
-        "approval refused: {reply:?}"
-    );
-}
-
 /// The deployer reports that deployment `id` of `sha` completed.
 async fn deployer_reports(app: &TestApp, sha: &str, id: i64, status: &str) -> Value {
-    ci(
+    report(
         app,
-        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": sha,
-            "status": status, "deployment_id": id}),
+        ci::deployed("production", sha, status).with(json!({"deployment_id": id})),
     )
     .await
 }
 
-/// Delivers everything due now.
-async fn deliver(app: &TestApp) {
-    app.outbox_idle().await;
-    app.state.outbox.run_once().await.expect("outbox pass");
-    app.outbox_idle().await;
-}
-
-/// Lets `smoke_settle` pass and runs production's checks.
-async fn verify(app: &TestApp) {
-    app.clock.advance(chrono::Duration::seconds(31));
+/// Carol unlocks production; she is allowed to.
+async fn unlock(app: &TestApp) -> UnlockOutcome {
     app.state
         .engine
-        .run_due_verifications()
+        .unlock(&shop(), &prod(), "carol")
         .await
-        .expect("verification");
-}
-
-async fn running(app: &TestApp) -> Deployment {
-    app.storage()
-        .current_deployment(&shop(), &prod())
-        .await
-        .expect("read")
-        .expect("something runs in production")
+        .expect("stored")
+        .expect("allowed")
 }
 
 async fn deployment(app: &TestApp, id: i64) -> Deployment {
@@ -218,33 +95,24 @@ async fn headline(app: &TestApp, request: i64) -> String {
 }
 
 async fn audit_count(app: &TestApp, kind: &str, sha: &str) -> usize {
-    app.storage()
-        .list_audit(&AuditFilter {
-            limit: 1000,
-            ..AuditFilter::default()
-        })
+    app.audit(kind)
         .await
-        .expect("audit")
         .iter()
-        .filter(|entry| {
-            entry.kind == kind && entry.sha.as_ref().map(CommitSha::as_str) == Some(sha)
-        })
+        .filter(|entry| entry.sha.as_ref().map(CommitSha::as_str) == Some(sha))
         .count()
 }
 
 /// The next Slack `method` call to the channel whose body mentions `needle` (earlier ones are
 /// skipped).
 async fn slack_with(slack: &FakeSlack, method: &str, needle: &str) -> String {
-    loop {
-        let call = slack.next_call(method, CHANNEL).await;
-        let text = call.body.to_string();
-        if text.contains(needle) {
-            return text;
-        }
-    }
+    slack
+        .next_call_mentioning(method, CHANNEL, needle)
+        .await
+        .body
+        .to_string()
 }
 
-fn deployment_id(request: &greenlight_tests::fakes::Recorded) -> i64 {
+fn deployment_id(request: &Recorded) -> i64 {
     request.body["deployment_id"]
         .as_i64()
         .expect("deployment_id in the deploy request")
@@ -252,15 +120,10 @@ fn deployment_id(request: &greenlight_tests::fakes::Recorded) -> i64 {
 
 #[tokio::test]
 async fn an_approval_deploys_once_through_the_signed_hook_and_the_card_ends_deployed() {
-    let slack = FakeSlack::start().await;
-    let hook = DeployHook::start(HOOK_SECRET, 1).await;
     let production = FakeProduction::start().await;
-    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    let (slack, hook, app) = through_hook(1, Some(&production)).await;
     approved_in_production(&app, OLD).await;
-    let request = staging_healthy(&app, NEW).await;
-
-    approve(&app, request).await;
-    deliver(&app).await;
+    let request = approved(&app, &slack, NEW).await;
     let sent = hook.next_request().await;
     let id = deployment_id(&sent);
     assert_eq!(
@@ -294,13 +157,13 @@ async fn an_approval_deploys_once_through_the_signed_hook_and_the_card_ends_depl
         headline(&app, request).await,
         "shop → production: deployed and healthy"
     );
-    deliver(&app).await;
+    app.deliver_due().await;
     slack_with(&slack, "chat.update", "deployed and healthy").await;
 
     // Nothing is triggered again, however long the outbox keeps running.
     for _ in 0..3 {
         app.clock.advance(chrono::Duration::minutes(10));
-        deliver(&app).await;
+        app.deliver_due().await;
     }
     assert_eq!(audit_count(&app, "deployment_deploying", NEW).await, 1);
     hook.assert_all_read();
@@ -309,14 +172,10 @@ async fn an_approval_deploys_once_through_the_signed_hook_and_the_card_ends_depl
 
 #[tokio::test]
 async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_unlock() {
-    let slack = FakeSlack::start().await;
-    let hook = DeployHook::start(HOOK_SECRET, 3).await;
     let production = FakeProduction::start().await;
-    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    let (slack, hook, app) = through_hook(3, Some(&production)).await;
     approved_in_production(&app, OLD).await;
-    let request = staging_healthy(&app, NEW).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    let request = approved(&app, &slack, NEW).await;
     let deploy = deployment_id(&hook.next_request().await);
 
     // NEW breaks production: its health check fails after the deploy.
@@ -329,7 +188,7 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
     );
 
     // In the same write: a rollback to OLD through the same hook, and the lock.
-    deliver(&app).await;
+    app.deliver_due().await;
     let rollback_request = hook.next_request().await;
     let rollback = deployment_id(&rollback_request);
     assert_eq!(rollback_request.body["kind"], "rollback");
@@ -378,13 +237,11 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
         headline(&app, request).await,
         "shop → production: deployed, rolled back"
     );
-    deliver(&app).await;
+    app.deliver_due().await;
     slack_with(&slack, "chat.postMessage", "runs 1111111 again").await;
 
     // A later release is approved while locked: the deploy is held.
-    let held = staging_healthy(&app, NEXT).await;
-    approve(&app, held).await;
-    deliver(&app).await;
+    let held = approved(&app, &slack, NEXT).await;
     hook.assert_all_read();
     assert_eq!(
         headline(&app, held).await,
@@ -399,13 +256,7 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
     assert_eq!(card.lock.map(|lock| lock.by), Some("greenlight".to_owned()));
 
     // /unlock starts it, once.
-    let unlocked = app
-        .state
-        .engine
-        .unlock(&shop(), &prod(), "carol")
-        .await
-        .expect("stored")
-        .expect("allowed");
+    let unlocked = unlock(&app).await;
     let UnlockOutcome::Unlocked { released, .. } = unlocked else {
         panic!("production was locked: {unlocked:?}");
     };
@@ -413,10 +264,10 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
         released,
         Some(HeldDeploy {
             request_id: held,
-            sha: CommitSha::parse(NEXT).expect("sha"),
+            sha: sha(NEXT),
         })
     );
-    deliver(&app).await;
+    app.deliver_due().await;
     let next = hook.next_request().await;
     assert_eq!(
         (
@@ -428,36 +279,26 @@ async fn a_faulty_release_is_rolled_back_locked_and_the_next_approval_waits_for_
     );
     slack_with(&slack, "chat.postMessage", "unlocked by carol").await;
     // Unlocking again finds nothing to unlock and starts nothing.
-    let again = app
-        .state
-        .engine
-        .unlock(&shop(), &prod(), "carol")
-        .await
-        .expect("stored")
-        .expect("allowed");
+    let again = unlock(&app).await;
     assert_eq!(again, UnlockOutcome::NotLocked);
-    deliver(&app).await;
+    app.deliver_due().await;
     hook.assert_all_read();
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn a_restart_between_approval_and_delivery_still_deploys_exactly_once() {
-    let slack = FakeSlack::start().await;
-    // The first attempt meets a hook that is down, so the trigger is still pending at restart.
-    let hook = DeployHook::start(HOOK_SECRET, 2).await;
-    hook.answer([503]);
     let production = FakeProduction::start().await;
-    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    let (slack, hook, app) = through_hook(2, Some(&production)).await;
+    // The first attempt meets a hook that is down, so the trigger is still pending at restart.
+    hook.answer([503]);
     approved_in_production(&app, OLD).await;
-    let request = staging_healthy(&app, NEW).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    let request = approved(&app, &slack, NEW).await;
     let first = hook.next_request().await;
 
     let app = app.restart().await;
     app.clock.advance(chrono::Duration::seconds(30));
-    deliver(&app).await;
+    app.deliver_due().await;
     let second = hook.next_request().await;
     assert_eq!(
         second.body, first.body,
@@ -470,7 +311,7 @@ async fn a_restart_between_approval_and_delivery_still_deploys_exactly_once() {
 
     for _ in 0..3 {
         app.clock.advance(chrono::Duration::minutes(5));
-        deliver(&app).await;
+        app.deliver_due().await;
     }
     assert_eq!(audit_count(&app, "deploy_owed", NEW).await, 1);
     assert_eq!(audit_count(&app, "deployment_deploying", NEW).await, 1);
@@ -487,19 +328,13 @@ async fn a_restart_between_approval_and_delivery_still_deploys_exactly_once() {
 
 #[tokio::test]
 async fn a_deploy_that_never_completes_times_out_as_failed_and_says_so() {
-    let slack = FakeSlack::start().await;
-    let hook = DeployHook::start(HOOK_SECRET, 1).await;
-    let app = start(&config(&slack, &http_deploy(&hook), None)).await;
-    let request = staging_healthy(&app, NEW).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    let (slack, hook, app) = through_hook(1, None).await;
+    let request = approved(&app, &slack, NEW).await;
     let id = deployment_id(&hook.next_request().await);
 
-    app.clock.advance(chrono::Duration::minutes(29));
-    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    let pass = app.run_timers_after(chrono::Duration::minutes(29)).await;
     assert_eq!(pass.deploys_timed_out, 0);
-    app.clock.advance(chrono::Duration::minutes(2));
-    let pass = app.state.engine.run_due_timers().await.expect("timers");
+    let pass = app.run_timers_after(chrono::Duration::minutes(2)).await;
     assert_eq!(pass.deploys_timed_out, 1);
     let failed = deployment(&app, id).await;
     assert_eq!(failed.state, DeploymentState::Failed);
@@ -509,25 +344,19 @@ async fn a_deploy_that_never_completes_times_out_as_failed_and_says_so() {
         headline(&app, request).await,
         "shop → production: approved — deploy failed"
     );
-    deliver(&app).await;
+    app.deliver_due().await;
     let told = slack_with(&slack, "chat.postMessage", "failed").await;
     assert!(told.contains("timed out after 30m"), "{told}");
     assert!(told.contains("nothing is recorded as running"), "{told}");
 
     // A completion arriving after the timeout is refused (409), naming the deployment.
-    let late = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth("shop-ci")
-        .json(
-            &json!({"event": "deployed", "app": "shop", "environment": "production",
-            "sha": NEW, "status": "success", "deployment_id": id}),
-        )
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(late.status(), 409);
-    let refusal: Value = late.json().await.expect("JSON");
+    let (status, refusal) = ci::post(
+        &app,
+        Some(CI_TOKEN),
+        &ci::deployed("production", NEW, "success").with(json!({"deployment_id": id})),
+    )
+    .await;
+    assert_eq!(status, 409);
     assert!(
         refusal.to_string().contains("already finished as failed"),
         "{refusal}"
@@ -548,13 +377,9 @@ async fn a_deploy_that_never_completes_times_out_as_failed_and_says_so() {
 
 #[tokio::test]
 async fn a_hook_that_refuses_fails_the_deployment_without_retrying() {
-    let slack = FakeSlack::start().await;
-    let hook = DeployHook::start(HOOK_SECRET, 1).await;
+    let (slack, hook, app) = through_hook(1, None).await;
     hook.answer([422]);
-    let app = start(&config(&slack, &http_deploy(&hook), None)).await;
-    let request = staging_healthy(&app, NEW).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    let request = approved(&app, &slack, NEW).await;
     let id = deployment_id(&hook.next_request().await);
     let failed = deployment(&app, id).await;
     assert_eq!(failed.state, DeploymentState::Failed);
@@ -563,9 +388,11 @@ async fn a_hook_that_refuses_fails_the_deployment_without_retrying() {
         detail.contains("422") && detail.contains("deploy refused by the fake hook"),
         "{detail}"
     );
+    let told = slack_with(&slack, "chat.postMessage", "failed").await;
+    assert!(told.contains("HTTP 422"), "{told}");
     for _ in 0..3 {
         app.clock.advance(chrono::Duration::minutes(10));
-        deliver(&app).await;
+        app.deliver_due().await;
     }
     assert_eq!(
         headline(&app, request).await,
@@ -602,11 +429,9 @@ async fn a_command_deploy_succeeds_on_exit_0_and_fails_with_its_output_otherwise
     let deploy = format!(
         r#"deploy = {{ kind = "command", run = ["{script}", "{{image}}", "{{deployment_id}}"], timeout = "5m" }}"#
     );
-    let app = start(&config(&slack, &deploy, None)).await;
+    let app = start(&slack, &config(&slack, &deploy, None)).await;
 
-    let request = staging_healthy(&app, NEW).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    approved(&app, &slack, NEW).await;
     // The script runs in the background; its result edits the card.
     slack_with(&slack, "chat.update", "deployed and healthy").await;
     let deployed = running(&app).await;
@@ -626,22 +451,15 @@ async fn a_command_deploy_succeeds_on_exit_0_and_fails_with_its_output_otherwise
         "{detail}"
     );
 
-    let request = staging_healthy(&app, NEXT).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    let request = approved(&app, &slack, NEXT).await;
     let told = slack_with(&slack, "chat.postMessage", "failed").await;
     assert!(told.contains("command exited with status 1"), "{told}");
     assert!(told.contains("production still runs 2222222"), "{told}");
     let failed = app
-        .storage()
-        .list_audit(&AuditFilter {
-            limit: 100,
-            ..AuditFilter::default()
-        })
+        .audit("deployment_failed")
         .await
-        .expect("audit")
         .into_iter()
-        .find(|entry| entry.kind == "deployment_failed")
+        .next()
         .expect("the failure is in the release log");
     let detail = failed.detail["detail"].as_str().expect("detail").to_owned();
     assert!(detail.contains("registry said no"), "{detail}");
@@ -663,10 +481,8 @@ async fn a_command_deploy_succeeds_on_exit_0_and_fails_with_its_output_otherwise
 
 #[tokio::test]
 async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
-    let slack = FakeSlack::start().await;
-    let hook = DeployHook::start(HOOK_SECRET, 2).await;
     let production = FakeProduction::start().await;
-    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    let (slack, hook, app) = through_hook(2, Some(&production)).await;
     let engine = &app.state.engine;
     let plan = |to: Option<&'static str>| async move {
         engine
@@ -679,7 +495,7 @@ async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
         plan(None).await,
         Err(RollbackRefusal::NothingDeployed { .. })
     ));
-    let staging = EnvironmentName::parse("staging").expect("env");
+    let staging = environment("staging");
     let refused = engine
         .rollback_plan(&shop(), &staging, None)
         .await
@@ -689,7 +505,7 @@ async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
         refused.to_string(),
         "Greenlight does not deploy shop staging (CI does), so it cannot roll it back; redeploy the previous release from there"
     );
-    let unknown = EnvironmentName::parse("qa").expect("env");
+    let unknown = environment("qa");
     assert!(matches!(
         engine
             .rollback_plan(&shop(), &unknown, None)
@@ -705,9 +521,7 @@ async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
         "there is nothing to roll back to: no release other than 1111111 was ever healthy in shop production"
     );
 
-    let request = staging_healthy(&app, NEW).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    approved(&app, &slack, NEW).await;
     let id = deployment_id(&hook.next_request().await);
     assert!(
         matches!(
@@ -756,7 +570,7 @@ async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
         (first.kind, first.sha.as_str()),
         (DeploymentKind::Rollback, OLD)
     );
-    deliver(&app).await;
+    app.deliver_due().await;
     let sent = hook.next_request().await;
     assert_eq!(
         (&sent.body["kind"], &sent.body["sha"], &sent.body["image"]),
@@ -796,16 +610,15 @@ async fn rollback_plans_refuse_clearly_and_a_confirmed_rollback_runs_once() {
         matches!(stale, RollbackRefusal::Changed { .. }),
         "{stale:?}"
     );
-    deliver(&app).await;
+    app.deliver_due().await;
+    slack_with(&slack, "chat.postMessage", "runs 1111111 again").await;
     hook.assert_all_read();
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn locking_a_locked_environment_says_who_holds_it_and_changes_nothing() {
-    let slack = FakeSlack::start().await;
-    let hook = DeployHook::start(HOOK_SECRET, 0).await;
-    let app = start(&config(&slack, &http_deploy(&hook), None)).await;
+    let (slack, _hook, app) = through_hook(0, None).await;
     let engine = &app.state.engine;
     assert_eq!(
         engine
@@ -832,18 +645,16 @@ async fn locking_a_locked_environment_says_who_holds_it_and_changes_nothing() {
         (held.locked_by.as_str(), held.reason.as_str()),
         ("carol", "incident 42")
     );
-    deliver(&app).await;
+    app.deliver_due().await;
     slack_with(&slack, "chat.postMessage", "locked by carol: incident 42").await;
 
-    let unlocked = engine
-        .unlock(&shop(), &prod(), "carol")
-        .await
-        .expect("stored")
-        .expect("allowed");
+    let unlocked = unlock(&app).await;
     assert!(matches!(
         unlocked,
         UnlockOutcome::Unlocked { released: None, .. }
     ));
+    app.deliver_due().await;
+    slack_with(&slack, "chat.postMessage", "unlocked by carol").await;
     assert_eq!(
         engine
             .unlock(&shop(), &prod(), "carol")
@@ -851,17 +662,7 @@ async fn locking_a_locked_environment_says_who_holds_it_and_changes_nothing() {
             .expect("stored"),
         Ok(UnlockOutcome::NotLocked)
     );
-    let locked_count = app
-        .storage()
-        .list_audit(&AuditFilter {
-            limit: 100,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("audit")
-        .iter()
-        .filter(|entry| entry.kind == "locked")
-        .count();
+    let locked_count = app.audit("locked").await.len();
     assert_eq!(locked_count, 1, "the second /lock changed nothing");
     app.teardown().await;
 }
@@ -873,20 +674,23 @@ async fn a_github_workflow_deploy_is_dispatched_once_with_the_deployment_as_inpu
 
     let slack = FakeSlack::start().await;
     let github = MockServer::start().await;
-    let app = start(&format!(
+    let app = start(
+        &slack,
+        &format!(
         "{}\n[github]\nwebhook_secret = \"webhook-secret\"\ntoken = \"gh-token\"\napi_url = \"{}\"\n",
         config(
             &slack,
             r#"deploy = { kind = "github-workflow", workflow = "deploy.yml", ref = "main" }"#,
-            None
+                None
+            ),
+            github.uri()
         ),
-        github.uri()
-    ))
+    )
     .await;
     let request = staging_healthy(&app, NEW).await;
     let id = 1 + app
         .storage()
-        .current_deployment(&shop(), &EnvironmentName::parse("staging").expect("env"))
+        .current_deployment(&shop(), &environment("staging"))
         .await
         .expect("read")
         .expect("staging deployment")
@@ -905,24 +709,25 @@ async fn a_github_workflow_deploy_is_dispatched_once_with_the_deployment_as_inpu
         .mount(&github)
         .await;
     approve(&app, request).await;
-    deliver(&app).await;
+    app.deliver_due().await;
     assert_eq!(
         running(&app).await.id,
         id,
         "the dispatched deployment is the one deploying"
     );
+    slack_with(
+        &slack,
+        "chat.postMessage",
+        "approved for production by carol",
+    )
+    .await;
     for _ in 0..3 {
         app.clock.advance(chrono::Duration::minutes(5));
-        deliver(&app).await;
+        app.deliver_due().await;
     }
     // The workflow reports back through GitHub's deployment_status or a `deployed` event
     // without the id: it completes the deployment Greenlight started.
-    let reply = ci(
-        &app,
-        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": NEW,
-            "status": "success"}),
-    )
-    .await;
+    let reply = report(&app, ci::deployed("production", NEW, "success")).await;
     assert_eq!(reply["deployment"]["id"], id);
     assert_eq!(
         headline(&app, request).await,
@@ -956,10 +761,8 @@ async fn a_command_deploy_cut_short_by_a_restart_fails_as_interrupted_and_never_
     let deploy = format!(
         r#"deploy = {{ kind = "command", run = ["{script}", "{{deployment_id}}"], timeout = "10m" }}"#
     );
-    let app = start(&config(&slack, &deploy, None)).await;
-    let request = staging_healthy(&app, NEW).await;
-    approve(&app, request).await;
-    deliver(&app).await;
+    let app = start(&slack, &config(&slack, &deploy, None)).await;
+    let request = approved(&app, &slack, NEW).await;
     let id = running(&app).await.id;
     assert!(
         deployment(&app, id).await.deployer_ref.is_some(),
@@ -974,7 +777,7 @@ async fn a_command_deploy_cut_short_by_a_restart_fails_as_interrupted_and_never_
     assert!(detail.starts_with("interrupted"), "{detail}");
     for _ in 0..3 {
         app.clock.advance(chrono::Duration::minutes(5));
-        deliver(&app).await;
+        app.deliver_due().await;
     }
     let ran = std::fs::read_to_string(&runs).unwrap_or_default();
     assert!(
@@ -991,7 +794,7 @@ async fn a_command_deploy_cut_short_by_a_restart_fails_as_interrupted_and_never_
     // still marked running and fails it the same way.
     let release = app
         .storage()
-        .release(&shop(), &CommitSha::parse(NEW).expect("sha"))
+        .release(&shop(), &sha(NEW))
         .await
         .expect("release");
     let orphan = app
@@ -1022,5 +825,7 @@ async fn a_command_deploy_cut_short_by_a_restart_fails_as_interrupted_and_never_
             .is_some_and(|d| d.starts_with("interrupted")),
         "{failed:?}"
     );
+    app.deliver_due().await;
+    slack_with(&slack, "chat.postMessage", "interrupted").await;
     app.teardown().await;
 }

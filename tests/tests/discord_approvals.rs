@@ -4,19 +4,20 @@
 //! together. Everything runs through the real app against fake Discord and Slack servers, with
 //! interactions signed as Discord signs them and a manual clock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use chrono::{TimeZone, Utc};
-use greenlight::clock::Clock;
-use greenlight_tests::fakes::discord::Hiccup;
+use greenlight_tests::approvals::{self, card_texts, shop_config, STANDARD_POLICY};
+use greenlight_tests::clock::manual_clock;
+use greenlight_tests::config::{discord_section, slack_section, SLACK_SIGNING_SECRET};
+use greenlight_tests::fakes::discord::{has_buttons, Hiccup};
 use greenlight_tests::fakes::{FakeDiscord, FakeSlack, Recorded};
-use greenlight_tests::signing::{slack_signature, DiscordSigner};
+use greenlight_tests::inbound::discord::{self as from_discord, interact, post};
+use greenlight_tests::inbound::slack as from_slack;
+use greenlight_tests::signing::{discord_interaction_id, DiscordSigner};
 use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const CHANNEL: &str = "1100000000000000000";
-const APPLICATION_ID: &str = "1100000000000000001";
+const APPLICATION_ID: &str = greenlight_tests::config::DISCORD_APPLICATION_ID;
 const ALICE: &str = "100000000000000001";
 const BOB: &str = "100000000000000002";
 const CAROL: &str = "100000000000000003";
@@ -24,23 +25,8 @@ const DAVE: &str = "100000000000000004";
 const NOBODY: &str = "100000000000000099";
 
 const SLACK_CHANNEL: &str = "C0DEPLOYS";
-const SLACK_SECRET: &str = "slack-signing-secret";
 const SLACK_BOB: &str = "U0BOB0001";
 const SLACK_ALICE: &str = "U0ALICE01";
-
-const STANDARD_POLICY: &str = r#"
-reviewers = ["group:sre", "carol"]
-required_approvals = 2
-wait_timer = "5m"
-approval_timeout = "1h"
-reminder_every = "20m"
-"#;
-
-fn start_time() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
-        .single()
-        .expect("time")
-}
 
 /// Greenlight with Discord (and, when `slack` is given, Slack as well) and one gated app.
 async fn start(
@@ -48,15 +34,7 @@ async fn start(
     signer: &DiscordSigner,
     slack: Option<&FakeSlack>,
 ) -> TestApp {
-    let slack_section = slack
-        .map(|slack| {
-            format!(
-                "[slack]\nbot_token = \"{}\"\nsigning_secret = \"{SLACK_SECRET}\"\napi_url = \"{}\"\n",
-                slack.bot_token,
-                slack.api_url()
-            )
-        })
-        .unwrap_or_default();
+    let slack_section = slack.map(slack_section).unwrap_or_default();
     let channels = if slack.is_some() {
         format!("{{ slack = \"{SLACK_CHANNEL}\", discord = \"{CHANNEL}\" }}")
     } else {
@@ -64,12 +42,7 @@ async fn start(
     };
     let config = format!(
         r#"
-[discord]
-application_id = "{APPLICATION_ID}"
-public_key = "{public_key}"
-bot_token = "{token}"
-api_url = "{api}"
-
+{discord_section}
 {slack_section}
 
 [people]
@@ -78,128 +51,49 @@ bob = {{ discord = "{BOB}", slack = "{SLACK_BOB}", github = "bob-gh" }}
 carol = {{ discord = "{CAROL}", github = "carol" }}
 dave = {{ discord = "{DAVE}", github = "dave" }}
 
-[groups]
-sre = ["alice", "bob"]
-
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {channels}
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-{STANDARD_POLICY}
-"#,
-        public_key = signer.public_key_hex(),
-        token = discord.bot_token,
-        api = discord.api_url(),
+{shop}"#,
+        discord_section = discord_section(&signer.public_key_hex(), &discord.api_url()),
+        shop = shop_config(&channels, STANDARD_POLICY),
     );
-    spawn_app_with_clock(&config, &[], Clock::manual(start_time())).await
+    spawn_app_with_clock(&config, &[], manual_clock()).await
 }
 
-async fn ci(app: &TestApp, event: Value) -> Value {
-    let response = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth("shop-ci")
-        .json(&event)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 202);
-    response.json().await.expect("JSON")
+/// Discord alone, and a request by alice whose card was posted.
+async fn card_posted() -> (FakeDiscord, DiscordSigner, TestApp, i64) {
+    let discord = FakeDiscord::start().await;
+    let signer = DiscordSigner::new();
+    let app = start(&discord, &signer, None).await;
+    let request = staging_healthy(&app, "alice").await;
+    discord.next_post(CHANNEL).await;
+    (discord, signer, app, request)
 }
 
 /// CI reports a build by `author` and its healthy staging deploy; returns the request id.
 async fn staging_healthy(app: &TestApp, author: &str) -> i64 {
-    ci(
-        app,
-        json!({"event": "build", "app": "shop", "sha": SHA,
-        "image": format!("ghcr.io/acme/shop:{SHA}"), "author": author,
-        "message": "Fix checkout rounding\n\nDetails **here**"}),
-    )
-    .await;
-    let reply = ci(
-        app,
-        json!({"event": "deployed", "app": "shop", "environment": "staging",
-        "sha": SHA, "status": "success", "smoke": {"status": "passed", "checks": [
-            {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"}]}}),
-    )
-    .await;
-    reply["approval_requests"][0]["id"]
-        .as_i64()
-        .expect("an approval request opened")
+    approvals::staging_healthy(app, SHA, author).await
 }
 
 /// Opens approvals (the 5-minute wait timer) and reads the card's refresh that comes with it.
 async fn open_approvals(app: &TestApp, discord: &FakeDiscord) -> Recorded {
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(5));
-    app.state.outbox.run_once().await.expect("outbox");
+    app.outbox_pass_after(chrono::Duration::minutes(5)).await;
     discord.next_edit(CHANNEL).await
-}
-
-static NEXT_INTERACTION: AtomicU64 = AtomicU64::new(1_200_000_000_000_000_000);
-
-fn interaction_id() -> String {
-    NEXT_INTERACTION.fetch_add(1, Ordering::SeqCst).to_string()
 }
 
 /// A button click built from Discord's documented component interaction.
 fn click(user: &str, custom_id: &str) -> Value {
-    let mut payload = fixtures::read_json("discord/component_interaction_button.json");
-    payload["id"] = json!(interaction_id());
-    payload["application_id"] = json!(APPLICATION_ID);
-    payload["channel_id"] = json!(CHANNEL);
-    payload["member"]["user"]["id"] = json!(user);
-    payload["data"] = json!({"custom_id": custom_id, "component_type": 2});
-    payload
+    from_discord::click(user, CHANNEL, custom_id)
 }
 
 /// The reject-reason modal's submission, as Discord sends it.
 fn reject_submission(user: &str, request_id: i64, reason: &str) -> Value {
     json!({
-        "id": interaction_id(), "type": 5, "token": "modal-token", "version": 1,
+        "id": discord_interaction_id(), "type": 5, "token": "modal-token", "version": 1,
         "application_id": APPLICATION_ID, "channel_id": CHANNEL, "guild_id": "290926798626357999",
         "member": {"user": {"id": user, "username": "someone"}, "roles": []},
         "data": {"custom_id": format!("reject_reason:{request_id}"), "components": [
             {"type": 1, "components": [{"type": 4, "custom_id": "reason", "value": reason}]}]},
         "locale": "en-US", "app_permissions": "442368", "attachment_size_limit": 26214400,
     })
-}
-
-async fn post_signed(
-    app: &TestApp,
-    body: &[u8],
-    signature: Option<String>,
-    timestamp: Option<&str>,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(app.url("/discord/interactions"))
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    if let Some(signature) = signature {
-        request = request.header("x-signature-ed25519", signature);
-    }
-    if let Some(timestamp) = timestamp {
-        request = request.header("x-signature-timestamp", timestamp);
-    }
-    request.send().await.expect("request")
-}
-
-/// Posts an interaction signed as Discord signs it; returns the status and the JSON answer.
-async fn interact(app: &TestApp, signer: &DiscordSigner, payload: &Value) -> (u16, Value) {
-    let body = payload.to_string();
-    let timestamp = app.clock.now().timestamp().to_string();
-    let signature = signer.sign(&timestamp, body.as_bytes());
-    let response = post_signed(app, body.as_bytes(), Some(signature), Some(&timestamp)).await;
-    let status = response.status().as_u16();
-    let answer = response.json().await.unwrap_or(Value::Null);
-    (status, answer)
 }
 
 /// An answer only the clicker sees; returns its text.
@@ -241,33 +135,8 @@ async fn approve(app: &TestApp, signer: &DiscordSigner, user: &str, request: i64
     updated_text(&answer)
 }
 
-fn has_buttons(message: &Value) -> bool {
-    message["components"]
-        .as_array()
-        .is_some_and(|rows| !rows.is_empty())
-}
-
 fn embed_text(message: &Value) -> String {
     message["embeds"].to_string()
-}
-
-async fn request_state(app: &TestApp, id: i64) -> String {
-    app.storage()
-        .approval_request(id)
-        .await
-        .expect("request")
-        .state
-        .to_string()
-}
-
-/// Reads edits of the card in `channel` until one has no buttons (the final card).
-async fn final_edit(discord: &FakeDiscord) -> Recorded {
-    loop {
-        let edit = discord.next_edit(CHANNEL).await;
-        if !has_buttons(&edit.body) {
-            return edit;
-        }
-    }
 }
 
 /// A request Discord's security checks might send: (case, body, signature, timestamp).
@@ -278,13 +147,13 @@ async fn signatures_are_checked_before_anything_else() {
     let discord = FakeDiscord::start().await;
     let signer = DiscordSigner::new();
     let app = start(&discord, &signer, None).await;
-    let ping = json!({"id": interaction_id(), "type": 1, "application_id": APPLICATION_ID,
+    let ping = json!({"id": discord_interaction_id(), "type": 1, "application_id": APPLICATION_ID,
         "token": "ping-token", "version": 1})
     .to_string();
     let timestamp = app.clock.now().timestamp().to_string();
     let good = signer.sign(&timestamp, ping.as_bytes());
 
-    let response = post_signed(&app, ping.as_bytes(), Some(good.clone()), Some(&timestamp)).await;
+    let response = post(&app, ping.as_bytes(), Some(good.clone()), Some(&timestamp)).await;
     assert_eq!(response.status(), 200);
     assert!(response
         .headers()
@@ -337,7 +206,7 @@ async fn signatures_are_checked_before_anything_else() {
         ("empty body", b"", Some(good), Some(&timestamp)),
     ];
     for (case, body, signature, timestamp) in cases {
-        let response = post_signed(&app, body, signature, timestamp).await;
+        let response = post(&app, body, signature, timestamp).await;
         assert_eq!(response.status(), 401, "{case}");
         let error: Value = response.json().await.expect("JSON error");
         assert_eq!(error["error"], "unauthorized", "{case}");
@@ -348,7 +217,7 @@ async fn signatures_are_checked_before_anything_else() {
 
 #[tokio::test]
 async fn without_a_discord_section_the_route_is_404() {
-    let app = spawn_app_with_clock("", &[], Clock::manual(start_time())).await;
+    let app = spawn_app_with_clock("", &[], manual_clock()).await;
     let response = app
         .client
         .post(app.url("/discord/interactions"))
@@ -370,7 +239,7 @@ async fn every_discord_fixture_is_answered_without_a_server_error() {
     for (name, body) in fixtures {
         let timestamp = app.clock.now().timestamp().to_string();
         let signature = signer.sign(&timestamp, &body);
-        let response = post_signed(&app, &body, Some(signature), Some(&timestamp)).await;
+        let response = post(&app, &body, Some(signature), Some(&timestamp)).await;
         let status = response.status();
         assert_eq!(status, 200, "{name}");
         let answer: Value = response.json().await.expect("JSON");
@@ -382,12 +251,12 @@ async fn every_discord_fixture_is_answered_without_a_server_error() {
     let body = fixtures::read("discord/component_interaction_select.json");
     let timestamp = app.clock.now().timestamp().to_string();
     let signature = signer.sign(&timestamp, &body);
-    let response = post_signed(&app, &body, Some(signature), Some(&timestamp)).await;
+    let response = post(&app, &body, Some(signature), Some(&timestamp)).await;
     assert_eq!(response.status(), 200);
     // Malformed JSON, properly signed, is the client's fault.
     let body = br#"{"type": "component"}"#;
     let signature = signer.sign(&timestamp, body);
-    let response = post_signed(&app, body, Some(signature), Some(&timestamp)).await;
+    let response = post(&app, body, Some(signature), Some(&timestamp)).await;
     assert_eq!(response.status(), 400);
     discord.assert_all_read();
     app.teardown().await;
@@ -403,21 +272,12 @@ async fn the_card_is_posted_once_with_approve_and_reject() {
     let post = discord.next_post(CHANNEL).await;
     assert_eq!(post.header("authorization"), Some("Bot discord-bot-token"));
     let card = embed_text(&post.body);
-    for needle in [
-        "shop → production",
-        &SHA[..7],
-        &format!("ghcr.io/acme/shop:{SHA}"),
-        "alice",
-        "Fix checkout rounding",
-        r"Details \\*\\*here\\*\\*",
-        "health",
-        "200 OK",
-        "needs 2 of: sre, carol",
-        "self-review blocked",
-        "opens 12:05 UTC",
-        &format!("https://github.com/acme/shop/commit/{SHA}"),
-    ] {
-        assert!(card.contains(needle), "card lacks {needle:?}: {card}");
+    let markdown_escaped = r"Details \\*\\*here\\*\\*".to_owned();
+    for needle in ["shop → production".to_owned(), markdown_escaped]
+        .into_iter()
+        .chain(card_texts(SHA))
+    {
+        assert!(card.contains(&needle), "card lacks {needle:?}: {card}");
     }
     assert_eq!(
         post.body["components"],
@@ -429,9 +289,8 @@ async fn the_card_is_posted_once_with_approve_and_reject() {
 
     // The same staging report again posts nothing more.
     staging_healthy(&app, "alice").await;
-    app.outbox_idle().await;
-    app.state.outbox.run_once().await.expect("outbox");
-    assert_eq!(discord.requests(), 1);
+    app.deliver_due().await;
+    assert_eq!(discord.api_requests(), 1);
     let stored = app
         .storage()
         .chat_messages(&format!("approval:{request}"))
@@ -445,11 +304,7 @@ async fn the_card_is_posted_once_with_approve_and_reject() {
 
 #[tokio::test]
 async fn refused_clicks_are_private_and_say_why() {
-    let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
-    let request = staging_healthy(&app, "alice").await;
-    discord.next_post(CHANNEL).await;
+    let (discord, signer, app, request) = card_posted().await;
 
     let cases = [
         (NOBODY, "is not linked to a person"),
@@ -468,23 +323,10 @@ async fn refused_clicks_are_private_and_say_why() {
             "no confirmation for a refused click: {answer}"
         );
     }
-    assert_eq!(request_state(&app, request).await, "waiting");
-    assert!(app
-        .storage()
-        .approvers(request)
-        .await
-        .expect("approvers")
-        .is_empty());
-    let reasons: Vec<_> = app
-        .storage()
-        .decisions(request)
-        .await
-        .expect("decisions")
-        .iter()
-        .map(|d| d.refused_reason.clone().unwrap_or_default())
-        .collect();
+    assert_eq!(app.request_state(request).await, "waiting");
+    assert_eq!(app.approver_count(request).await, 0);
     assert_eq!(
-        reasons,
+        app.refusal_reasons(request).await,
         ["unknown_user", "not_reviewer", "self_review", "too_early"]
     );
     // Refusals are told in the answer only; nothing is posted in the channel.
@@ -495,11 +337,7 @@ async fn refused_clicks_are_private_and_say_why() {
 
 #[tokio::test]
 async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
-    let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
-    let request = staging_healthy(&app, "alice").await;
-    discord.next_post(CHANNEL).await;
+    let (discord, signer, app, request) = card_posted().await;
     let opened = open_approvals(&app, &discord).await;
     assert!(
         !embed_text(&opened.body).contains("opens 12:05"),
@@ -517,12 +355,7 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     assert_eq!(cancel, format!("cancel:{request}"));
     let (_, cancelled) = interact(&app, &signer, &click(BOB, cancel)).await;
     assert!(updated_text(&cancelled).contains("nothing changed"));
-    assert!(app
-        .storage()
-        .decisions(request)
-        .await
-        .expect("decisions")
-        .is_empty());
+    assert_eq!(app.decision_count(request).await, 0);
 
     let answer = approve(&app, &signer, BOB, request).await;
     assert!(answer.contains("1 more approval is needed"), "{answer}");
@@ -540,12 +373,12 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     // Bob again: counts once.
     let again = approve(&app, &signer, BOB, request).await;
     assert!(again.contains("counts once"), "{again}");
-    assert_eq!(request_state(&app, request).await, "waiting");
+    assert_eq!(app.request_state(request).await, "waiting");
 
     let answer = approve(&app, &signer, CAROL, request).await;
     assert!(answer.contains("Approved"), "{answer}");
-    assert_eq!(request_state(&app, request).await, "approved");
-    let approved = final_edit(&discord).await;
+    assert_eq!(app.request_state(request).await, "approved");
+    let approved = discord.next_final_edit(CHANNEL).await;
     assert_eq!(approved.body["components"], json!([]));
     let card = embed_text(&approved.body);
     assert!(
@@ -556,9 +389,7 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     // The outcome is announced in the channel.
     let announcement = discord.next_post(CHANNEL).await;
     assert!(
-        announcement.body["content"]
-            .as_str()
-            .is_some_and(|t| t.contains("approved")),
+        announcement.text().contains("approved"),
         "{}",
         announcement.body
     );
@@ -566,24 +397,13 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     // A late click on the final card changes nothing and says so, without asking to confirm.
     let (_, late) = interact(&app, &signer, &click(ALICE, &format!("approve:{request}"))).await;
     assert!(ephemeral_text(&late).contains("Already approved"), "{late}");
-    assert_eq!(
-        app.storage()
-            .approvers(request)
-            .await
-            .expect("approvers")
-            .len(),
-        2
-    );
+    assert_eq!(app.approver_count(request).await, 2);
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn rejecting_asks_for_a_reason_in_a_modal() {
-    let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
-    let request = staging_healthy(&app, "alice").await;
-    discord.next_post(CHANNEL).await;
+    let (discord, signer, app, request) = card_posted().await;
 
     // A non-reviewer's Reject is refused at once, without a modal.
     let (_, refused) = interact(&app, &signer, &click(DAVE, &format!("reject:{request}"))).await;
@@ -608,7 +428,7 @@ async fn rejecting_asks_for_a_reason_in_a_modal() {
     // A blank reason is refused.
     let (_, blank) = interact(&app, &signer, &reject_submission(CAROL, request, "   ")).await;
     assert!(ephemeral_text(&blank).contains("needs a reason"), "{blank}");
-    assert_eq!(request_state(&app, request).await, "waiting");
+    assert_eq!(app.request_state(request).await, "waiting");
 
     let (status, done) = interact(
         &app,
@@ -618,8 +438,8 @@ async fn rejecting_asks_for_a_reason_in_a_modal() {
     .await;
     assert_eq!(status, 200);
     assert!(ephemeral_text(&done).contains("Rejected"), "{done}");
-    assert_eq!(request_state(&app, request).await, "rejected");
-    let edit = final_edit(&discord).await;
+    assert_eq!(app.request_state(request).await, "rejected");
+    let edit = discord.next_final_edit(CHANNEL).await;
     let card = embed_text(&edit.body);
     assert!(
         card.contains(r"the migration locks the \\*\\*orders\\*\\* table"),
@@ -628,9 +448,9 @@ async fn rejecting_asks_for_a_reason_in_a_modal() {
     assert!(card.contains("rejected"), "{card}");
     let announcement = discord.next_post(CHANNEL).await;
     assert!(
-        announcement.body["content"]
-            .as_str()
-            .is_some_and(|t| t.contains("rejected for production by carol")),
+        announcement
+            .text()
+            .contains("rejected for production by carol"),
         "{}",
         announcement.body
     );
@@ -654,38 +474,24 @@ async fn an_unanswered_request_expires_and_reminds_under_the_card() {
         .clone();
     assert!(card.body["embeds"].is_array());
 
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(20));
     // The background timer task may get there first; either way the reminder is sent once.
-    app.state.engine.run_due_timers().await.expect("timers");
+    app.run_timers_after(chrono::Duration::minutes(20)).await;
     // The wait-timer refresh and the reminder, a reply to the card.
     discord.next_edit(CHANNEL).await;
     let reminder = discord.next_post(CHANNEL).await;
     assert_eq!(reminder.body["message_reference"]["message_id"], card_id);
-    assert!(
-        reminder.body["content"]
-            .as_str()
-            .is_some_and(|t| t.contains("still waits")),
-        "{}",
-        reminder.body
-    );
+    assert!(reminder.text().contains("still waits"), "{}", reminder.body);
 
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(41));
-    app.state.engine.run_due_timers().await.expect("timers");
-    assert_eq!(request_state(&app, request).await, "expired");
-    let edit = final_edit(&discord).await;
+    app.run_timers_after(chrono::Duration::minutes(41)).await;
+    assert_eq!(app.request_state(request).await, "expired");
+    let edit = discord.next_final_edit(CHANNEL).await;
     assert!(embed_text(&edit.body).contains("expired"), "{}", edit.body);
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn a_redelivered_interaction_changes_nothing() {
-    let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
-    let request = staging_healthy(&app, "alice").await;
-    discord.next_post(CHANNEL).await;
+    let (discord, signer, app, request) = card_posted().await;
 
     // A refused click, delivered twice, is recorded once.
     let refused = click(DAVE, &format!("approve:{request}"));
@@ -697,14 +503,7 @@ async fn a_redelivered_interaction_changes_nothing() {
         ephemeral_text(&second).contains("already handled"),
         "{second}"
     );
-    assert_eq!(
-        app.storage()
-            .decisions(request)
-            .await
-            .expect("decisions")
-            .len(),
-        1
-    );
+    assert_eq!(app.decision_count(request).await, 1);
 
     open_approvals(&app, &discord).await;
     let confirm = click(BOB, &format!("confirm:{request}"));
@@ -717,14 +516,7 @@ async fn a_redelivered_interaction_changes_nothing() {
     assert!(updated_text(&again).contains("already handled"), "{again}");
     let decisions = app.storage().decisions(request).await.expect("decisions");
     assert_eq!(decisions.len(), 2, "{decisions:?}");
-    assert_eq!(
-        app.storage()
-            .approvers(request)
-            .await
-            .expect("approvers")
-            .len(),
-        1
-    );
+    assert_eq!(app.approver_count(request).await, 1);
     // One edit for the one approval.
     discord.next_edit(CHANNEL).await;
     app.outbox_idle().await;
@@ -735,24 +527,18 @@ async fn a_redelivered_interaction_changes_nothing() {
 #[tokio::test]
 async fn a_discord_outage_delays_the_card_but_loses_nothing() {
     let discord = FakeDiscord::start().await;
-    discord.hiccup([
-        Hiccup::RateLimited {
-            retry_after_secs: 30,
-        },
-        Hiccup::Status(500),
-        Hiccup::Status(503),
-    ]);
+    discord.hiccup(Hiccup::outage());
     let signer = DiscordSigner::new();
     let app = start(&discord, &signer, None).await;
     staging_healthy(&app, "alice").await;
-    for _ in 0..10 {
-        app.outbox_idle().await;
-        app.clock.advance(chrono::Duration::seconds(31));
-        app.state.outbox.run_once().await.expect("outbox");
-    }
+    app.retry_outbox(10).await;
     discord.next_post(CHANNEL).await;
     discord.next_edit(CHANNEL).await;
-    assert_eq!(discord.requests(), 5, "three failures, one post, one edit");
+    assert_eq!(
+        discord.api_requests(),
+        5,
+        "three failures, one post, one edit"
+    );
     discord.assert_all_read();
     app.teardown().await;
 }
@@ -760,32 +546,25 @@ async fn a_discord_outage_delays_the_card_but_loses_nothing() {
 // --- Slack and Discord together -------------------------------------------------------------
 
 async fn slack_click(app: &TestApp, slack: &FakeSlack, user: &str, request: i64) {
-    let mut payload = fixtures::read_json("slack/block_actions_docs.json");
-    payload["user"]["id"] = json!(user);
-    payload["channel"] = json!({"id": SLACK_CHANNEL, "name": "deploys"});
-    payload["response_url"] = json!(slack.response_url(&format!("{user}-approve")));
-    payload["actions"][0]["action_id"] = json!("approve");
-    payload["actions"][0]["value"] = json!(request.to_string());
-    payload["actions"][0]["action_ts"] = json!(greenlight_tests::signing::slack_action_ts());
-    let body = format!(
-        "payload={}",
-        url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
+    let response_url = slack.response_url(&format!("{user}-approve"));
+    let payload = from_slack::click(
+        user,
+        SLACK_CHANNEL,
+        "approve",
+        &request.to_string(),
+        &response_url,
     );
-    let timestamp = app.clock.now().timestamp();
-    let response = app
-        .client
-        .post(app.url("/slack/interactions"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signature(SLACK_SECRET, timestamp, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("request");
+    let response = from_slack::interact(app, SLACK_SIGNING_SECRET, &payload).await;
     assert_eq!(response.status(), 200);
+}
+
+/// Discord and Slack both configured.
+async fn both_platforms() -> (FakeDiscord, FakeSlack, DiscordSigner, TestApp) {
+    let discord = FakeDiscord::start().await;
+    let slack = FakeSlack::start().await;
+    let signer = DiscordSigner::new();
+    let app = start(&discord, &signer, Some(&slack)).await;
+    (discord, slack, signer, app)
 }
 
 /// The card's decision lines and outcome, whatever the platform's markup.
@@ -795,10 +574,7 @@ fn normalized(text: &str) -> String {
 
 #[tokio::test]
 async fn a_decision_on_either_platform_counts_and_updates_both_cards() {
-    let discord = FakeDiscord::start().await;
-    let slack = FakeSlack::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, Some(&slack)).await;
+    let (discord, slack, signer, app) = both_platforms().await;
     let request = staging_healthy(&app, "dave").await;
     let discord_card = discord.next_post(CHANNEL).await;
     let slack_card = slack.next_call("chat.postMessage", SLACK_CHANNEL).await;
@@ -813,23 +589,11 @@ async fn a_decision_on_either_platform_counts_and_updates_both_cards() {
     slack.next_call("chat.update", SLACK_CHANNEL).await;
     let answer = approve(&app, &signer, CAROL, request).await;
     assert!(answer.contains("Approved"), "{answer}");
-    assert_eq!(request_state(&app, request).await, "approved");
-    assert_eq!(
-        app.storage()
-            .approvers(request)
-            .await
-            .expect("approvers")
-            .len(),
-        2
-    );
+    assert_eq!(app.request_state(request).await, "approved");
+    assert_eq!(app.approver_count(request).await, 2);
 
-    let discord_final = final_edit(&discord).await;
-    let slack_final = loop {
-        let update = slack.next_call("chat.update", SLACK_CHANNEL).await;
-        if !update.body["blocks"].to_string().contains("\"actions\"") {
-            break update;
-        }
-    };
+    let discord_final = discord.next_final_edit(CHANNEL).await;
+    let slack_final = slack.next_final_update(SLACK_CHANNEL).await;
     let discord_text = normalized(&embed_text(&discord_final.body));
     let slack_text = normalized(&slack_final.body["blocks"].to_string());
     for same in [
@@ -856,19 +620,24 @@ async fn a_decision_on_either_platform_counts_and_updates_both_cards() {
 
 #[tokio::test]
 async fn one_person_on_both_platforms_counts_once() {
-    let discord = FakeDiscord::start().await;
-    let slack = FakeSlack::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, Some(&slack)).await;
+    let (discord, slack, signer, app) = both_platforms().await;
     let request = staging_healthy(&app, "dave").await;
     discord.next_post(CHANNEL).await;
     slack.next_call("chat.postMessage", SLACK_CHANNEL).await;
     open_approvals(&app, &discord).await;
+    slack.next_call("chat.update", SLACK_CHANNEL).await;
 
     slack_click(&app, &slack, SLACK_ALICE, request).await;
+    let edit = discord.next_edit(CHANNEL).await;
+    assert!(
+        normalized(&embed_text(&edit.body)).contains("alice approved on Slack"),
+        "{}",
+        edit.body
+    );
+    slack.next_call("chat.update", SLACK_CHANNEL).await;
     let answer = approve(&app, &signer, ALICE, request).await;
     assert!(answer.contains("counts once"), "{answer}");
-    assert_eq!(request_state(&app, request).await, "waiting");
+    assert_eq!(app.request_state(request).await, "waiting");
     let approvers = app.storage().approvers(request).await.expect("approvers");
     assert_eq!(approvers.len(), 1, "{approvers:?}");
     app.teardown().await;

@@ -3,18 +3,21 @@
 
 use std::path::Path;
 
-use chrono::{TimeZone, Utc};
 use clap::Parser;
 use greenlight::cli::Cli;
-use greenlight::clock::Clock;
+use greenlight_tests::clock::manual_clock;
+use greenlight_tests::config::{
+    discord_section, shop_app, DISCORD_APPLICATION_ID as APPLICATION_ID,
+};
 use greenlight_tests::fakes::FakeDiscord;
+use greenlight_tests::inbound::discord::{interact, post_signed_at, slash_command};
+use greenlight_tests::shop;
 use greenlight_tests::signing::DiscordSigner;
 use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const APPLICATION_ID: &str = "1100000000000000001";
 const CHANNEL: &str = "1100000000000000000";
 const ALICE: &str = "100000000000000001";
 const DAVE: &str = "100000000000000004";
@@ -22,28 +25,21 @@ const DAVE: &str = "100000000000000004";
 fn config(api_url: &str, public_key: &str) -> String {
     format!(
         r#"
-[discord]
-application_id = "{APPLICATION_ID}"
-public_key = "{public_key}"
-bot_token = "discord-bot-token"
-api_url = "{api_url}"
-
+{discord}
 [people]
 alice = {{ discord = "{ALICE}" }}
 dave = {{ discord = "{DAVE}" }}
 
-[apps.shop]
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {{ discord = "{CHANNEL}" }}
-operators = ["alice"]
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["alice"]
-"#
+{shop}"#,
+        discord = discord_section(public_key, api_url),
+        shop = shop_app(
+            &format!(
+                "ci_token = \"shop-ci\"\nchannels = {{ discord = \"{CHANNEL}\" }}\n\
+                 operators = [\"alice\"]"
+            ),
+            "",
+            r#"reviewers = ["alice"]"#,
+        ),
     )
 }
 
@@ -97,11 +93,7 @@ async fn start(discord: &FakeDiscord, signer: &DiscordSigner) -> TestApp {
     spawn_app_with_clock(
         &config(&discord.api_url(), &signer.public_key_hex()),
         &[],
-        Clock::manual(
-            Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
-                .single()
-                .expect("time"),
-        ),
+        manual_clock(),
     )
     .await
 }
@@ -114,33 +106,19 @@ async fn slash(
     name: &str,
     options: Value,
 ) -> Value {
-    let payload = json!({
-        "id": greenlight_tests::signing::discord_interaction_id(),
-        "application_id": APPLICATION_ID, "type": 2, "token": "interaction-token",
-        "version": 1, "guild_id": "290926798626357999", "channel_id": CHANNEL,
-        "member": {"user": {"id": user, "username": "someone"}, "roles": []},
-        "data": {"id": "771825006014889984", "name": name, "type": 1, "options": options},
-    });
-    let body = payload.to_string();
-    let timestamp = app.clock.now().timestamp().to_string();
-    let response = app
-        .client
-        .post(app.url("/discord/interactions"))
-        .header(
-            "x-signature-ed25519",
-            signer.sign(&timestamp, body.as_bytes()),
-        )
-        .header("x-signature-timestamp", &timestamp)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    let answer: Value = response.json().await.expect("JSON");
+    let payload = slash_command(user, CHANNEL, name, options);
+    let (status, answer) = interact(app, signer, &payload).await;
+    assert_eq!(status, 200);
     assert_eq!(answer["type"], 4, "{answer}");
     assert_eq!(answer["data"]["flags"], 64, "private reply: {answer}");
     answer
+}
+
+/// `/lock production <reason>` by alice.
+async fn lock(app: &TestApp, signer: &DiscordSigner, reason: &str) -> Value {
+    let options = json!([{"name": "environment", "type": 3, "value": "production"},
+        {"name": "reason", "type": 3, "value": reason}]);
+    slash(app, signer, ALICE, "lock", options).await
 }
 
 fn content(answer: &Value) -> &str {
@@ -160,7 +138,7 @@ async fn commands_run_with_discords_typed_options() {
     let answer = slash(&app, &signer, ALICE, "flag", options.clone()).await;
     assert!(content(&answer).contains("now on"), "{answer}");
     let announcement = discord.next_post(CHANNEL).await;
-    let said = announcement.body["content"].as_str().unwrap_or_default();
+    let said = announcement.text();
     // Discord markdown is escaped in what users typed (`new\_checkout`).
     assert!(
         said.contains("alice set flag") && said.contains("payments fixed"),
@@ -217,23 +195,14 @@ async fn lock_unlock_and_rollback_run_from_discord() {
     let app = start(&discord, &signer).await;
     let production = json!({"name": "environment", "type": 3, "value": "production"});
 
-    let locked = slash(
-        &app,
-        &signer,
-        ALICE,
-        "lock",
-        json!([production, {"name": "reason", "type": 3, "value": "incident 42"}]),
-    )
-    .await;
+    let locked = lock(&app, &signer, "incident 42").await;
     assert!(
         content(&locked).starts_with("Locked shop production"),
         "{locked}"
     );
     let announcement = discord.next_post(CHANNEL).await;
     assert!(
-        announcement.body["content"]
-            .as_str()
-            .is_some_and(|text| text.contains("incident 42")),
+        announcement.text().contains("incident 42"),
         "{}",
         announcement.body
     );
@@ -257,26 +226,13 @@ async fn lock_unlock_and_rollback_run_from_discord() {
 }
 
 /// Posts `body` signed at `timestamp`; returns the status and the JSON answer.
-async fn post_signed_at(
+async fn replay_at(
     app: &TestApp,
     signer: &DiscordSigner,
     body: &str,
     timestamp: i64,
 ) -> (u16, Value) {
-    let timestamp = timestamp.to_string();
-    let response = app
-        .client
-        .post(app.url("/discord/interactions"))
-        .header(
-            "x-signature-ed25519",
-            signer.sign(&timestamp, body.as_bytes()),
-        )
-        .header("x-signature-timestamp", &timestamp)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("request");
+    let response = post_signed_at(app, signer, body.as_bytes(), timestamp).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -287,28 +243,13 @@ async fn a_replayed_unlock_does_nothing_and_old_interactions_are_refused() {
     let signer = DiscordSigner::new();
     let app = start(&discord, &signer).await;
     let production = json!({"name": "environment", "type": 3, "value": "production"});
-    slash(
-        &app,
-        &signer,
-        ALICE,
-        "lock",
-        json!([production, {"name": "reason", "type": 3, "value": "incident 42"}]),
-    )
-    .await;
+    lock(&app, &signer, "incident 42").await;
     discord.next_post(CHANNEL).await;
 
     // A captured `/unlock`, sent again a minute later with its original signature.
-    let unlock = json!({
-        "id": greenlight_tests::signing::discord_interaction_id(),
-        "application_id": APPLICATION_ID, "type": 2, "token": "interaction-token",
-        "version": 1, "guild_id": "290926798626357999", "channel_id": CHANNEL,
-        "member": {"user": {"id": ALICE, "username": "alice"}, "roles": []},
-        "data": {"id": "771825006014889984", "name": "unlock", "type": 1,
-            "options": [production]},
-    })
-    .to_string();
+    let unlock = slash_command(ALICE, CHANNEL, "unlock", json!([production])).to_string();
     let signed_at = app.clock.now().timestamp();
-    let (status, first) = post_signed_at(&app, &signer, &unlock, signed_at).await;
+    let (status, first) = replay_at(&app, &signer, &unlock, signed_at).await;
     assert_eq!(status, 200);
     assert!(
         content(&first).starts_with("Unlocked shop production"),
@@ -316,25 +257,15 @@ async fn a_replayed_unlock_does_nothing_and_old_interactions_are_refused() {
     );
     discord.next_post(CHANNEL).await;
 
-    slash(
-        &app,
-        &signer,
-        ALICE,
-        "lock",
-        json!([production, {"name": "reason", "type": 3, "value": "incident 43"}]),
-    )
-    .await;
+    lock(&app, &signer, "incident 43").await;
     discord.next_post(CHANNEL).await;
     app.clock.advance(chrono::Duration::minutes(1));
-    let (status, replay) = post_signed_at(&app, &signer, &unlock, signed_at).await;
+    let (status, replay) = replay_at(&app, &signer, &unlock, signed_at).await;
     assert_eq!(status, 200);
     assert!(content(&replay).contains("already handled"), "{replay}");
     let status = app
         .storage()
-        .environment_status(
-            &greenlight_commands::AppName::parse("shop").expect("app"),
-            &greenlight_commands::EnvironmentName::parse("production").expect("env"),
-        )
+        .environment_status(&shop::shop(), &shop::production())
         .await
         .expect("status");
     assert_eq!(
@@ -345,12 +276,12 @@ async fn a_replayed_unlock_does_nothing_and_old_interactions_are_refused() {
 
     // Past five minutes the signature itself is refused, as stale.
     app.clock.advance(chrono::Duration::minutes(5));
-    let (status, stale) = post_signed_at(&app, &signer, &unlock, signed_at).await;
+    let (status, stale) = replay_at(&app, &signer, &unlock, signed_at).await;
     assert_eq!(status, 401, "{stale}");
     // And so is a timestamp from the future.
     let ahead = app.clock.now().timestamp() + 301;
     let fresh_id = unlock.replace("\"id\":\"9", "\"id\":\"8");
-    let (status, _) = post_signed_at(&app, &signer, &fresh_id, ahead).await;
+    let (status, _) = replay_at(&app, &signer, &fresh_id, ahead).await;
     assert_eq!(status, 401);
     discord.assert_all_read();
     app.teardown().await;

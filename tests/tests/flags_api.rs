@@ -109,20 +109,33 @@ async fn reply(request: reqwest::RequestBuilder) -> Reply {
     }
 }
 
-async fn get_flags(
-    app: &TestApp,
-    path: &str,
+/// `request` with `token` as its bearer token and `If-None-Match: etag`, where given.
+fn conditional(
+    mut request: reqwest::RequestBuilder,
     token: Option<&str>,
     if_none_match: Option<&str>,
-) -> Reply {
-    let mut request = app.client.get(app.url(path));
+) -> reqwest::RequestBuilder {
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     if let Some(etag) = if_none_match {
         request = request.header("if-none-match", etag);
     }
-    reply(request).await
+    request
+}
+
+async fn get_flags(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    if_none_match: Option<&str>,
+) -> Reply {
+    reply(conditional(
+        app.client.get(app.url(path)),
+        token,
+        if_none_match,
+    ))
+    .await
 }
 
 /// POSTs `body` (as given, so tests can send broken JSON) to an OFREP route.
@@ -137,18 +150,18 @@ async fn ofrep_with(
     body: &str,
     if_none_match: Option<&str>,
 ) -> Reply {
-    let mut request = app
+    let request = app
         .client
         .post(app.url(path))
         .header("content-type", "application/json")
         .body(body.to_owned());
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(etag) = if_none_match {
-        request = request.header("if-none-match", etag);
-    }
-    reply(request).await
+    reply(conditional(request, token, if_none_match)).await
+}
+
+/// OFREP bulk evaluation with the staging token, for a client that has `etag`.
+async fn bulk_since(app: &TestApp, body: &str, etag: &str) -> Reply {
+    let path = "/ofrep/v1/evaluate/flags";
+    ofrep_with(app, path, Some(STAGING_TOKEN), body, Some(etag)).await
 }
 
 /// OFREP single-flag evaluation with the staging token.
@@ -501,20 +514,14 @@ async fn ofrep_bulk_evaluates_every_flag_with_an_etag_and_304() {
     assert!(etag.starts_with('"'), "{etag}");
     assert_eq!(all.header("content-type"), Some("application/json"));
 
-    let not_modified = ofrep_with(
-        &app,
-        bulk,
-        Some(STAGING_TOKEN),
-        &context(&user),
-        Some(&etag),
-    )
-    .await;
+    let user_context = context(&user);
+    let not_modified = bulk_since(&app, &user_context, &etag).await;
     assert_eq!(not_modified.status, 304);
     assert_eq!(not_modified.etag(), etag);
     assert!(not_modified.text.is_empty());
 
     // Without a targeting key the split flag fails on its own; the others still evaluate.
-    let anonymous = ofrep_with(&app, bulk, Some(STAGING_TOKEN), "{}", Some(&etag)).await;
+    let anonymous = bulk_since(&app, "{}", &etag).await;
     assert_eq!(anonymous.status, 200, "{}", anonymous.text);
     let anonymous_body = anonymous.json();
     let items = anonymous_body["flags"].as_array().expect("flags");
@@ -528,14 +535,7 @@ async fn ofrep_bulk_evaluates_every_flag_with_an_etag_and_304() {
 
     // A change makes the old ETag stale.
     switch(&app, "staging", "old_banner", true).await;
-    let changed = ofrep_with(
-        &app,
-        bulk,
-        Some(STAGING_TOKEN),
-        &context(&user),
-        Some(&etag),
-    )
-    .await;
+    let changed = bulk_since(&app, &user_context, &etag).await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_ne!(changed.etag(), etag);
     assert_eq!(changed.json()["flags"][2]["value"], true);

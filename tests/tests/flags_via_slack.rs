@@ -1,23 +1,19 @@
 //! The whole flag loop: an operator flips a flag with a signed Slack `/flag`, and applications
 //! see it at once through OFREP (a real OpenFeature client) and the JSON API (a new ETag).
 
+use greenlight_tests::config::{slack_section, SLACK_SIGNING_SECRET as SECRET};
 use greenlight_tests::fakes::FakeSlack;
-use greenlight_tests::signing::slack_signature;
+use greenlight_tests::inbound::slack as from_slack;
 use greenlight_tests::{spawn_app_with, TestApp};
 use reqwest::header::{HeaderMap, HeaderValue};
 
-const SECRET: &str = "slack-signing-secret";
 const FLAGS_TOKEN: &str = "shop-production-flags-token";
 const CHANNEL: &str = "C0DEPLOYS";
 
 async fn start(slack: &FakeSlack) -> TestApp {
     let config = format!(
         r#"
-[slack]
-bot_token = "{token}"
-signing_secret = "{SECRET}"
-api_url = "{api}"
-
+{slack}
 [people]
 alice = {{ slack = "U0ALICE01" }}
 
@@ -30,39 +26,13 @@ operators = ["alice"]
 [apps.shop.environments.production]
 flags_token = "{FLAGS_TOKEN}"
 "#,
-        token = slack.bot_token,
-        api = slack.api_url(),
+        slack = slack_section(slack),
     );
     spawn_app_with(&config, &[]).await
 }
 
 async fn slack_flag(app: &TestApp, text: &str) -> String {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("command", "/flag"),
-            ("text", text),
-            ("user_id", "U0ALICE01"),
-            ("channel_id", CHANNEL),
-            ("response_url", "https://hooks.slack.com/commands/T1/2/3"),
-        ])
-        .finish()
-        .into_bytes();
-    let timestamp = chrono::Utc::now().timestamp();
-    let reply: serde_json::Value = app
-        .client
-        .post(app.url("/slack/commands"))
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signature(SECRET, timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("command")
-        .json()
-        .await
-        .expect("JSON");
+    let (_, reply) = from_slack::command(app, SECRET, "U0ALICE01", CHANNEL, "/flag", text).await;
     reply["text"].as_str().unwrap_or_default().to_owned()
 }
 

@@ -3,203 +3,45 @@
 //! back to; a lock holds GitHub protection rules until `/unlock`; an old approval does not
 //! answer a new protection rule. Everything runs through the real app with a manual clock.
 
-use chrono::{TimeZone, Utc};
-use greenlight::clock::Clock;
-use greenlight::engine::{ChatActor, DecisionReply, ReplyTo, RollbackRefusal};
-use greenlight_commands::{AppName, DeploymentState, EnvironmentName, Platform, Verdict};
-use greenlight_storage::Deployment;
+use greenlight::engine::RollbackRefusal;
+use greenlight_commands::DeploymentState;
+use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::config::http_deploy;
 use greenlight_tests::fakes::{DeployHook, FakeProduction, FakeSlack};
-use greenlight_tests::{spawn_app_with_clock, TestApp};
+use greenlight_tests::gated::{
+    approve, build, config, report, running, staging_healthy, verify, API_TOKEN, CHANNEL,
+    HOOK_SECRET,
+};
+use greenlight_tests::shop::{production as prod, shop};
+use greenlight_tests::{gated, TestApp};
 use serde_json::{json, Value};
 
 const OLD: &str = "1111111111111111111111111111111111111111";
 const NEW: &str = "2222222222222222222222222222222222222222";
 const AROUND: &str = "3333333333333333333333333333333333333333";
-const HOOK_SECRET: &str = "deploy-hook-secret";
-const API_TOKEN: &str = "read-api-token";
-const CHANNEL: &str = "C0DEPLOYS";
-const ALICE: &str = "U0ALICE01";
-const CAROL: &str = "U0CAROL01";
 
 /// The metrics recorder is process-wide and both tests flag deploys of shop production: they
 /// take turns so one can count what it caused.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn shop() -> AppName {
-    AppName::parse("shop").expect("app")
-}
-
-fn prod() -> EnvironmentName {
-    EnvironmentName::parse("production").expect("environment")
-}
-
-/// Slack on, alice writes the code, carol approves alone; production is deployed by `deploy`
-/// (CI when empty) and checked 30 s after each deploy when `production` is given.
-fn config(slack: &FakeSlack, deploy: &str, production: Option<&FakeProduction>) -> String {
-    let smoke = production
-        .map(|production| {
-            format!(
-                "smoke = [ {{ name = \"health\", url = \"{}\" }} ]\nsmoke_settle = \"30s\"",
-                production.health_url()
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        r#"
-[server]
-api_token = "{API_TOKEN}"
-
-[slack]
-bot_token = "{token}"
-signing_secret = "slack-signing-secret"
-api_url = "{api}"
-
-[people]
-alice = {{ slack = "{ALICE}", github = "alice" }}
-carol = {{ slack = "{CAROL}", github = "carol" }}
-
-[apps.shop]
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {{ slack = "{CHANNEL}" }}
-operators = ["carol"]
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["carol"]
-{deploy}
-{smoke}
-"#,
-        token = slack.bot_token,
-        api = slack.api_url(),
-    )
-}
-
-fn http_deploy(hook: &DeployHook) -> String {
-    format!(
-        r#"deploy = {{ kind = "http", url = "{}", secret = "${{HOOK_SECRET}}" }}"#,
-        hook.url()
-    )
-}
-
-async fn start(config: &str) -> TestApp {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
-        .single()
-        .expect("time");
-    spawn_app_with_clock(
-        config,
-        &[("HOOK_SECRET", HOOK_SECRET)],
-        Clock::manual(start),
-    )
-    .await
-}
-
-async fn ci(app: &TestApp, event: Value) -> Value {
-    let response = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth("shop-ci")
-        .json(&event)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    let body: Value = response.json().await.expect("JSON");
-    assert_eq!(status, 202, "{body}");
-    body
-}
-
-async fn build(app: &TestApp, sha: &str) {
-    ci(
-        app,
-        json!({"event": "build", "app": "shop", "sha": sha,
-            "image": format!("ghcr.io/acme/shop:{sha}"), "author": "alice"}),
-    )
-    .await;
+/// Greenlight on `config`, whose Slack cards the test may leave unread: gate integrity is about
+/// what is recorded and announced, the cards are slack_approvals'.
+async fn start(slack: &FakeSlack, config: &str) -> TestApp {
+    slack.allow_unread_cards("gate-integrity tests read announcements, not cards");
+    gated::start(config).await
 }
 
 /// CI says it deployed `sha` to production, without any deployment id of Greenlight's.
 async fn ci_deployed_to_production(app: &TestApp, sha: &str) -> Value {
     build(app, sha).await;
-    ci(
-        app,
-        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": sha,
-            "status": "success"}),
-    )
-    .await
-}
-
-/// Builds `sha`, reports it healthy in staging; returns the production approval request.
-async fn staging_healthy(app: &TestApp, sha: &str) -> i64 {
-    build(app, sha).await;
-    let reply = ci(
-        app,
-        json!({"event": "deployed", "app": "shop", "environment": "staging", "sha": sha,
-            "status": "success"}),
-    )
-    .await;
-    reply["approval_requests"][0]["id"]
-        .as_i64()
-        .expect("an approval request opened")
-}
-
-async fn approve(app: &TestApp, request: i64) {
-    let reply = app
-        .state
-        .engine
-        .decide(
-            request,
-            ChatActor {
-                platform: Platform::Slack,
-                user_id: CAROL.to_owned(),
-                reply_to: ReplyTo::Nobody,
-            },
-            Verdict::Approve,
-        )
-        .await
-        .expect("decision stored");
-    assert!(
-        matches!(reply, DecisionReply::Accepted(_)),
-        "approval refused: {reply:?}"
-    );
-}
-
-async fn deliver(app: &TestApp) {
-    app.outbox_idle().await;
-    app.state.outbox.run_once().await.expect("outbox pass");
-    app.outbox_idle().await;
-}
-
-async fn verify(app: &TestApp) {
-    app.clock.advance(chrono::Duration::seconds(31));
-    app.state
-        .engine
-        .run_due_verifications()
-        .await
-        .expect("verification");
-}
-
-async fn running(app: &TestApp) -> Deployment {
-    app.storage()
-        .current_deployment(&shop(), &prod())
-        .await
-        .expect("read")
-        .expect("something runs in production")
+    report(app, ci::deployed("production", sha, "success")).await
 }
 
 async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("JSON")
+    let (status, body) = app.get_with_token(path, API_TOKEN).await;
+    assert_eq!(status, 200);
+    assert!(body.is_object(), "{path}: {body}");
+    body
 }
 
 /// The value of `greenlight_unapproved_deploys_total` for shop production, 0 when absent.
@@ -226,13 +68,10 @@ async fn unapproved_metric(app: &TestApp) -> f64 {
 
 /// The next message posted to the channel that mentions `needle` (earlier ones skipped).
 async fn posted(slack: &FakeSlack, needle: &str) -> String {
-    loop {
-        let call = slack.next_call("chat.postMessage", CHANNEL).await;
-        let text = call.body["text"].as_str().unwrap_or_default().to_owned();
-        if text.contains(needle) {
-            return text;
-        }
-    }
+    let call = slack
+        .next_call_mentioning("chat.postMessage", CHANNEL, needle)
+        .await;
+    call.text().to_owned()
 }
 
 #[tokio::test]
@@ -242,7 +81,11 @@ async fn a_deploy_around_the_gate_is_flagged_and_the_rollback_skips_it() {
     // NEW's deploy and the rollback after it: nothing for the unapproved release.
     let hook = DeployHook::start(HOOK_SECRET, 2).await;
     let production = FakeProduction::start().await;
-    let app = start(&config(&slack, &http_deploy(&hook), Some(&production))).await;
+    let app = start(
+        &slack,
+        &config(&slack, &http_deploy(&hook), Some(&production)),
+    )
+    .await;
     build(&app, OLD).await;
     app.seed_approved_healthy("shop", "production", OLD).await;
     let metric_before = unapproved_metric(&app).await;
@@ -255,7 +98,7 @@ async fn a_deploy_around_the_gate_is_flagged_and_the_rollback_skips_it() {
     assert_eq!(around.sha.as_str(), AROUND);
     assert_eq!(around.state, DeploymentState::Healthy);
     assert!(!around.approved);
-    deliver(&app).await;
+    app.deliver_due().await;
     let warning = posted(&slack, "without approval").await;
     assert_eq!(
         warning,
@@ -307,14 +150,14 @@ async fn a_deploy_around_the_gate_is_flagged_and_the_rollback_skips_it() {
     // NEW goes through the gate, deploys, and breaks production.
     let request = staging_healthy(&app, NEW).await;
     approve(&app, request).await;
-    deliver(&app).await;
+    app.deliver_due().await;
+    posted(&slack, "approved for production by carol; deploying").await;
     let deploy = hook.next_request().await;
     let deploy_id = deploy.body["deployment_id"].as_i64().expect("id");
     production.set_healthy(false);
-    let reply = ci(
+    let reply = report(
         &app,
-        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": NEW,
-            "status": "success", "deployment_id": deploy_id}),
+        ci::deployed("production", NEW, "success").with(json!({"deployment_id": deploy_id})),
     )
     .await;
     assert_eq!(reply["deployment"]["approved"], true, "{reply}");
@@ -329,8 +172,9 @@ async fn a_deploy_around_the_gate_is_flagged_and_the_rollback_skips_it() {
     );
 
     // The automatic rollback goes to the last *approved* healthy image, never around it.
-    deliver(&app).await;
+    app.deliver_due().await;
     let rollback = hook.next_request().await;
+    posted(&slack, "is faulty in production").await;
     assert_eq!(rollback.body["kind"], "rollback");
     assert_eq!(rollback.body["sha"], OLD);
     assert_eq!(rollback.body["image"], format!("ghcr.io/acme/shop:{OLD}"));
@@ -341,7 +185,7 @@ async fn a_deploy_around_the_gate_is_flagged_and_the_rollback_skips_it() {
 async fn where_ci_deploys_only_an_approved_release_counts_as_approved() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let slack = FakeSlack::start().await;
-    let app = start(&config(&slack, "", None)).await;
+    let app = start(&slack, &config(&slack, "", None)).await;
 
     let request = staging_healthy(&app, NEW).await;
     approve(&app, request).await;
@@ -351,23 +195,14 @@ async fn where_ci_deploys_only_an_approved_release_counts_as_approved() {
     let around = ci_deployed_to_production(&app, AROUND).await;
     assert_eq!(around["deployment"]["approved"], false, "{around}");
     // A repeat of the same report is no second announcement.
-    let again = ci(
-        &app,
-        json!({"event": "deployed", "app": "shop", "environment": "production", "sha": AROUND,
-            "status": "success"}),
-    )
-    .await;
+    let again = report(&app, ci::deployed("production", AROUND, "success")).await;
     assert_eq!(again["deployment"]["id"], around["deployment"]["id"]);
-    deliver(&app).await;
+    app.deliver_due().await;
     posted(&slack, "3333333 deployed to production without approval").await;
+    posted(&slack, "2222222 approved for production by carol").await;
 
     // Staging has no gate: nothing there is ever "unapproved".
-    let staging = ci(
-        &app,
-        json!({"event": "deployed", "app": "shop", "environment": "staging", "sha": AROUND,
-            "status": "success"}),
-    )
-    .await;
+    let staging = report(&app, ci::deployed("staging", AROUND, "success")).await;
     assert_eq!(staging["deployment"]["approved"], true, "{staging}");
     app.teardown().await;
 }

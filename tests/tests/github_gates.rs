@@ -3,53 +3,45 @@
 //! answer POSTed to a fake GitHub that checks the App JWT, hands out installation tokens and
 //! records each callback. Time is a manual clock shared by the app and the fake.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use chrono::{DateTime, TimeZone, Utc};
-use greenlight::clock::Clock;
-use greenlight::engine::{ChatActor, DecisionReply, ReplyTo};
-use greenlight_commands::{AppName, CommitSha, EnvironmentName, Platform, Verdict};
+use greenlight::engine::DecisionReply;
+use greenlight_commands::Verdict;
 use greenlight_storage::{gates, ApprovalRequest, GateAnswer, GithubGate};
-use greenlight_tests::fakes::github::{private_key_file, APP_ID, INSTALLATION_ID};
+use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::clock::manual_clock;
+use greenlight_tests::config::{shop_app, slack_section};
+use greenlight_tests::fakes::github::{private_key_file, APP_ID};
 use greenlight_tests::fakes::{FakeGithub, FakeSlack};
-use greenlight_tests::signing::github_signature;
-use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
+use greenlight_tests::inbound::github::{self as from_github, delivery_id};
+use greenlight_tests::shop::{self, production, shop as app};
+use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 
 const WEBHOOK_SECRET: &str = "gate-webhook-secret";
 const CI_TOKEN: &str = "shop-ci-token";
+const CHANNEL: &str = "C0DEPLOYS";
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const FAULTY_SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
 const NEWER_SHA: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
-fn start_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
-        .single()
-        .expect("time")
-}
-
-static DELIVERIES: AtomicU64 = AtomicU64::new(1);
-
 /// Greenlight as a GitHub App for `Codertocat/Hello-World` (app `shop`): staging, then a
 /// production gated by two of alice and bob and deployed by GitHub behind a protection rule.
+/// Slack is the channel a gated environment needs: the tests read what it is told, not the
+/// cards (slack_approvals' subject).
 struct GateBot {
     app: TestApp,
     github: FakeGithub,
-    _slack: FakeSlack,
+    slack: FakeSlack,
 }
 
 impl GateBot {
     async fn start() -> Self {
-        let clock = Clock::manual(start_time());
+        let clock = manual_clock();
         let github = FakeGithub::start(clock.clone()).await;
         let slack = FakeSlack::start().await;
+        slack.allow_unread_cards("GitHub gate tests read announcements, not cards");
         let config = format!(
             r#"
-            [slack]
-            bot_token = "{bot_token}"
-            signing_secret = "slack-signing-secret"
-            api_url = "{slack_url}"
-
+            {slack}
             [github]
             webhook_secret = "${{GITHUB_WEBHOOK_SECRET}}"
             app_id = {APP_ID}
@@ -60,23 +52,19 @@ impl GateBot {
             alice = {{ slack = "U0ALICE", github = "alice" }}
             bob = {{ slack = "U0BOB", github = "bob" }}
 
-            [apps.shop]
-            repository = "Codertocat/Hello-World"
-            image = "ghcr.io/acme/shop"
-            ci_token = "${{SHOP_CI_TOKEN}}"
-            channels = {{ slack = "C0DEPLOYS" }}
-
-            [apps.shop.environments.staging]
-
-            [apps.shop.environments.production]
-            after = "staging"
-            reviewers = ["alice", "bob"]
-            required_approvals = 2
-            approval_timeout = "2h"
-            deploy = {{ kind = "github-protection-rule" }}
-            "#,
-            bot_token = slack.bot_token,
-            slack_url = slack.api_url(),
+            {shop}"#,
+            shop = shop_app(
+                &format!(
+                    "repository = \"Codertocat/Hello-World\"\nci_token = \"${{SHOP_CI_TOKEN}}\"\n\
+                     channels = {{ slack = \"{CHANNEL}\" }}"
+                ),
+                "",
+                r#"reviewers = ["alice", "bob"]
+required_approvals = 2
+approval_timeout = "2h"
+deploy = { kind = "github-protection-rule" }"#,
+            ),
+            slack = slack_section(&slack),
             key = private_key_file().display(),
             github_url = github.api_url(),
         );
@@ -89,85 +77,46 @@ impl GateBot {
             clock,
         )
         .await;
-        Self {
-            app,
-            github,
-            _slack: slack,
-        }
+        Self { app, github, slack }
     }
 
     /// GitHub asks whether `sha` may deploy to production, for workflow run `run_id`. Returns
     /// the webhook's answer, which says what Greenlight decided.
     async fn protection_rule(&self, sha: &str, run_id: u64) -> Value {
-        let example = fixtures::read_json("github/deployment/0-created.json");
-        let mut deployment = example["deployment"].clone();
-        deployment["sha"] = json!(sha);
-        deployment["environment"] = json!("Production");
-        let body = json!({
-            "action": "requested",
-            // GitHub's spelling, echoed back in the callback.
-            "environment": "Production",
-            "event": "push",
-            "deployment_callback_url": self.github.callback_url(run_id),
-            "deployment": deployment,
-            "pull_requests": [],
-            "repository": example["repository"],
-            "sender": example["sender"],
-            "installation": {"id": INSTALLATION_ID, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMjMxMTIxMw=="},
-        })
-        .to_string();
-        let delivery = format!(
-            "9e0f6a3c-cc78-11e3-81ab-{:012x}",
-            DELIVERIES.fetch_add(1, Ordering::Relaxed)
-        );
-        let response = self
-            .app
-            .client
-            .post(self.app.url("/webhooks/github"))
-            .header("Content-Type", "application/json")
-            .header("User-Agent", "GitHub-Hookshot/044aadd")
-            .header("X-GitHub-Event", "deployment_protection_rule")
-            .header("X-GitHub-Delivery", delivery)
-            .header(
-                "X-Hub-Signature-256",
-                github_signature(WEBHOOK_SECRET, body.as_bytes()),
-            )
-            .body(body)
-            .send()
-            .await
-            .expect("POST /webhooks/github");
+        // GitHub's spelling, echoed back in the callback.
+        let mut rule =
+            from_github::protection_rule("Production", &self.github.callback_url(run_id));
+        rule["deployment"]["sha"] = json!(sha);
+        rule["deployment"]["environment"] = json!("Production");
+        let response = from_github::deliver(
+            &self.app,
+            WEBHOOK_SECRET,
+            "deployment_protection_rule",
+            &delivery_id(),
+            rule.to_string().into_bytes(),
+        )
+        .await;
         assert_eq!(response.status(), 200);
         response.json().await.expect("JSON answer")
     }
 
     async fn ci_event(&self, event: Value) {
-        let response = self
-            .app
-            .client
-            .post(self.app.url("/api/v1/events"))
-            .bearer_auth(CI_TOKEN)
-            .json(&event)
-            .send()
-            .await
-            .expect("POST /api/v1/events");
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, 202, "{body}");
+        ci::report(&self.app, CI_TOKEN, event).await;
     }
 
     async fn build(&self, sha: &str) {
-        self.ci_event(json!({"event": "build", "app": "shop", "sha": sha,
-            "image": format!("ghcr.io/acme/shop:{sha}"), "ref": "refs/heads/main",
-            "author": "carol", "message": "Fix checkout", "url": "https://ci.example/run/1"}))
-            .await;
+        self.ci_event(
+            ci::build(sha).with(json!({"ref": "refs/heads/main", "author": "carol",
+            "message": "Fix checkout", "url": "https://ci.example/run/1"})),
+        )
+        .await;
     }
 
     /// CI reports the deploy of `sha` to staging: `status` success or failure, and the smoke
     /// checks it ran (`None`: none).
     async fn deployed_to_staging(&self, sha: &str, status: &str, smoke: Option<Value>) {
-        let mut event = json!({"event": "deployed", "app": "shop", "environment": "staging",
-            "sha": sha, "status": status, "image": format!("ghcr.io/acme/shop:{sha}"),
-            "url": "https://ci.example/run/2"});
+        let mut event = ci::deployed("staging", sha, status)
+            .with(json!({"image": shop::image(sha), "url": "https://ci.example/run/2"}));
         if let Some(smoke) = smoke {
             event["smoke"] = smoke;
         }
@@ -177,15 +126,8 @@ impl GateBot {
     /// A release whose staging smoke checks failed.
     async fn faulty_in_staging(&self, sha: &str) {
         self.build(sha).await;
-        self.deployed_to_staging(
-            sha,
-            "success",
-            Some(json!({"status": "failed", "checks": [
-                {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"},
-                {"name": "checkout", "status": "failed", "duration_ms": 5003, "detail": "503 Service Unavailable"}
-            ]})),
-        )
-        .await;
+        self.deployed_to_staging(sha, "success", Some(ci::smoke_failed()))
+            .await;
     }
 
     async fn waiting_request(&self) -> ApprovalRequest {
@@ -198,32 +140,31 @@ impl GateBot {
     }
 
     async fn decide(&self, request: i64, slack_user: &str, verdict: Verdict) -> DecisionReply {
-        self.app
-            .state
-            .engine
-            .decide(
-                request,
-                ChatActor {
-                    platform: Platform::Slack,
-                    user_id: slack_user.to_owned(),
-                    reply_to: ReplyTo::Nobody,
-                },
-                verdict,
-            )
-            .await
-            .expect("decision stored")
+        self.app.decide_on_slack(request, slack_user, verdict).await
+    }
+
+    /// The next message to the channel that mentions `needle` (cards aside).
+    async fn announced(&self, needle: &str) {
+        self.slack
+            .next_call_mentioning("chat.postMessage", CHANNEL, needle)
+            .await;
     }
 
     async fn waiting_gates(&self, sha: &str) -> Vec<GithubGate> {
         let mut conn = self.app.storage().reader().await.expect("reader");
-        gates::waiting_github_gates(
-            &mut conn,
-            &app(),
-            &production(),
-            &CommitSha::parse(sha).expect("sha"),
-        )
-        .await
-        .expect("waiting gates")
+        gates::waiting_github_gates(&mut conn, &app(), &production(), &shop::sha(sha))
+            .await
+            .expect("waiting gates")
+    }
+
+    /// GitHub received `count` callback requests in all, refused ones included.
+    fn assert_callback_attempts(&self, count: usize) {
+        assert_eq!(
+            self.github.callback_attempts(),
+            count,
+            "{:#?}",
+            self.github.attempt_log()
+        );
     }
 
     /// Lets everything due be delivered, then checks GitHub got nothing more than the test read.
@@ -234,12 +175,9 @@ impl GateBot {
     }
 }
 
-fn app() -> AppName {
-    AppName::parse("shop").expect("app")
-}
-
-fn production() -> EnvironmentName {
-    EnvironmentName::parse("production").expect("environment")
+/// A protection-rule answer as GitHub should receive it.
+fn gate_answer(state: &str, comment: &str) -> Value {
+    json!({"environment_name": "Production", "state": state, "comment": comment})
 }
 
 fn bearer(token: &str) -> String {
@@ -283,14 +221,11 @@ async fn a_rule_waits_for_staging_then_is_answered_by_the_approval() {
         bot.decide(request.id, "U0BOB", Verdict::Approve).await,
         DecisionReply::Accepted(_)
     ));
+    bot.announced("approved for production by alice, bob").await;
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({
-            "environment_name": "Production",
-            "state": "approved",
-            "comment": "approved in Greenlight by alice, bob",
-        })
+        gate_answer("approved", "approved in Greenlight by alice, bob")
     );
     assert!(callback
         .path
@@ -322,15 +257,10 @@ async fn a_rule_waits_for_staging_then_is_answered_by_the_approval() {
     );
 
     // Exactly once each: a later pass sends nothing more.
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(30));
-    bot.app.state.outbox.run_once().await.expect("outbox pass");
-    assert_eq!(
-        bot.github.callback_attempts(),
-        3,
-        "{:#?}",
-        bot.github.attempt_log()
-    );
+    bot.app
+        .outbox_pass_after(chrono::Duration::minutes(30))
+        .await;
+    bot.assert_callback_attempts(3);
     bot.teardown().await;
 }
 
@@ -352,14 +282,12 @@ async fn a_rejection_in_greenlight_rejects_the_rule_with_the_reason() {
         },
     )
     .await;
+    bot.announced("rejected for production by bob: breaks checkout")
+        .await;
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({
-            "environment_name": "Production",
-            "state": "rejected",
-            "comment": "rejected by bob: breaks checkout",
-        })
+        gate_answer("rejected", "rejected by bob: breaks checkout")
     );
     bot.teardown().await;
 }
@@ -375,11 +303,7 @@ async fn a_rule_for_a_sha_whose_staging_failed_is_rejected_at_once() {
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({
-            "environment_name": "Production",
-            "state": "rejected",
-            "comment": "smoke checks failed in staging: checkout",
-        })
+        gate_answer("rejected", "smoke checks failed in staging: checkout")
     );
 
     // A rule that waited for staging is rejected when the deploy there fails.
@@ -425,21 +349,16 @@ async fn a_rule_nobody_answers_is_rejected_as_expired() {
     bot.protection_rule(SHA, 1).await;
     bot.github.next_status_report().await;
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(119));
-    bot.app.state.engine.run_due_timers().await.expect("timers");
+    bot.app
+        .run_timers_after(chrono::Duration::minutes(119))
+        .await;
     assert_eq!(bot.waiting_gates(SHA).await.len(), 1, "not due before 2 h");
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(1));
     // The app's own timer task may get there first; either way the rule is answered once.
-    let pass = bot.app.state.engine.run_due_timers().await.expect("timers");
+    let pass = bot.app.run_timers_after(chrono::Duration::minutes(1)).await;
     assert!(pass.gates_expired <= 1, "{pass:?}");
     let callback = bot.github.next_answer().await;
-    assert_eq!(
-        callback.body,
-        json!({"environment_name": "Production", "state": "rejected", "comment": "expired"})
-    );
+    assert_eq!(callback.body, gate_answer("rejected", "expired"));
     let gate = bot.app.storage().github_gate(1).await.expect("the gate");
     assert_eq!(gate.answer, Some(GateAnswer::Rejected));
     // The hour-old token was replaced before use rather than risked near its end.
@@ -455,28 +374,18 @@ async fn a_github_outage_delays_the_answer_which_arrives_once() {
 
     bot.protection_rule(FAULTY_SHA, 1).await;
     bot.github.wait_for_callback_attempts(1).await;
-    bot.app.outbox_idle().await;
     // Less than the outbox lease, more than the first backoff: only the retry is due.
-    bot.app.clock.advance(chrono::Duration::seconds(30));
-    bot.app.state.outbox.run_once().await.expect("outbox pass");
+    bot.app
+        .outbox_pass_after(chrono::Duration::seconds(30))
+        .await;
     let callback = bot.github.next_answer().await;
     assert_eq!(callback.body["state"], "rejected");
-    assert_eq!(
-        bot.github.callback_attempts(),
-        2,
-        "{:#?}",
-        bot.github.attempt_log()
-    );
+    bot.assert_callback_attempts(2);
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::minutes(30));
-    bot.app.state.outbox.run_once().await.expect("outbox pass");
-    assert_eq!(
-        bot.github.callback_attempts(),
-        2,
-        "{:#?}",
-        bot.github.attempt_log()
-    );
+    bot.app
+        .outbox_pass_after(chrono::Duration::minutes(30))
+        .await;
+    bot.assert_callback_attempts(2);
     bot.teardown().await;
 }
 
@@ -525,6 +434,7 @@ async fn approved_before_any_rule(bot: &GateBot) -> i64 {
             DecisionReply::Accepted(_)
         ));
     }
+    bot.announced("approved for production by alice, bob").await;
     request.id
 }
 
@@ -538,6 +448,7 @@ async fn a_lock_holds_a_rule_until_unlock_and_an_old_approval_asks_again() {
         .await
         .expect("stored")
         .expect("locked");
+    bot.announced("locked by alice: incident 42").await;
 
     // The approval stands, but answering `approved` would let GitHub deploy into the lock.
     let held = bot.protection_rule(SHA, 1).await;
@@ -556,6 +467,8 @@ async fn a_lock_holds_a_rule_until_unlock_and_an_old_approval_asks_again() {
         .await
         .expect("stored")
         .expect("unlocked");
+    bot.announced("GitHub may now run the 1 approved deployment job(s) held by the lock")
+        .await;
     let callback = bot.github.next_answer().await;
     assert_eq!(callback.body["state"], "approved");
     assert_eq!(
@@ -597,17 +510,18 @@ async fn a_rule_held_by_a_lock_expires_naming_the_lock() {
         .await
         .expect("stored")
         .expect("locked");
+    bot.announced("locked by bob: db migration").await;
     bot.protection_rule(SHA, 1).await;
     bot.github.next_status_report().await;
 
-    bot.app.outbox_idle().await;
-    bot.app.clock.advance(chrono::Duration::hours(2));
-    bot.app.state.engine.run_due_timers().await.expect("timers");
+    bot.app.run_timers_after(chrono::Duration::hours(2)).await;
     let callback = bot.github.next_answer().await;
     assert_eq!(
         callback.body,
-        json!({"environment_name": "Production", "state": "rejected",
-            "comment": "expired: production is locked by bob (db migration)"})
+        gate_answer(
+            "rejected",
+            "expired: production is locked by bob (db migration)"
+        )
     );
     bot.teardown().await;
 }

@@ -1,11 +1,12 @@
 //! `POST /webhooks/github` through the real app: GitHub's own example payloads, signed as
 //! GitHub signs them, and what each leaves in the release log.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use greenlight_commands::{AppName, CommitSha, EnvironmentName};
+use greenlight_commands::{CommitSha, EnvironmentName};
 use greenlight_storage::{gates, AuditEntry, AuditFilter, ReleaseFilter, ReleaseSummary};
+use greenlight_tests::config::{shop_app, slack_section};
 use greenlight_tests::fakes::FakeSlack;
+use greenlight_tests::inbound::github::{self as from_github, delivery_id, protection_rule};
+use greenlight_tests::shop::{production, sha, shop};
 use greenlight_tests::signing::github_signature;
 use greenlight_tests::{fixtures, spawn_app, spawn_app_with, TestApp};
 use serde_json::{json, Value};
@@ -20,18 +21,11 @@ const LIMIT: usize = 25 * 1024 * 1024;
 
 /// Greenlight with GitHub webhooks on, app `shop` built from the fixtures' `Codertocat/Hello-World`
 /// (staging, then a gated production) and app `octo` from `octo-org/octo-repo`. Slack is the
-/// card channel a gated environment needs, pointed at a fake.
+/// card channel a gated environment needs, pointed at a fake: the tests read what it is told,
+/// not the cards (slack_approvals' subject).
 struct GithubBot {
     app: TestApp,
-    _slack: FakeSlack,
-}
-
-static DELIVERIES: AtomicU64 = AtomicU64::new(1);
-
-/// A fresh `X-GitHub-Delivery`, shaped like GitHub's GUIDs.
-fn delivery_id() -> String {
-    let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
-    format!("72d3162e-cc78-11e3-81ab-{n:012x}")
+    slack: FakeSlack,
 }
 
 impl GithubBot {
@@ -41,35 +35,20 @@ impl GithubBot {
 
     async fn start_with_secret(webhook_secret: &str) -> Self {
         let slack = FakeSlack::start().await;
+        slack.allow_unread_cards("GitHub webhook tests read announcements, not cards");
         let config = format!(
             r#"
             [server]
             api_token = "${{API_TOKEN}}"
 
-            [slack]
-            bot_token = "{bot_token}"
-            signing_secret = "slack-signing-secret"
-            api_url = "{slack_url}"
-
+            {slack}
             [github]
             webhook_secret = {webhook_secret}
 
             [people]
             alice = {{ slack = "U0ALICE", github = "alice" }}
 
-            [apps.shop]
-            repository = "Codertocat/Hello-World"
-            image = "ghcr.io/acme/shop"
-            ci_token = "${{SHOP_CI_TOKEN}}"
-            channels = {{ slack = "C0DEPLOYS" }}
-
-            [apps.shop.environments.staging]
-
-            [apps.shop.environments.production]
-            after = "staging"
-            reviewers = ["alice"]
-            approval_timeout = "2h"
-
+            {shop}
             [apps.octo]
             repository = "octo-org/octo-repo"
             image = "ghcr.io/octo-org/octo-repo"
@@ -77,8 +56,14 @@ impl GithubBot {
 
             [apps.octo.environments.production]
             "#,
-            bot_token = slack.bot_token,
-            slack_url = slack.api_url(),
+            slack = slack_section(&slack),
+            shop = shop_app(
+                r#"repository = "Codertocat/Hello-World"
+ci_token = "${SHOP_CI_TOKEN}"
+channels = { slack = "C0DEPLOYS" }"#,
+                "",
+                "reviewers = [\"alice\"]\napproval_timeout = \"2h\"",
+            ),
         );
         let app = spawn_app_with(
             &config,
@@ -91,7 +76,7 @@ impl GithubBot {
             ],
         )
         .await;
-        Self { app, _slack: slack }
+        Self { app, slack }
     }
 
     /// Delivers `body` as GitHub does: signed with the webhook secret, a fresh delivery id.
@@ -100,16 +85,9 @@ impl GithubBot {
     }
 
     async fn deliver_as(&self, event: &str, delivery: &str, body: &[u8]) -> (u16, Value) {
-        let signature = github_signature(SECRET, body);
-        self.send(
-            &[
-                ("X-GitHub-Event", event),
-                ("X-GitHub-Delivery", delivery),
-                ("X-Hub-Signature-256", &signature),
-            ],
-            body.to_vec(),
-        )
-        .await
+        let response =
+            from_github::deliver(&self.app, SECRET, event, delivery, body.to_vec()).await;
+        answer(response).await
     }
 
     async fn deliver_json(&self, event: &str, payload: &Value) -> (u16, Value) {
@@ -118,25 +96,14 @@ impl GithubBot {
 
     /// A POST with exactly these headers (plus `Content-Type: application/json`).
     async fn send(&self, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
-        let mut request = self
-            .app
-            .client
-            .post(self.app.url("/webhooks/github"))
-            .header("Content-Type", "application/json")
-            .header("User-Agent", "GitHub-Hookshot/044aadd");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .expect("POST /webhooks/github");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("response body");
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("a JSON answer, got {status} {text:?}"));
-        (status, body)
+        answer(from_github::post(&self.app, headers, body).await).await
+    }
+
+    /// The next message to the channel that mentions `needle` (cards aside).
+    async fn announced(&self, needle: &str) {
+        self.slack
+            .next_call_mentioning("chat.postMessage", "C0DEPLOYS", needle)
+            .await;
     }
 
     async fn releases(&self, app: &str) -> Vec<ReleaseSummary> {
@@ -172,6 +139,15 @@ impl GithubBot {
     }
 }
 
+/// The status and JSON body of the webhook's answer, which must be JSON.
+async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("response body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("a JSON answer, got {status} {text:?}"));
+    (status, body)
+}
+
 /// GitHub's `deployment_status` example (success, production), moved to `environment` and `sha`
 /// with the given `state`.
 fn deployment_status(state: &str, environment: &str, sha: &str) -> Value {
@@ -182,23 +158,6 @@ fn deployment_status(state: &str, environment: &str, sha: &str) -> Value {
     payload["deployment"]["original_environment"] = json!(environment);
     payload["deployment"]["sha"] = json!(sha);
     payload
-}
-
-/// A `deployment_protection_rule` `requested` delivery, built from its schema (REFERENCE §3.2)
-/// around the `deployment` of GitHub's `deployment` example; no public example exists.
-fn protection_rule(environment: &str, callback_url: &str) -> Value {
-    let example = fixtures::read_json("github/deployment/0-created.json");
-    json!({
-        "action": "requested",
-        "environment": environment,
-        "event": "push",
-        "deployment_callback_url": callback_url,
-        "deployment": example["deployment"],
-        "pull_requests": [],
-        "repository": example["repository"],
-        "sender": example["sender"],
-        "installation": {"id": 2311213, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMjMxMTIxMw=="},
-    })
 }
 
 const CALLBACK_URL: &str =
@@ -247,6 +206,11 @@ async fn every_github_example_payload_is_answered_without_a_server_error() {
         releases[0].release.image,
         format!("ghcr.io/acme/shop:{FIXTURE_SHA}")
     );
+    // Nobody approved them in Greenlight: each is announced as a deploy around the gate.
+    for _ in 0..3 {
+        bot.announced("deployed to production without approval")
+            .await;
+    }
     bot.teardown().await;
 }
 
@@ -552,16 +516,12 @@ async fn a_successful_staging_deployment_opens_the_production_approval() {
     );
 
     // What people read: GET /api/v1/releases.
-    let response = bot
+    let (status, log) = bot
         .app
-        .client
-        .get(bot.app.url("/api/v1/releases?app=shop"))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .expect("GET /api/v1/releases");
-    assert_eq!(response.status(), 200);
-    let log: Value = response.json().await.expect("JSON");
+        .get_with_token("/api/v1/releases?app=shop", API_TOKEN)
+        .await;
+    assert_eq!(status, 200);
+    assert!(log.is_object(), "{log}");
     let release = &log["releases"][0];
     assert_eq!(release["sha"], FIXTURE_SHA);
     assert_eq!(release["image"], format!("ghcr.io/acme/shop:{FIXTURE_SHA}"));
@@ -714,9 +674,7 @@ async fn a_protection_rule_request_stores_a_gate_for_the_gated_environment() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["gate"]["environment"], "production");
 
-    let app = AppName::parse("shop").expect("app");
-    let production = EnvironmentName::parse("production").expect("environment");
-    let sha = CommitSha::parse(FIXTURE_SHA).expect("sha");
+    let (app, production, sha) = (shop(), production(), sha(FIXTURE_SHA));
     let waiting = {
         let mut conn = bot.app.storage().reader().await.expect("reader");
         gates::waiting_github_gates(&mut conn, &app, &production, &sha)
@@ -856,11 +814,12 @@ async fn a_production_deployment_status_nobody_approved_is_flagged() {
         "{answer}"
     );
     let releases = bot.releases("shop").await;
-    let production = &releases[0].environments
-        [&greenlight_commands::EnvironmentName::parse("production").expect("environment")];
+    let production = &releases[0].environments[&production()];
     assert!(!production.approved);
     let flagged = bot.audit("shop", "unapproved_deploy").await;
     assert_eq!(flagged.len(), 1);
     assert!(flagged[0].actor.starts_with("github:"), "{:?}", flagged[0]);
+    bot.announced("f95f852 deployed to production without approval (reported by GitHub")
+        .await;
     bot.teardown().await;
 }

@@ -45,12 +45,54 @@ const ENV: &[(&str, &str)] = &[
     ("SHOP_STAGING_FLAGS_TOKEN", FLAGS_TOKEN),
 ];
 
-async fn spawn(limits: Limits) -> TestApp {
+/// Greenlight on `CONFIG` with the production limits, changed by `change`.
+async fn spawn(change: impl FnOnce(&mut Limits)) -> TestApp {
+    let mut limits = Limits::default();
+    change(&mut limits);
     spawn_app_with_limits(CONFIG, ENV, limits).await
 }
 
+/// `GET /health` on a kept-alive connection.
+const GET_HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n";
+
 async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.address).await.expect("connect")
+}
+
+async fn send(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.write_all(bytes).await.expect("send");
+}
+
+/// A new connection on which `bytes` were sent.
+async fn sent(app: &TestApp, bytes: &[u8]) -> TcpStream {
+    let mut stream = connect(app).await;
+    send(&mut stream, bytes).await;
+    stream
+}
+
+/// The status of `GET /health` on `stream`.
+async fn health_status(stream: &mut TcpStream) -> u16 {
+    send(stream, GET_HEALTH).await;
+    read_response(stream).await.0
+}
+
+/// An authenticated CI event that is an empty object.
+async fn post_empty_event(app: &TestApp) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(CI_TOKEN)
+        .body("{}")
+        .send()
+        .await
+        .expect("an answer")
+}
+
+/// The head of an authenticated CI event POST with `headers` (each ending in CRLF) added.
+fn events_request(headers: &str) -> String {
+    format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
+         Content-Type: application/json\r\n{headers}\r\n"
+    )
 }
 
 /// Reads one response (headers and a `Content-Length` body) from `stream`.
@@ -137,62 +179,42 @@ fn json(body: &[u8]) -> Value {
 
 #[tokio::test]
 async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
-    let app = spawn(Limits::default()).await;
+    let app = spawn(|_| {}).await;
     let fresh = chrono::Utc::now().timestamp();
     // Route, headers that are missing or malformed, and the body's announced length (never
     // sent). `Expect: 100-continue` makes the point visible: a server about to read the body
     // would first answer "100 Continue".
-    let cases: Vec<(&str, String, usize)> = vec![
-        ("/webhooks/github", String::new(), 24 << 20),
-        (
-            "/webhooks/github",
-            "X-Hub-Signature-256: sha256=abc\r\n".to_owned(),
-            24 << 20,
-        ),
-        ("/slack/commands", String::new(), 1 << 20),
-        (
-            "/slack/interactions",
-            format!("X-Slack-Request-Timestamp: {fresh}\r\nX-Slack-Signature: v0=00\r\n"),
-            1 << 20,
-        ),
-        ("/discord/interactions", String::new(), 1 << 20),
-        (
-            "/discord/interactions",
-            "X-Signature-Ed25519: 00\r\nX-Signature-Timestamp: 1\r\n".to_owned(),
-            1 << 20,
-        ),
-        ("/api/v1/events", String::new(), 1 << 20),
-        (
-            "/api/v1/events",
-            "Authorization: Bearer not-the-token\r\n".to_owned(),
-            1 << 20,
-        ),
-        ("/ofrep/v1/evaluate/flags", String::new(), 1 << 20),
-        (
-            "/ofrep/v1/evaluate/flags/new_checkout",
-            "X-API-Key: not-the-token\r\n".to_owned(),
-            1 << 20,
-        ),
+    let github_signed = "X-Hub-Signature-256: sha256=abc\r\n";
+    let slack_signed =
+        format!("X-Slack-Request-Timestamp: {fresh}\r\nX-Slack-Signature: v0=00\r\n");
+    let slack_stale = format!(
+        "X-Slack-Request-Timestamp: 1531420618\r\nX-Slack-Signature: v0={}\r\n",
+        "ab".repeat(32)
+    );
+    let discord_signed = "X-Signature-Ed25519: 00\r\nX-Signature-Timestamp: 1\r\n";
+    let wrong_bearer = "Authorization: Bearer not-the-token\r\n";
+    let wrong_api_key = "X-API-Key: not-the-token\r\n";
+    let (github, mb) = (24 << 20, 1 << 20);
+    let cases: [(&str, &str, usize); 11] = [
+        ("/webhooks/github", "", github),
+        ("/webhooks/github", github_signed, github),
+        ("/slack/commands", "", mb),
+        ("/slack/interactions", &slack_signed, mb),
+        ("/discord/interactions", "", mb),
+        ("/discord/interactions", discord_signed, mb),
+        ("/api/v1/events", "", mb),
+        ("/api/v1/events", wrong_bearer, mb),
+        ("/ofrep/v1/evaluate/flags", "", mb),
+        ("/ofrep/v1/evaluate/flags/new_checkout", wrong_api_key, mb),
         // A stale timestamp needs no body either.
-        (
-            "/slack/commands",
-            format!(
-                "X-Slack-Request-Timestamp: 1531420618\r\nX-Slack-Signature: v0={}\r\n",
-                "ab".repeat(32)
-            ),
-            1 << 20,
-        ),
+        ("/slack/commands", &slack_stale, mb),
     ];
     for (path, headers, length) in cases {
-        let mut stream = connect(&app).await;
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: greenlight\r\nContent-Type: application/json\r\n\
              Expect: 100-continue\r\nContent-Length: {length}\r\n{headers}\r\n"
         );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("send headers");
+        let mut stream = sent(&app, request.as_bytes()).await;
         let (status, head, body) = read_response(&mut stream).await;
         assert_eq!(status, 401, "{path} with {headers:?}: {head}");
         let body = json(&body);
@@ -207,14 +229,9 @@ async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
 
 #[tokio::test]
 async fn a_declared_body_over_the_route_limit_is_413_json_at_once() {
-    let app = spawn(Limits::default()).await;
-    let mut stream = connect(&app).await;
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        2 << 20
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
+    let app = spawn(|_| {}).await;
+    let request = events_request(&format!("Content-Length: {}\r\n", 2 << 20));
+    let mut stream = sent(&app, request.as_bytes()).await;
     let (status, _, body) = read_response(&mut stream).await;
     assert_eq!(status, 413);
     let body = json(&body);
@@ -228,12 +245,9 @@ async fn a_declared_body_over_the_route_limit_is_413_json_at_once() {
 
 #[tokio::test]
 async fn a_chunked_body_is_cut_off_at_the_route_limit_with_json() {
-    let app = spawn(Limits::default()).await;
+    let app = spawn(|_| {}).await;
     let (mut reader, mut writer) = connect(&app).await.into_split();
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-    );
+    let request = events_request("Transfer-Encoding: chunked\r\n");
     // 20 chunks of 100 KiB; the server may stop reading (and close) once past 1 MB.
     let sender = tokio::spawn(async move {
         writer.write_all(request.as_bytes()).await?;
@@ -254,28 +268,13 @@ async fn a_chunked_body_is_cut_off_at_the_route_limit_with_json() {
 
 #[tokio::test]
 async fn a_half_sent_request_header_is_closed_after_the_header_timeout() {
-    let app = spawn(Limits {
-        header_read_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    })
-    .await;
+    let app = spawn(|limits| limits.header_read_timeout = Duration::from_millis(300)).await;
     // On a fresh connection, and on a kept-alive one after its first answer.
-    let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n")
-        .await
-        .expect("send part of the header");
+    let mut stream = sent(&app, b"GET /health HTTP/1.1\r\nHost: greenlight\r\n").await;
     closed_by_server(&mut stream, ANSWER_WITHIN).await;
     let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-        .await
-        .expect("send");
-    assert_eq!(read_response(&mut stream).await.0, 200);
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\n")
-        .await
-        .expect("send part of the next header");
+    assert_eq!(health_status(&mut stream).await, 200);
+    send(&mut stream, b"GET /health HTTP/1.1\r\n").await;
     closed_by_server(&mut stream, ANSWER_WITHIN).await;
     // The server itself is fine.
     assert_eq!(app.get("/health").await.status(), 200);
@@ -284,16 +283,8 @@ async fn a_half_sent_request_header_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
-    let app = spawn(Limits {
-        idle_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    })
-    .await;
-    let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-        .await
-        .expect("send");
+    let app = spawn(|limits| limits.idle_timeout = Duration::from_millis(300)).await;
+    let mut stream = sent(&app, GET_HEALTH).await;
     let (status, head, _) = read_response(&mut stream).await;
     assert_eq!(status, 200, "{head}");
     closed_by_server(&mut stream, ANSWER_WITHIN).await;
@@ -302,17 +293,9 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_body_slower_than_the_deadline_is_408_json() {
-    let app = spawn(Limits {
-        body_read_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    })
-    .await;
-    let mut stream = connect(&app).await;
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"event\":"
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
+    let app = spawn(|limits| limits.body_read_timeout = Duration::from_millis(300)).await;
+    let request = events_request("Content-Length: 100\r\n") + "{\"event\":";
+    let mut stream = sent(&app, request.as_bytes()).await;
     let (status, _, body) = read_response(&mut stream).await;
     assert_eq!(status, 408);
     assert_eq!(json(&body)["error"], "request_timeout");
@@ -321,30 +304,15 @@ async fn a_body_slower_than_the_deadline_is_408_json() {
 
 #[tokio::test]
 async fn over_the_in_flight_cap_a_route_answers_503_with_retry_after() {
-    let app = spawn(Limits {
-        max_in_flight_per_route: 1,
-        ..Limits::default()
-    })
-    .await;
+    let app = spawn(|limits| limits.max_in_flight_per_route = 1).await;
     // The first request stays inside its handler, which waits for the body; hyper answers
     // "100 Continue" exactly when the handler starts reading it.
-    let mut held = connect(&app).await;
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: greenlight\r\nAuthorization: Bearer {CI_TOKEN}\r\n\
-         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"
-    );
-    held.write_all(request.as_bytes()).await.expect("send");
+    let request = events_request("Expect: 100-continue\r\nContent-Length: 100\r\n");
+    let mut held = sent(&app, request.as_bytes()).await;
     let (status, _, _) = read_response(&mut held).await;
     assert_eq!(status, 100, "the handler reads the body");
 
-    let response = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth(CI_TOKEN)
-        .body("{}")
-        .send()
-        .await
-        .expect("an answer");
+    let response = post_empty_event(&app).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     let body: Value = response.json().await.expect("JSON");
@@ -356,14 +324,7 @@ async fn over_the_in_flight_cap_a_route_answers_503_with_retry_after() {
     drop(held);
     let retry = async {
         loop {
-            let response = app
-                .client
-                .post(app.url("/api/v1/events"))
-                .bearer_auth(CI_TOKEN)
-                .body("{}")
-                .send()
-                .await
-                .expect("an answer");
+            let response = post_empty_event(&app).await;
             if response.status() != 503 {
                 return response.status();
             }
@@ -441,25 +402,17 @@ async fn errors_from_the_framework_are_json() {
 
 #[tokio::test]
 async fn over_the_connection_cap_a_client_waits_until_a_connection_closes() {
-    let app = spawn(Limits {
-        max_connections: 1,
-        ..Limits::default()
-    })
-    .await;
+    let app = spawn(|limits| limits.max_connections = 1).await;
     // The one slot: a kept-alive connection, certainly accepted since it was answered.
     let mut first = connect(&app).await;
-    first
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-        .await
-        .expect("send");
-    assert_eq!(read_response(&mut first).await.0, 200);
+    assert_eq!(health_status(&mut first).await, 200);
     // A second client is connected by the kernel but not served while the slot is taken. (A
     // correct server never answers here, so the short look cannot make the test flaky.)
-    let mut second = connect(&app).await;
-    second
-        .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
+    let mut second = sent(
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: greenlight\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await;
     assert!(early.is_err(), "served while the cap was reached");
@@ -472,18 +425,10 @@ async fn over_the_connection_cap_a_client_waits_until_a_connection_closes() {
 
 #[tokio::test]
 async fn the_header_timeout_does_not_cut_an_idle_kept_alive_connection() {
-    let app = spawn(Limits {
-        header_read_timeout: Duration::from_millis(200),
-        ..Limits::default()
-    })
-    .await;
+    let app = spawn(|limits| limits.header_read_timeout = Duration::from_millis(200)).await;
     let mut stream = connect(&app).await;
     for _ in 0..2 {
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: greenlight\r\n\r\n")
-            .await
-            .expect("send");
-        assert_eq!(read_response(&mut stream).await.0, 200);
+        assert_eq!(health_status(&mut stream).await, 200);
         // Idle for longer than the header timeout (the idle timeout is 60 s): time passing is
         // what is tested here, nothing is waited for.
         tokio::time::sleep(Duration::from_millis(600)).await;

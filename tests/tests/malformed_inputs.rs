@@ -4,10 +4,11 @@
 //! or empty (Slack's plain acknowledgement). Bodies are the fuzz harness's seeds with its
 //! mutations, arbitrary bytes and JSON-token soup; 32 cases per route keep this quick.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use greenlight_tests::config::{discord_section, SLACK_SIGNING_SECRET as SLACK_SECRET};
 use greenlight_tests::fuzz::{self, Rng};
-use greenlight_tests::signing::{github_signature, slack_signature, DiscordSigner};
+use greenlight_tests::inbound::github::{self as from_github, delivery_id};
+use greenlight_tests::inbound::{discord as from_discord, slack as from_slack};
+use greenlight_tests::signing::{github_signature, DiscordSigner};
 use greenlight_tests::{fixtures, spawn_app_with, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -15,9 +16,6 @@ use serde_json::Value;
 
 const CI_TOKEN: &str = "shop-ci-token";
 const GITHUB_SECRET: &str = "github-webhook-secret";
-const SLACK_SECRET: &str = "slack-signing-secret";
-
-static DELIVERIES: AtomicU64 = AtomicU64::new(1);
 
 fn config(discord_public_key: &str) -> String {
     format!(
@@ -27,12 +25,7 @@ bot_token = "xoxb-test"
 signing_secret = "${{SLACK_SIGNING_SECRET}}"
 api_url = "http://127.0.0.1:9/api"
 
-[discord]
-application_id = "1100000000000000001"
-public_key = "{discord_public_key}"
-bot_token = "discord-bot-token"
-api_url = "http://127.0.0.1:9"
-
+{discord}
 [github]
 webhook_secret = "${{GITHUB_WEBHOOK_SECRET}}"
 
@@ -48,7 +41,8 @@ operators = ["alice"]
 [apps.shop.environments.staging]
 
 [apps.shop.environments.production]
-"#
+"#,
+        discord = discord_section(discord_public_key, "http://127.0.0.1:9"),
     )
 }
 
@@ -153,22 +147,15 @@ fn malformed_bodies_are_refused_with_4xx_json_and_never_5xx() {
             } else {
                 "application/x-www-form-urlencoded"
             };
-            let delivery = format!(
-                "72d3162e-cc78-11e3-81ab-{:012x}",
-                DELIVERIES.fetch_add(1, Ordering::Relaxed)
-            );
+            let signature = github_signature(GITHUB_SECRET, body);
+            let headers = [
+                ("x-github-event", event),
+                ("x-github-delivery", &delivery_id()),
+                ("x-hub-signature-256", &signature),
+                ("content-type", content_type),
+            ];
             runtime.block_on(async {
-                let response = app_ref
-                    .client
-                    .post(app_ref.url("/webhooks/github"))
-                    .header("x-github-event", event)
-                    .header("x-github-delivery", delivery)
-                    .header("x-hub-signature-256", github_signature(GITHUB_SECRET, body))
-                    .header("content-type", content_type)
-                    .body(body.to_vec())
-                    .send()
-                    .await
-                    .expect("request");
+                let response = from_github::post(app_ref, &headers, body.to_vec()).await;
                 check_answer(response, "/webhooks/github").await
             })
         })
@@ -181,20 +168,8 @@ fn malformed_bodies_are_refused_with_4xx_json_and_never_5xx() {
         runner
             .run(&body(parser), |body| {
                 runtime.block_on(async {
-                    let timestamp = chrono::Utc::now().timestamp();
-                    let response = app_ref
-                        .client
-                        .post(app_ref.url(route))
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .header("x-slack-request-timestamp", timestamp.to_string())
-                        .header(
-                            "x-slack-signature",
-                            slack_signature(SLACK_SECRET, timestamp, &body),
-                        )
-                        .body(body)
-                        .send()
-                        .await
-                        .expect("request");
+                    let response =
+                        from_slack::post_signed(app_ref, route, body, SLACK_SECRET, 0).await;
                     check_answer(response, route).await
                 })
             })
@@ -204,17 +179,8 @@ fn malformed_bodies_are_refused_with_4xx_json_and_never_5xx() {
     runner
         .run(&body("discord_interaction"), |body| {
             runtime.block_on(async {
-                let timestamp = chrono::Utc::now().timestamp().to_string();
-                let response = app_ref
-                    .client
-                    .post(app_ref.url("/discord/interactions"))
-                    .header("x-signature-ed25519", signer.sign(&timestamp, &body))
-                    .header("x-signature-timestamp", &timestamp)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("request");
+                let now = app_ref.clock.now().timestamp();
+                let response = from_discord::post_signed_at(app_ref, signer, &body, now).await;
                 check_answer(response, "/discord/interactions").await
             })
         })

@@ -2,18 +2,21 @@
 //! click, and only the right clicks count. Everything runs through the real app against a fake
 //! Slack, with requests signed as Slack signs them and a manual clock.
 
-use chrono::{TimeZone, Utc};
-use greenlight::clock::Clock;
-use greenlight_storage::AuditFilter;
-use greenlight_tests::fakes::slack::Hiccup;
+use greenlight_tests::approvals::{
+    self, card_texts, healthy_in_staging, shop_config, CI_TOKEN, STANDARD_POLICY,
+};
+use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::clock::manual_clock;
+use greenlight_tests::config::{slack_section_signed_with, SLACK_SIGNING_SECRET as SIGNING_SECRET};
+use greenlight_tests::fakes::slack::{has_buttons, Hiccup};
 use greenlight_tests::fakes::FakeSlack;
+use greenlight_tests::inbound::slack::{self as from_slack, interaction_body};
 use greenlight_tests::signing::slack_signature;
-use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
+use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const NEWER: &str = "89abcdef0123456789abcdef0123456789abcdef";
-const SIGNING_SECRET: &str = "slack-signing-secret";
 const CHANNEL: &str = "C0DEPLOYS";
 const ALICE: &str = "U0ALICE01";
 const BOB: &str = "U0BOB0001";
@@ -23,143 +26,61 @@ const DAVE: &str = "U0DAVE001";
 fn config(slack: &FakeSlack, production: &str, extra_people: &str) -> String {
     format!(
         r#"
-[slack]
-bot_token = "{token}"
-signing_secret = ["old-secret", "${{SLACK_SIGNING_SECRET}}"]
-api_url = "{api}"
-
+{slack}
 [people]
 alice = {{ slack = "{ALICE}", github = "alice" }}
 bob = {{ slack = "{BOB}", github = "bob-gh" }}
 carol = {{ slack = "{CAROL}", github = "carol" }}
 dave = {{ slack = "{DAVE}" }}
 {extra_people}
-
-[groups]
-sre = ["alice", "bob"]
-
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {{ slack = "{CHANNEL}" }}
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-{production}
-"#,
-        token = slack.bot_token,
-        api = slack.api_url(),
+{shop}"#,
+        slack = slack_section_signed_with(slack, r#"["old-secret", "${SLACK_SIGNING_SECRET}"]"#),
+        shop = shop_config(&format!("{{ slack = \"{CHANNEL}\" }}"), production),
     )
-}
-
-const STANDARD_POLICY: &str = r#"
-reviewers = ["group:sre", "carol"]
-required_approvals = 2
-wait_timer = "5m"
-approval_timeout = "1h"
-reminder_every = "20m"
-"#;
-
-fn start_time() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
-        .single()
-        .expect("time")
 }
 
 async fn start(slack: &FakeSlack, production: &str, extra_people: &str) -> TestApp {
     spawn_app_with_clock(
         &config(slack, production, extra_people),
         &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)],
-        Clock::manual(start_time()),
+        manual_clock(),
     )
     .await
 }
 
+/// Slack, Greenlight on the standard policy, and a request for `SHA` whose card was posted.
+async fn card_posted() -> (FakeSlack, TestApp, i64) {
+    let slack = FakeSlack::start().await;
+    let app = start(&slack, STANDARD_POLICY, "").await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    (slack, app, request)
+}
+
 async fn ci(app: &TestApp, event: Value) -> Value {
-    let response = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth("shop-ci")
-        .json(&event)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 202);
-    response.json().await.expect("JSON")
+    ci::report(app, CI_TOKEN, event).await
 }
 
 /// CI reports a build by alice and its healthy staging deploy; returns the approval request id.
 async fn staging_healthy(app: &TestApp, sha: &str) -> i64 {
-    ci(
-        app,
-        json!({"event": "build", "app": "shop", "sha": sha,
-        "image": format!("ghcr.io/acme/shop:{sha}"), "author": "alice",
-        "message": "Fix checkout rounding\n\nDetails"}),
-    )
-    .await;
-    let reply = ci(
-        app,
-        json!({"event": "deployed", "app": "shop", "environment": "staging",
-        "sha": sha, "status": "success", "smoke": {"status": "passed", "checks": [
-            {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"}]}}),
-    )
-    .await;
-    reply["approval_requests"][0]["id"]
-        .as_i64()
-        .expect("an approval request opened")
+    approvals::staging_healthy(app, sha, "alice").await
 }
 
 /// Posts a signed Slack interaction (form-encoded `payload=`), as Slack does.
 async fn interact(app: &TestApp, payload: &Value) -> reqwest::Response {
-    let body = format!(
-        "payload={}",
-        url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
-    );
-    signed(
-        app,
-        "/slack/interactions",
-        body.into_bytes(),
-        SIGNING_SECRET,
-        0,
-    )
-    .await
-}
-
-async fn signed(
-    app: &TestApp,
-    path: &str,
-    body: Vec<u8>,
-    secret: &str,
-    skew_secs: i64,
-) -> reqwest::Response {
-    let timestamp = app.clock.now().timestamp() + skew_secs;
-    app.client
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signature(secret, timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("request")
+    from_slack::interact(app, SIGNING_SECRET, payload).await
 }
 
 /// A button click built from Slack's documented block_actions payload.
 fn click(slack: &FakeSlack, user: &str, action: &str, request_id: i64) -> Value {
-    let mut payload = fixtures::read_json("slack/block_actions_docs.json");
-    payload["user"]["id"] = json!(user);
-    payload["channel"] = json!({"id": CHANNEL, "name": "deploys"});
-    payload["response_url"] = json!(slack.response_url(&format!("{user}-{action}")));
-    payload["actions"][0]["action_id"] = json!(action);
-    payload["actions"][0]["value"] = json!(request_id.to_string());
-    payload["actions"][0]["action_ts"] = json!(greenlight_tests::signing::slack_action_ts());
-    payload
+    let response_url = slack.response_url(&format!("{user}-{action}"));
+    from_slack::click(
+        user,
+        CHANNEL,
+        action,
+        &request_id.to_string(),
+        &response_url,
+    )
 }
 
 fn reject_submission(user: &str, request_id: i64, reason: &str) -> Value {
@@ -169,36 +90,8 @@ fn reject_submission(user: &str, request_id: i64, reason: &str) -> Value {
             "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}}}})
 }
 
-async fn request_state(app: &TestApp, id: i64) -> String {
-    app.storage()
-        .approval_request(id)
-        .await
-        .expect("request")
-        .state
-        .to_string()
-}
-
-async fn audit_count(app: &TestApp, kind: &str) -> usize {
-    app.storage()
-        .list_audit(&AuditFilter {
-            limit: 500,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("audit")
-        .iter()
-        .filter(|entry| entry.kind == kind)
-        .count()
-}
-
 fn text_of(blocks: &Value) -> String {
     blocks.to_string()
-}
-
-fn has_buttons(message: &Value) -> bool {
-    message["blocks"]
-        .as_array()
-        .is_some_and(|blocks| blocks.iter().any(|block| block["type"] == "actions"))
 }
 
 #[tokio::test]
@@ -209,21 +102,11 @@ async fn the_card_appears_once_with_what_a_reviewer_needs() {
 
     let post = slack.next_call("chat.postMessage", CHANNEL).await;
     let card = text_of(&post.body);
-    for needle in [
-        "shop",
-        "production",
-        &SHA[..7],
-        &format!("ghcr.io/acme/shop:{SHA}"),
-        "alice",
-        "Fix checkout rounding",
-        "health",
-        "200 OK",
-        "needs 2 of: sre, carol",
-        "self-review blocked",
-        "opens 12:05 UTC",
-        &format!("https://github.com/acme/shop/commit/{SHA}"),
-    ] {
-        assert!(card.contains(needle), "card lacks {needle:?}: {card}");
+    for needle in ["shop".to_owned(), "production".to_owned()]
+        .into_iter()
+        .chain(card_texts(SHA))
+    {
+        assert!(card.contains(&needle), "card lacks {needle:?}: {card}");
     }
     assert!(has_buttons(&post.body));
     let actions = post.body["blocks"]
@@ -241,39 +124,23 @@ async fn the_card_appears_once_with_what_a_reviewer_needs() {
     assert_eq!(actions["elements"][1]["action_id"], "reject");
 
     // Reporting the same deploy again posts nothing more.
-    staging_healthy_again(&app).await;
-    app.state.outbox.run_once().await.expect("outbox");
-    assert_eq!(slack.web_api_requests(), 1);
+    ci(&app, healthy_in_staging(SHA)).await;
+    app.deliver_due().await;
+    assert_eq!(slack.api_requests(), 1);
     slack.assert_all_read();
     app.teardown().await;
-}
-
-async fn staging_healthy_again(app: &TestApp) {
-    ci(
-        app,
-        json!({"event": "deployed", "app": "shop", "environment": "staging",
-        "sha": SHA, "status": "success", "smoke": {"status": "passed", "checks": [
-            {"name": "health", "status": "passed", "duration_ms": 12, "detail": "200 OK"}]}}),
-    )
-    .await;
 }
 
 #[tokio::test]
 async fn failing_staging_smoke_gets_a_card_without_buttons() {
     let slack = FakeSlack::start().await;
     let app = start(&slack, STANDARD_POLICY, "").await;
+    ci(&app, ci::build(SHA).with(json!({"author": "alice"}))).await;
     ci(
         &app,
-        json!({"event": "build", "app": "shop", "sha": SHA,
-        "image": format!("ghcr.io/acme/shop:{SHA}"), "author": "alice"}),
-    )
-    .await;
-    ci(
-        &app,
-        json!({"event": "deployed", "app": "shop", "environment": "staging", "sha": SHA,
-        "status": "success", "smoke": {"status": "failed", "checks": [
-            {"name": "checkout", "status": "failed", "duration_ms": 5003,
-             "detail": "503 Service Unavailable"}]}}),
+        ci::deployed("staging", SHA, "success").with(json!({"smoke": {"status": "failed",
+            "checks": [{"name": "checkout", "status": "failed", "duration_ms": 5003,
+                "detail": "503 Service Unavailable"}]}})),
     )
     .await;
     let post = slack.next_call("chat.postMessage", CHANNEL).await;
@@ -287,10 +154,7 @@ async fn failing_staging_smoke_gets_a_card_without_buttons() {
 
 #[tokio::test]
 async fn refused_clicks_say_why_and_change_nothing() {
-    let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
-    let request = staging_healthy(&app, SHA).await;
-    slack.next_call("chat.postMessage", CHANNEL).await;
+    let (slack, app, request) = card_posted().await;
 
     let cases = [
         ("U0NOBODY1", "not linked to a person"),
@@ -303,26 +167,16 @@ async fn refused_clicks_say_why_and_change_nothing() {
         assert_eq!(response.status(), 200, "Slack always gets its ack");
         let reply = slack.next_response_url_post().await;
         assert_eq!(reply.body["response_type"], "ephemeral");
-        let text = reply.body["text"].as_str().unwrap_or_default();
+        let text = reply.text();
         assert!(text.contains(why), "{user}: {text:?} lacks {why:?}");
     }
-    assert_eq!(request_state(&app, request).await, "waiting");
-    assert!(app
-        .storage()
-        .approvers(request)
-        .await
-        .expect("approvers")
-        .is_empty());
-    let attempts = app.storage().decisions(request).await.expect("decisions");
-    let reasons: Vec<_> = attempts
-        .iter()
-        .map(|d| d.refused_reason.clone().unwrap_or_default())
-        .collect();
+    assert_eq!(app.request_state(request).await, "waiting");
+    assert_eq!(app.approver_count(request).await, 0);
     assert_eq!(
-        reasons,
+        app.refusal_reasons(request).await,
         ["unknown_user", "not_reviewer", "self_review", "too_early"]
     );
-    assert_eq!(audit_count(&app, "decision_refused").await, 4);
+    assert_eq!(app.audit("decision_refused").await.len(), 4);
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
     assert!(
         metrics
@@ -338,14 +192,9 @@ async fn refused_clicks_say_why_and_change_nothing() {
 
 #[tokio::test]
 async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
-    let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
-    let request = staging_healthy(&app, SHA).await;
-    slack.next_call("chat.postMessage", CHANNEL).await;
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(5));
+    let (slack, app, request) = card_posted().await;
     // The card is refreshed when approvals open, dropping "opens 12:05 UTC".
-    app.state.outbox.run_once().await.expect("outbox");
+    app.outbox_pass_after(chrono::Duration::minutes(5)).await;
     let opened = slack.next_call("chat.update", CHANNEL).await;
     assert!(
         !text_of(&opened.body).contains("opens 12:05"),
@@ -364,56 +213,37 @@ async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
     // Bob again: counts once.
     interact(&app, &click(&slack, BOB, "approve", request)).await;
     let again = slack.next_response_url_post().await;
-    assert!(again.body["text"]
-        .as_str()
-        .is_some_and(|t| t.contains("counts once")));
-    assert_eq!(request_state(&app, request).await, "waiting");
+    assert!(again.text().contains("counts once"));
+    assert_eq!(app.request_state(request).await, "waiting");
 
     interact(&app, &click(&slack, CAROL, "approve", request)).await;
-    let approved = loop {
-        let update = slack.next_call("chat.update", CHANNEL).await;
-        if !has_buttons(&update.body) {
-            break update;
-        }
-    };
+    let approved = slack.next_final_update(CHANNEL).await;
     let card = text_of(&approved.body);
     assert!(card.contains("bob") && card.contains("carol"), "{card}");
     assert!(card.contains("approved"), "{card}");
-    assert_eq!(request_state(&app, request).await, "approved");
-    assert_eq!(
-        app.storage()
-            .approvers(request)
-            .await
-            .expect("approvers")
-            .len(),
-        2
+    assert_eq!(app.request_state(request).await, "approved");
+    assert_eq!(app.approver_count(request).await, 2);
+    let announced = slack.next_call("chat.postMessage", CHANNEL).await;
+    assert!(
+        text_of(&announced.body).contains("approved for production by bob, carol"),
+        "{}",
+        announced.body
     );
     // A late click on a final card changes nothing and says so.
     interact(&app, &click(&slack, ALICE, "approve", request)).await;
     let late = slack.next_response_url_post().await;
-    assert!(
-        late.body["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("already")),
-        "{}",
-        late.body
-    );
+    assert!(late.text().contains("already"), "{}", late.body);
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn rejecting_asks_for_a_reason_and_rejects() {
-    let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
-    let request = staging_healthy(&app, SHA).await;
-    slack.next_call("chat.postMessage", CHANNEL).await;
+    let (slack, app, request) = card_posted().await;
 
     // A non-reviewer's Reject is refused at once, without a modal.
     interact(&app, &click(&slack, DAVE, "reject", request)).await;
     let refusal = slack.next_response_url_post().await;
-    assert!(refusal.body["text"]
-        .as_str()
-        .is_some_and(|t| t.contains("not a reviewer")));
+    assert!(refusal.text().contains("not a reviewer"));
 
     // A reviewer's Reject opens the reason modal (even before the wait timer: rejecting early
     // is allowed).
@@ -426,7 +256,7 @@ async fn rejecting_asks_for_a_reason_and_rejects() {
     let empty = interact(&app, &reject_submission(CAROL, request, "  ")).await;
     let errors: Value = empty.json().await.expect("JSON");
     assert_eq!(errors["response_action"], "errors");
-    assert_eq!(request_state(&app, request).await, "waiting");
+    assert_eq!(app.request_state(request).await, "waiting");
 
     let submitted = interact(
         &app,
@@ -434,52 +264,50 @@ async fn rejecting_asks_for_a_reason_and_rejects() {
     )
     .await;
     assert_eq!(submitted.status(), 200);
-    assert_eq!(request_state(&app, request).await, "rejected");
-    let update = loop {
-        let update = slack.next_call("chat.update", CHANNEL).await;
-        if !has_buttons(&update.body) {
-            break update;
-        }
-    };
+    assert_eq!(app.request_state(request).await, "rejected");
+    let update = slack.next_final_update(CHANNEL).await;
     assert!(text_of(&update.body).contains("the migration locks the orders table"));
+    let announced = slack.next_call("chat.postMessage", CHANNEL).await;
+    assert!(
+        text_of(&announced.body).contains("rejected for production by carol"),
+        "{}",
+        announced.body
+    );
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn an_unanswered_request_expires_even_across_a_restart() {
-    let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
-    let request = staging_healthy(&app, SHA).await;
-    slack.next_call("chat.postMessage", CHANNEL).await;
+    let (slack, app, request) = card_posted().await;
 
     app.outbox_idle().await;
     let app = app.restart().await;
-    app.clock.advance(chrono::Duration::minutes(61));
-    // The app's own timer task may get there first; either way the request expires once.
-    app.state.engine.run_due_timers().await.expect("timers");
-    assert_eq!(request_state(&app, request).await, "expired");
-    let update = loop {
-        let update = slack.next_call("chat.update", CHANNEL).await;
-        if !has_buttons(&update.body) {
-            break update;
-        }
-    };
+    app.run_timers_after(chrono::Duration::minutes(61)).await;
+    assert_eq!(app.request_state(request).await, "expired");
+    let update = slack.next_final_update(CHANNEL).await;
     assert!(text_of(&update.body).contains("expired"), "{}", update.body);
+    // The refresh due when approvals opened may arrive only now, drawn from the same state.
+    app.deliver_due().await;
+    for later in slack.inbox().take_all() {
+        assert!(text_of(&later.body).contains("expired"), "{}", later.body);
+    }
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn reminders_go_to_the_cards_thread() {
-    let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
-    let request = staging_healthy(&app, SHA).await;
-    slack.next_call("chat.postMessage", CHANNEL).await;
-    app.outbox_idle().await;
-    app.clock.advance(chrono::Duration::minutes(20));
-    app.state.engine.run_due_timers().await.expect("timers");
+    let (slack, app, request) = card_posted().await;
+    app.run_timers_after(chrono::Duration::minutes(20)).await;
     let reminder = slack.next_call("chat.postMessage", CHANNEL).await;
     assert!(reminder.body["thread_ts"].is_string(), "{}", reminder.body);
-    assert_eq!(request_state(&app, request).await, "waiting");
+    assert_eq!(app.request_state(request).await, "waiting");
+    // The card was refreshed when approvals opened, 5 minutes in.
+    let refreshed = slack.next_call("chat.update", CHANNEL).await;
+    assert!(
+        !text_of(&refreshed.body).contains("opens 12:05"),
+        "{}",
+        refreshed.body
+    );
     app.teardown().await;
 }
 
@@ -490,8 +318,8 @@ async fn a_newer_release_supersedes_the_waiting_card() {
     let first = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
     let second = staging_healthy(&app, NEWER).await;
-    assert_eq!(request_state(&app, first).await, "superseded");
-    assert_eq!(request_state(&app, second).await, "waiting");
+    assert_eq!(app.request_state(first).await, "superseded");
+    assert_eq!(app.request_state(second).await, "waiting");
     let update = slack.next_call("chat.update", CHANNEL).await;
     assert!(
         text_of(&update.body).contains("superseded"),
@@ -526,46 +354,50 @@ async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy() {
     });
     let statuses = futures::future::join_all(clicks).await;
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
-    assert_eq!(request_state(&app, request).await, "approved");
+    assert_eq!(app.request_state(request).await, "approved");
+    assert_eq!(app.approver_count(request).await, 2);
     assert_eq!(
-        app.storage()
-            .approvers(request)
-            .await
-            .expect("approvers")
-            .len(),
-        2
-    );
-    assert_eq!(
-        audit_count(&app, "deploy_owed").await,
+        app.audit("deploy_owed").await.len(),
         1,
         "exactly one deploy"
     );
+    // Everyone else is told it was already approved; the channel hears the outcome once.
+    app.deliver_due().await;
+    let rest = slack.inbox().take_all();
+    let replies: Vec<&Value> = rest
+        .iter()
+        .filter(|call| call.path.starts_with("/hooks/"))
+        .map(|call| &call.body["text"])
+        .collect();
+    assert_eq!(replies.len(), 48, "{rest:#?}");
+    assert!(
+        replies
+            .iter()
+            .all(|text| *text == "already approved; nothing changed"),
+        "{replies:?}"
+    );
+    let announced: Vec<&Value> = rest
+        .iter()
+        .filter(|call| call.path == "/api/chat.postMessage")
+        .map(|call| &call.body["text"])
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
     app.teardown().await;
 }
 
 #[tokio::test]
 async fn a_slack_outage_delays_the_card_but_loses_nothing() {
     let slack = FakeSlack::start().await;
-    slack.hiccup([
-        Hiccup::RateLimited {
-            retry_after_secs: 30,
-        },
-        Hiccup::Status(500),
-        Hiccup::Status(503),
-    ]);
+    slack.hiccup(Hiccup::outage());
     let app = start(&slack, STANDARD_POLICY, "").await;
     staging_healthy(&app, SHA).await;
     // Drive the outbox through the outage with the clock; the card arrives exactly once.
-    for _ in 0..10 {
-        app.outbox_idle().await;
-        app.clock.advance(chrono::Duration::seconds(31));
-        app.state.outbox.run_once().await.expect("outbox");
-    }
+    app.retry_outbox(10).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
     // The refresh when approvals open (5 minutes in) is an edit of that one post.
     slack.next_call("chat.update", CHANNEL).await;
     assert_eq!(
-        slack.web_api_requests(),
+        slack.api_requests(),
         5,
         "three failures, one post, one edit"
     );
@@ -575,25 +407,18 @@ async fn a_slack_outage_delays_the_card_but_loses_nothing() {
 
 #[tokio::test]
 async fn forged_stale_future_and_foreign_requests_get_401() {
-    let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
-    let request = staging_healthy(&app, SHA).await;
-    slack.next_call("chat.postMessage", CHANNEL).await;
+    let (slack, app, request) = card_posted().await;
     app.outbox_idle().await;
     app.clock.advance(chrono::Duration::minutes(5));
-    let payload = click(&slack, BOB, "approve", request);
-    let body = format!(
-        "payload={}",
-        url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
-    )
-    .into_bytes();
+    let body = interaction_body(&click(&slack, BOB, "approve", request));
 
     for (secret, skew) in [
         ("another-apps-secret", 0),
         (SIGNING_SECRET, -301),
         (SIGNING_SECRET, 301),
     ] {
-        let response = signed(&app, "/slack/interactions", body.clone(), secret, skew).await;
+        let response =
+            from_slack::post_signed(&app, "/slack/interactions", body.clone(), secret, skew).await;
         assert_eq!(response.status(), 401, "secret {secret}, skew {skew}");
     }
     // Forged: a valid signature for another body.
@@ -627,15 +452,17 @@ async fn forged_stale_future_and_foreign_requests_get_401() {
         .is_empty());
 
     // The rotation list's older secret still works.
-    let old = signed(&app, "/slack/interactions", body, "old-secret", 0).await;
+    let old = from_slack::post_signed(&app, "/slack/interactions", body, "old-secret", 0).await;
     assert_eq!(old.status(), 200);
-    assert_eq!(
-        app.storage()
-            .approvers(request)
-            .await
-            .expect("approvers")
-            .len(),
-        1
+    assert_eq!(app.approver_count(request).await, 1);
+    // The card shows that approval.
+    app.deliver_due().await;
+    let updates = slack.inbox().take_all();
+    assert!(
+        updates
+            .iter()
+            .any(|update| text_of(&update.body).contains("bob")),
+        "{updates:#?}"
     );
     app.teardown().await;
 }
@@ -645,7 +472,7 @@ async fn url_verification_is_answered() {
     let slack = FakeSlack::start().await;
     let app = start(&slack, STANDARD_POLICY, "").await;
     let body = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).to_string();
-    let response = signed(
+    let response = from_slack::post_signed(
         &app,
         "/slack/interactions",
         body.into_bytes(),
@@ -664,10 +491,7 @@ async fn url_verification_is_answered() {
 
 #[tokio::test]
 async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed() {
-    let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
-    let request = staging_healthy(&app, SHA).await;
-    slack.next_call("chat.postMessage", CHANNEL).await;
+    let (slack, app, request) = card_posted().await;
 
     // A refusal would be posted to whatever response_url the payload names; one pointing
     // anywhere but Slack goes to the user in the channel instead.
@@ -677,9 +501,7 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
     assert_eq!(response.status(), 200);
     let reply = slack.next_call("chat.postEphemeral", CHANNEL).await;
     assert_eq!(reply.body["user"], DAVE);
-    assert!(reply.body["text"]
-        .as_str()
-        .is_some_and(|text| text.contains("not a reviewer")));
+    assert!(reply.text().contains("not a reviewer"));
 
     // The same signed click delivered twice (a replay) is applied once: one refusal recorded,
     // one reply.
@@ -701,8 +523,7 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
         .expect("decisions")
         .len();
     assert_eq!(before, after, "the replay recorded nothing");
-    app.outbox_idle().await;
-    app.state.outbox.run_once().await.expect("outbox");
+    app.deliver_due().await;
     slack.assert_all_read();
     app.teardown().await;
 }

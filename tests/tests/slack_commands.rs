@@ -1,16 +1,17 @@
 //! Slash commands from Slack: signed form posts to `/slack/commands`, one grammar for every
 //! command, operators-only changes, helpful errors for garbled text.
 
-use chrono::{TimeZone, Utc};
-use greenlight::clock::Clock;
-use greenlight_commands::{AppName, EnvironmentName};
-use greenlight_storage::AuditFilter;
+use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::clock::manual_clock;
+use greenlight_tests::config::{
+    shop_app, slack_section_signed_with, SLACK_SIGNING_SECRET as SECRET,
+};
 use greenlight_tests::fakes::FakeSlack;
-use greenlight_tests::signing::slack_signature;
-use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
+use greenlight_tests::inbound::slack as from_slack;
+use greenlight_tests::shop::{production, shop};
+use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 
-const SECRET: &str = "slack-signing-secret";
 const CHANNEL: &str = "C0DEPLOYS";
 const ALICE: &str = "U0ALICE01";
 const DAVE: &str = "U0DAVE001";
@@ -23,11 +24,7 @@ async fn start(slack: &FakeSlack) -> TestApp {
 async fn start_with(slack: &FakeSlack, production_extra: &str) -> TestApp {
     let config = format!(
         r#"
-[slack]
-bot_token = "{token}"
-signing_secret = "${{SLACK_SIGNING_SECRET}}"
-api_url = "{api}"
-
+{slack}
 [people]
 alice = {{ slack = "{ALICE}" }}
 bob = {{ slack = "U0BOB0001" }}
@@ -36,75 +33,23 @@ dave = {{ slack = "{DAVE}" }}
 [groups]
 sre = ["alice", "bob"]
 
-[apps.shop]
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci"
-channels = {{ slack = "{CHANNEL}" }}
-operators = ["group:sre"]
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["group:sre"]
-{production_extra}
-"#,
-        token = slack.bot_token,
-        api = slack.api_url(),
-    );
-    spawn_app_with_clock(
-        &config,
-        &[("SLACK_SIGNING_SECRET", SECRET)],
-        Clock::manual(
-            Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
-                .single()
-                .expect("time"),
+{shop}"#,
+        slack = slack_section_signed_with(slack, r#""${SLACK_SIGNING_SECRET}""#),
+        shop = shop_app(
+            &format!(
+                "ci_token = \"shop-ci\"\nchannels = {{ slack = \"{CHANNEL}\" }}\n\
+                 operators = [\"group:sre\"]"
+            ),
+            "",
+            &format!("reviewers = [\"group:sre\"]\n{production_extra}"),
         ),
-    )
-    .await
+    );
+    spawn_app_with_clock(&config, &[("SLACK_SIGNING_SECRET", SECRET)], manual_clock()).await
 }
 
 /// A slash command as Slack sends it: the documented example body with our fields swapped in.
 async fn command(app: &TestApp, user: &str, name: &str, text: &str) -> (u16, Value) {
-    let example = String::from_utf8(fixtures::read("slack/slash_command_weather.body"))
-        .expect("fixture is text");
-    let mut fields: Vec<(String, String)> = url::form_urlencoded::parse(example.trim().as_bytes())
-        .into_owned()
-        .filter(|(key, _)| {
-            !matches!(
-                key.as_str(),
-                "user_id" | "command" | "text" | "channel_id" | "trigger_id"
-            )
-        })
-        .collect();
-    fields.push((
-        "trigger_id".into(),
-        greenlight_tests::signing::slack_trigger_id(),
-    ));
-    fields.push(("user_id".into(), user.into()));
-    fields.push(("command".into(), name.into()));
-    fields.push(("text".into(), text.into()));
-    fields.push(("channel_id".into(), CHANNEL.into()));
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish()
-        .into_bytes();
-    let timestamp = app.clock.now().timestamp();
-    let response = app
-        .client
-        .post(app.url("/slack/commands"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signature(SECRET, timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    from_slack::command(app, SECRET, user, CHANNEL, name, text).await
 }
 
 fn text(reply: &Value) -> &str {
@@ -128,7 +73,7 @@ async fn operators_change_flags_and_the_channel_is_told() {
     assert!(text(&reply).contains("new flag"), "{reply}");
 
     let announcement = slack.next_call("chat.postMessage", CHANNEL).await;
-    let said = announcement.body["text"].as_str().unwrap_or_default();
+    let said = announcement.text();
     assert!(
         said.contains("alice")
             && said.contains("new_checkout")
@@ -137,11 +82,7 @@ async fn operators_change_flags_and_the_channel_is_told() {
     );
     let flag = app
         .storage()
-        .flag(
-            &AppName::parse("shop").expect("app"),
-            &EnvironmentName::parse("production").expect("env"),
-            "new_checkout",
-        )
+        .flag(&shop(), &production(), "new_checkout")
         .await
         .expect("read")
         .expect("created");
@@ -170,24 +111,11 @@ async fn non_operators_and_strangers_are_refused_and_logged() {
     );
     let (_, reply) = command(&app, "U0NOBODY1", "/flag", "production new_checkout on").await;
     assert!(text(&reply).contains("not linked"), "{reply}");
-    let refused = app
-        .storage()
-        .list_audit(&AuditFilter {
-            limit: 50,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("audit")
-        .iter()
-        .filter(|entry| entry.kind == "command_refused")
-        .count();
+    let refused = app.audit("command_refused").await.len();
     assert_eq!(refused, 2);
     let flags = app
         .storage()
-        .list_flags(
-            &AppName::parse("shop").expect("app"),
-            &EnvironmentName::parse("production").expect("env"),
-        )
+        .list_flags(&shop(), &production())
         .await
         .expect("flags");
     assert!(flags.is_empty(), "nothing changed");
@@ -199,16 +127,12 @@ async fn non_operators_and_strangers_are_refused_and_logged() {
 async fn releases_lists_the_log() {
     let slack = FakeSlack::start().await;
     let app = start(&slack).await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth("shop-ci")
-        .json(&json!({"event": "build", "app": "shop", "sha": SHA,
-            "image": format!("ghcr.io/acme/shop:{SHA}"), "author": "alice", "message": "Fix checkout"}))
-        .send()
-        .await
-        .expect("event");
-    assert_eq!(response.status(), 202);
+    ci::report(
+        &app,
+        "shop-ci",
+        ci::build(SHA).with(json!({"author": "alice", "message": "Fix checkout"})),
+    )
+    .await;
     let (_, reply) = command(&app, DAVE, "/releases", "").await;
     assert!(
         text(&reply).contains(&SHA[..7]) && text(&reply).contains("Fix checkout"),
@@ -245,19 +169,7 @@ async fn ssl_checks_and_unsigned_commands() {
     let slack = FakeSlack::start().await;
     let app = start(&slack).await;
     let body = b"ssl_check=1&token=x".to_vec();
-    let timestamp = app.clock.now().timestamp();
-    let response = app
-        .client
-        .post(app.url("/slack/commands"))
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signature(SECRET, timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("request");
+    let response = from_slack::post_signed(&app, "/slack/commands", body, SECRET, 0).await;
     assert_eq!(response.status(), 200);
     let unsigned = app
         .client
@@ -281,9 +193,7 @@ async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
     );
     let announcement = slack.next_call("chat.postMessage", CHANNEL).await;
     assert!(
-        announcement.body["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("db migration running")),
+        announcement.text().contains("db migration running"),
         "{}",
         announcement.body
     );
@@ -293,10 +203,7 @@ async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
     assert!(text(&refused).contains("only operators"), "{refused}");
     let status = app
         .storage()
-        .environment_status(
-            &AppName::parse("shop").expect("app"),
-            &EnvironmentName::parse("production").expect("env"),
-        )
+        .environment_status(&shop(), &production())
         .await
         .expect("status");
     assert_eq!(
@@ -316,19 +223,12 @@ const OLDER: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
 /// `sha` went through the gate and runs healthy in production (seeded history).
 async fn deployed_to_production(app: &TestApp, sha: &str) {
-    for event in [json!({"event": "build", "app": "shop", "sha": sha,
-        "image": format!("ghcr.io/acme/shop:{sha}"), "author": "bob"})]
-    {
-        let response = app
-            .client
-            .post(app.url("/api/v1/events"))
-            .bearer_auth("shop-ci")
-            .json(&event)
-            .send()
-            .await
-            .expect("event");
-        assert_eq!(response.status(), 202);
-    }
+    ci::report(
+        app,
+        "shop-ci",
+        ci::build(sha).with(json!({"author": "bob"})),
+    )
+    .await;
     app.seed_approved_healthy("shop", "production", sha).await;
 }
 
@@ -388,10 +288,17 @@ async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
         replies[0], replies[1],
         "the same confirmation answers the same"
     );
-    app.outbox_idle().await;
-    app.state.outbox.run_once().await.expect("outbox");
-    app.outbox_idle().await;
+    app.deliver_due().await;
     hook.verify().await;
+    let told = slack
+        .next_call_mentioning("chat.postMessage", CHANNEL, "is rolling back")
+        .await;
+    assert!(
+        told.text()
+            .contains("alice is rolling back shop production"),
+        "{}",
+        told.body
+    );
     app.teardown().await;
 }
 
@@ -400,24 +307,7 @@ async fn click_confirm(app: &TestApp, slack: &FakeSlack, user: &str, reference: 
         "channel": {"id": CHANNEL}, "response_url": slack.response_url(&format!("rb-{user}")),
         "actions": [{"action_id": "rollback_confirm", "value": reference,
             "action_ts": greenlight_tests::signing::slack_action_ts()}]});
-    let body = format!(
-        "payload={}",
-        url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
-    )
-    .into_bytes();
-    let timestamp = app.clock.now().timestamp();
-    let response = app
-        .client
-        .post(app.url("/slack/interactions"))
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signature(SECRET, timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("click");
+    let response = from_slack::interact(app, SECRET, &payload).await;
     assert_eq!(response.status(), 200);
 }
 
@@ -425,7 +315,7 @@ async fn futures_replies(slack: &FakeSlack, count: usize) -> Vec<String> {
     let mut replies = Vec::new();
     for _ in 0..count {
         let reply = slack.next_response_url_post().await;
-        replies.push(reply.body["text"].as_str().unwrap_or_default().to_owned());
+        replies.push(reply.text().to_owned());
     }
     replies
 }

@@ -20,6 +20,7 @@ use greenlight_storage::{
     ApprovalSource, ApprovalTransition, NewApprovalRequest, NewDecision, NewDeployment, NewRelease,
     OutboxState, SmokeResult, Storage,
 };
+use greenlight_tests::config::shop_app;
 use greenlight_tests::fakes::slack::Hiccup;
 use greenlight_tests::fakes::{FakeSlack, Recorded};
 use serde_json::{json, Value};
@@ -64,19 +65,16 @@ api_url = "{api_url}"
 alice = {{ slack = "U012AB3CD", github = "alice" }}
 carol = {{ slack = "U0CAROL01", github = "carol" }}
 
-[apps.shop]
-repository = "acme/shop"
-image = "ghcr.io/acme/shop"
-ci_token = "shop-ci-token"
-channels = {{ slack = "{CHANNEL}" }}
-
-[apps.shop.environments.staging]
-
-[apps.shop.environments.production]
-after = "staging"
-reviewers = ["carol", "alice"]
-"#,
-                api_url = slack.api_url()
+{shop}"#,
+                api_url = slack.api_url(),
+                shop = shop_app(
+                    &format!(
+                        "repository = \"acme/shop\"\nci_token = \"shop-ci-token\"\n\
+                         channels = {{ slack = \"{CHANNEL}\" }}"
+                    ),
+                    "",
+                    r#"reviewers = ["carol", "alice"]"#,
+                ),
             ),
             &|_| None,
         )
@@ -308,7 +306,7 @@ async fn a_redelivered_post_posts_nothing() {
     .await;
     h.deliver_all(1).await;
 
-    assert_eq!(h.slack.web_api_requests(), 1);
+    assert_eq!(h.slack.api_requests(), 1);
     h.posted_ts().await;
     h.slack.assert_all_read();
 }
@@ -367,7 +365,7 @@ async fn an_update_before_the_post_waits_for_it() {
         .enqueue(ChatEffect::UpdateCard { card: h.card() }, "update:early")
         .await;
     assert_eq!(h.pass().await.retried, 1);
-    assert_eq!(h.slack.web_api_requests(), 0);
+    assert_eq!(h.slack.api_requests(), 0);
     let item = h.storage.outbox_item(update).await.expect("item");
     assert!(item
         .last_error
@@ -422,7 +420,7 @@ async fn throttling_and_an_outage_delay_the_card_but_post_it_exactly_once() {
     let item = h.storage.outbox_item(id).await.expect("item");
     assert_eq!(item.state, OutboxState::Delivered);
     assert_eq!(item.attempts, 3);
-    assert_eq!(h.slack.web_api_requests(), 3);
+    assert_eq!(h.slack.api_requests(), 3);
 
     h.slack.next_call("chat.postMessage", CHANNEL).await;
     h.posted_ts().await;

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use greenlight_tests::ci::{self, Fields};
+use greenlight_tests::inbound::slack::interaction_body;
 use greenlight_tests::signing::{github_signature, slack_signature};
 
 const GITHUB_SECRET: &str = "bench-github-secret";
@@ -122,17 +124,11 @@ reviewers = ["alice"]
         move || {
             let (client, base) = (client.clone(), base.clone());
             let n = clicks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let body = format!(
-                "payload={}",
-                url::form_urlencoded::byte_serialize(
-                    serde_json::json!({"type": "block_actions", "user": {"id": "U0STRANGER"},
-                        "channel": {"id": "C0DEPLOYS"}, "trigger_id": "1.2.3",
-                        "actions": [{"action_id": "approve", "value": request_id.to_string(),
-                            "action_ts": format!("1700000000.{n:06}")}]})
-                    .to_string()
-                    .as_bytes()
-                )
-                .collect::<String>()
+            let body = interaction_body(
+                &serde_json::json!({"type": "block_actions", "user": {"id": "U0STRANGER"},
+                    "channel": {"id": "C0DEPLOYS"}, "trigger_id": "1.2.3",
+                    "actions": [{"action_id": "approve", "value": request_id.to_string(),
+                        "action_ts": format!("1700000000.{n:06}")}]}),
             );
             async move {
                 let timestamp = chrono::Utc::now().timestamp();
@@ -141,7 +137,7 @@ reviewers = ["alice"]
                     .header("x-slack-request-timestamp", timestamp.to_string())
                     .header(
                         "x-slack-signature",
-                        slack_signature(SLACK_SECRET, timestamp, body.as_bytes()),
+                        slack_signature(SLACK_SECRET, timestamp, &body),
                     )
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body)
@@ -192,10 +188,8 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
 /// A release healthy in staging, so production has a waiting request to click on.
 async fn open_request(client: &reqwest::Client, base: &str) -> i64 {
     for event in [
-        serde_json::json!({"event": "build", "app": "shop", "sha": SHA,
-            "image": format!("ghcr.io/acme/shop:{SHA}"), "author": "alice"}),
-        serde_json::json!({"event": "deployed", "app": "shop", "environment": "staging",
-            "sha": SHA, "status": "success"}),
+        ci::build(SHA).with(serde_json::json!({"author": "alice"})),
+        ci::deployed("staging", SHA, "success"),
     ] {
         let reply: serde_json::Value = client
             .post(format!("{base}/api/v1/events"))

@@ -5,10 +5,8 @@
 //! HMAC-SHA256 of the raw body with the shared secret, and `Idempotency-Key` is the body's
 //! `deployment_id`. Badly signed requests get 401 and fail the test at teardown.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -16,6 +14,7 @@ use sha2::Sha256;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use super::faults::Faults;
 use super::{Inbox, Recorded};
 
 /// The path the hook listens on.
@@ -24,15 +23,13 @@ pub const HOOK_PATH: &str = "/deploy";
 pub struct DeployHook {
     server: MockServer,
     inbox: Inbox,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-    forged: Arc<AtomicBool>,
+    statuses: Arc<Faults<u16>>,
 }
 
 struct Hook {
     secret: String,
     inbox: Inbox,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-    forged: Arc<AtomicBool>,
+    statuses: Arc<Faults<u16>>,
 }
 
 impl DeployHook {
@@ -40,16 +37,14 @@ impl DeployHook {
     /// unless it received exactly `expected` requests in all.
     pub async fn start(secret: &str, expected: u64) -> Self {
         let server = MockServer::start().await;
-        let inbox = Inbox::default();
-        let statuses = Arc::new(Mutex::new(VecDeque::new()));
-        let forged = Arc::new(AtomicBool::new(false));
+        let inbox = Inbox::new("deploy hook");
+        let statuses = Arc::new(Faults::default());
         Mock::given(method("POST"))
             .and(path(HOOK_PATH))
             .respond_with(Hook {
                 secret: secret.to_owned(),
                 inbox: inbox.clone(),
                 statuses: statuses.clone(),
-                forged: forged.clone(),
             })
             .named("deploy hook")
             .expect(expected)
@@ -59,8 +54,12 @@ impl DeployHook {
             server,
             inbox,
             statuses,
-            forged,
         }
+    }
+
+    /// What Greenlight sent, for [`Inbox::allow_unread`] and reads `next_request` does not cover.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
     }
 
     /// The deployer's `url`.
@@ -70,29 +69,17 @@ impl DeployHook {
 
     /// Answers the next requests with these statuses (e.g. 503, 422) before accepting again.
     pub fn answer(&self, statuses: impl IntoIterator<Item = u16>) {
-        self.lock_statuses().extend(statuses);
+        self.statuses.queue(statuses);
     }
 
     /// The next request the hook received (whatever it answered), within 10 s.
     pub async fn next_request(&self) -> Recorded {
-        self.inbox
-            .next_matching(Duration::from_secs(10), |_| true)
-            .await
-            .unwrap_or_else(|| panic!("the deploy hook received nothing within 10 s"))
+        self.inbox.next("request", |_| true).await
     }
 
     /// Fails when a request was not signed correctly or was never looked at.
     pub fn assert_all_read(&self) {
-        assert!(
-            !self.forged.load(Ordering::SeqCst),
-            "the deploy hook received a badly signed request"
-        );
-        let unread = self.inbox.unread();
-        assert!(unread.is_empty(), "unread deploy requests: {unread:#?}");
-    }
-
-    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, VecDeque<u16>> {
-        self.statuses.lock().unwrap_or_else(|p| p.into_inner())
+        self.inbox.assert_all_read();
     }
 }
 
@@ -116,25 +103,14 @@ impl Respond for Hook {
                     == Some(key)
             });
         if !signed || !keyed {
-            self.forged.store(true, Ordering::SeqCst);
+            self.inbox.refused(format!(
+                "a badly signed or keyed request: {}",
+                String::from_utf8_lossy(&request.body)
+            ));
             return ResponseTemplate::new(401);
         }
-        self.inbox.push(Recorded {
-            method: request.method.to_string(),
-            path: request.url.path().to_owned(),
-            headers: request
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                .collect(),
-            body,
-        });
-        let status = self
-            .statuses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
-            .unwrap_or(202);
+        self.inbox.push(Recorded::of(request, body));
+        let status = self.statuses.arrived().unwrap_or(202);
         ResponseTemplate::new(status).set_body_string(if status < 300 {
             "accepted"
         } else {

@@ -3,39 +3,26 @@
 //! `401` without the bot token, `enforce_nonce` returning the first message), and can throttle
 //! with `429 Retry-After` or fail with 5xx.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 use wiremock::matchers::path_regex;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
-use super::{Inbox, Recorded};
+use super::platform::{PlatformFake, Shared};
+use super::Recorded;
 
-/// What the fake answers to the next REST calls before behaving normally again.
-#[derive(Debug, Clone)]
-pub enum Hiccup {
-    /// `429 Too Many Requests` with `Retry-After` and Discord's JSON body (`retry_after`).
-    RateLimited { retry_after_secs: u64 },
-    /// A bare HTTP error status, e.g. 500 or 503.
-    Status(u16),
-}
+pub use super::faults::Hiccup;
 
-pub struct FakeDiscord {
-    server: MockServer,
-    pub bot_token: String,
-    inbox: Inbox,
-    hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
-    requests: Arc<AtomicUsize>,
-}
+/// Stands for Discord among the platform fakes.
+pub enum Discord {}
+
+pub type FakeDiscord = PlatformFake<Discord>;
 
 struct RestApi {
-    bot_token: String,
-    inbox: Inbox,
-    hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
-    requests: Arc<AtomicUsize>,
+    shared: Shared,
     next_id: AtomicU64,
     /// `nonce` → message id, for `enforce_nonce`.
     nonces: Mutex<HashMap<String, String>>,
@@ -43,45 +30,21 @@ struct RestApi {
 
 impl FakeDiscord {
     pub async fn start() -> Self {
-        let server = MockServer::start().await;
-        let bot_token = "discord-bot-token".to_owned();
-        let inbox = Inbox::default();
-        let hiccups = Arc::new(Mutex::new(VecDeque::new()));
-        let requests = Arc::new(AtomicUsize::new(0));
-        Mock::given(path_regex(r"^/api/v10/"))
-            .respond_with(RestApi {
-                bot_token: bot_token.clone(),
-                inbox: inbox.clone(),
-                hiccups: hiccups.clone(),
-                requests: requests.clone(),
-                next_id: AtomicU64::new(1_300_000_000_000_000_000),
-                nonces: Mutex::new(HashMap::new()),
-            })
-            .mount(&server)
-            .await;
-        Self {
-            server,
-            bot_token,
-            inbox,
-            hiccups,
-            requests,
-        }
+        Self::start_with("Discord", crate::config::DISCORD_BOT_TOKEN, |shared| {
+            vec![
+                Mock::given(path_regex(r"^/api/v10/")).respond_with(RestApi {
+                    shared: shared.clone(),
+                    next_id: AtomicU64::new(1_300_000_000_000_000_000),
+                    nonces: Mutex::new(HashMap::new()),
+                }),
+            ]
+        })
+        .await
     }
 
     /// The value for `discord.api_url`.
     pub fn api_url(&self) -> String {
-        self.server.uri()
-    }
-
-    /// Makes the next REST calls fail in the given ways, in order.
-    pub fn hiccup(&self, hiccups: impl IntoIterator<Item = Hiccup>) {
-        let mut queue = self.hiccups.lock().unwrap_or_else(|p| p.into_inner());
-        queue.extend(hiccups);
-    }
-
-    /// REST requests received so far, including those answered with a hiccup or refused.
-    pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.uri()
     }
 
     /// The next message posted in `channel` (a card, an announcement or a reply to the card).
@@ -106,6 +69,17 @@ impl FakeDiscord {
         .await
     }
 
+    /// The next edit of the card in `channel` that has no buttons left (its final state);
+    /// earlier edits are skipped.
+    pub async fn next_final_edit(&self, channel: &str) -> Recorded {
+        loop {
+            let edit = self.next_edit(channel).await;
+            if !has_buttons(&edit.body) {
+                return edit;
+            }
+        }
+    }
+
     /// The next edit of an interaction's original response (a late answer).
     pub async fn next_interaction_edit(&self) -> Recorded {
         self.next(
@@ -122,37 +96,24 @@ impl FakeDiscord {
         matches: impl Fn(&Recorded) -> bool,
         what: &str,
     ) -> Recorded {
-        self.inbox
-            .next_matching(Duration::from_secs(10), |r| {
-                r.method == http_method && matches(r)
-            })
+        self.inbox()
+            .next(what, |r| r.method == http_method && matches(r))
             .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no Discord {what} within 10 s; unread: {:#?}",
-                    self.inbox.unread()
-                )
-            })
-    }
-
-    /// Fails when the app sent something the test never looked at.
-    pub fn assert_all_read(&self) {
-        let unread = self.inbox.unread();
-        assert!(unread.is_empty(), "unread Discord calls: {unread:#?}");
     }
 }
 
+/// Whether a message still offers buttons (any component row).
+pub fn has_buttons(message: &Value) -> bool {
+    message["components"]
+        .as_array()
+        .is_some_and(|rows| !rows.is_empty())
+}
+
 fn record(request: &Request) -> Recorded {
-    Recorded {
-        method: request.method.to_string(),
-        path: request.url.path().to_owned(),
-        headers: request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-        body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-    }
+    Recorded::of(
+        request,
+        serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+    )
 }
 
 fn error(status: u16, code: u64, message: &str) -> ResponseTemplate {
@@ -161,13 +122,7 @@ fn error(status: u16, code: u64, message: &str) -> ResponseTemplate {
 
 impl Respond for RestApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let hiccup = self
-            .hiccups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
-        match hiccup {
+        match self.shared.faults.arrived() {
             Some(Hiccup::RateLimited { retry_after_secs }) => {
                 return ResponseTemplate::new(429)
                     .insert_header("Retry-After", retry_after_secs.to_string().as_str())
@@ -175,6 +130,7 @@ impl Respond for RestApi {
                         "retry_after": retry_after_secs as f64, "global": false}));
             }
             Some(Hiccup::Status(code)) => return ResponseTemplate::new(code),
+            Some(Hiccup::ApiError(message)) => return error(400, 50035, &message),
             None => {}
         }
         let recorded = record(request);
@@ -186,7 +142,7 @@ impl Respond for RestApi {
         let is_webhook = segments.first() == Some(&"webhooks");
         // Interaction webhooks are authorized by their token; everything else by the bot's.
         let authorized = is_webhook
-            || recorded.header("authorization") == Some(&format!("Bot {}", self.bot_token));
+            || recorded.header("authorization") == Some(&format!("Bot {}", self.shared.bot_token));
         if !authorized {
             return error(401, 0, "401: Unauthorized");
         }
@@ -221,7 +177,7 @@ impl Respond for RestApi {
             ("PATCH", ["webhooks", _, _, "messages", "@original"]) => recorded.body.clone(),
             _ => return error(404, 0, "404: Not Found"),
         };
-        self.inbox.push(recorded);
+        self.shared.inbox.push(recorded);
         ResponseTemplate::new(200).set_body_json(reply)
     }
 }

@@ -4,9 +4,8 @@
 //! actions/runs/{id}/deployment_protection_rule` checks the token and GitHub's required headers,
 //! answers 204 and records the body. Tokens can be revoked and callbacks made to fail.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use tokio::sync::Notify;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use super::faults::Faults;
 use super::{Inbox, Recorded};
 
 /// The App id the fake expects in the JWT's `iss`.
@@ -46,11 +46,11 @@ struct State {
     valid_tokens: Mutex<HashSet<String>>,
     /// Every token handed out, in order.
     issued: Mutex<Vec<String>>,
-    /// Statuses the next callbacks get, in order, before the fake behaves normally again.
-    hiccups: Mutex<VecDeque<u16>>,
+    /// Statuses the next callbacks get, in order, before the fake behaves normally again, and
+    /// the count of callback requests.
+    callbacks: Faults<u16>,
     /// Answers and status reports GitHub accepted.
     inbox: Inbox,
-    callback_attempts: AtomicUsize,
     /// Each callback request as "status path", for failure messages.
     attempt_log: Mutex<Vec<String>>,
     attempted: Notify,
@@ -73,9 +73,8 @@ impl FakeGithub {
             public_key: DecodingKey::from_rsa_pem(&pem).expect("an RSA public key"),
             valid_tokens: Mutex::new(HashSet::new()),
             issued: Mutex::new(Vec::new()),
-            hiccups: Mutex::new(VecDeque::new()),
-            inbox: Inbox::default(),
-            callback_attempts: AtomicUsize::new(0),
+            callbacks: Faults::default(),
+            inbox: Inbox::new("GitHub"),
             attempt_log: Mutex::new(Vec::new()),
             attempted: Notify::new(),
         });
@@ -95,6 +94,12 @@ impl FakeGithub {
         Self { server, state }
     }
 
+    /// What Greenlight sent, for [`Inbox::allow_unread`] and reads the methods below do not
+    /// cover.
+    pub fn inbox(&self) -> &Inbox {
+        &self.state.inbox
+    }
+
     /// The value for `github.api_url`.
     pub fn api_url(&self) -> String {
         self.server.uri()
@@ -111,7 +116,7 @@ impl FakeGithub {
     /// Makes the next callbacks answer these HTTP statuses, in order (e.g. 500, or 401 as for
     /// a revoked token).
     pub fn hiccup(&self, statuses: impl IntoIterator<Item = u16>) {
-        lock(&self.state.hiccups).extend(statuses);
+        self.state.callbacks.queue(statuses);
     }
 
     /// Every token handed out so far stops working, as when GitHub revokes them.
@@ -126,7 +131,7 @@ impl FakeGithub {
 
     /// Callback requests received, including refused ones and hiccups.
     pub fn callback_attempts(&self) -> usize {
-        self.state.callback_attempts.load(Ordering::SeqCst)
+        self.state.callbacks.requests()
     }
 
     /// Every callback request so far, as "status path body".
@@ -159,34 +164,21 @@ impl FakeGithub {
     pub async fn next_answer(&self) -> Recorded {
         self.state
             .inbox
-            .next_matching(Duration::from_secs(10), |r| r.body.get("state").is_some())
+            .next("protection rule answer", |r| r.body.get("state").is_some())
             .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no protection rule answer within 10 s; unread: {:#?}",
-                    self.state.inbox.unread()
-                )
-            })
     }
 
     /// The next accepted status report (a callback without `state`).
     pub async fn next_status_report(&self) -> Recorded {
         self.state
             .inbox
-            .next_matching(Duration::from_secs(10), |r| r.body.get("state").is_none())
+            .next("status report", |r| r.body.get("state").is_none())
             .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no status report within 10 s; unread: {:#?}",
-                    self.state.inbox.unread()
-                )
-            })
     }
 
     /// Fails when GitHub accepted something the test never looked at.
     pub fn assert_all_read(&self) {
-        let unread = self.state.inbox.unread();
-        assert!(unread.is_empty(), "unread GitHub callbacks: {unread:#?}");
+        self.state.inbox.assert_all_read();
     }
 }
 
@@ -274,15 +266,14 @@ struct CallbackEndpoint(Arc<State>);
 
 impl Respond for CallbackEndpoint {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let outcome = self.answer(request);
+        // Counted before the test can read the callback, so counts never lag behind reads.
+        let outcome = self.answer(request, self.0.callbacks.arrived());
         let status = outcome.as_ref().map_or_else(|(status, _)| *status, |_| 204);
         lock(&self.0.attempt_log).push(format!(
             "{status} {} {}",
             request.url.path(),
             String::from_utf8_lossy(&request.body)
         ));
-        // Counted before the test can read the callback, so counts never lag behind reads.
-        self.0.callback_attempts.fetch_add(1, Ordering::SeqCst);
         self.0.attempted.notify_waiters();
         match outcome {
             Ok(recorded) => {
@@ -296,8 +287,8 @@ impl Respond for CallbackEndpoint {
 
 impl CallbackEndpoint {
     /// The callback as accepted, or the status that refuses it and why.
-    fn answer(&self, request: &Request) -> Result<Recorded, (u16, String)> {
-        if let Some(status) = lock(&self.0.hiccups).pop_front() {
+    fn answer(&self, request: &Request, hiccup: Option<u16>) -> Result<Recorded, (u16, String)> {
+        if let Some(status) = hiccup {
             return Err((status, "hiccup".to_owned()));
         }
         check_common_headers(request)?;
@@ -321,15 +312,6 @@ impl CallbackEndpoint {
                 return Err((422, "state must be approved or rejected".to_owned()));
             }
         }
-        Ok(Recorded {
-            method: request.method.to_string(),
-            path: request.url.path().to_owned(),
-            headers: request
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                .collect(),
-            body,
-        })
+        Ok(Recorded::of(request, body))
     }
 }

@@ -2,141 +2,127 @@
 //! and `response_url` hooks, answering as Slack does (JSON `{"ok": …}`, HTTP 200 even for API
 //! errors, `ts` per message) and able to throttle with `429 Retry-After` or fail with 5xx.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
-use super::{Inbox, Recorded};
+use super::platform::{PlatformFake, Shared};
+use super::Recorded;
 
-/// What the fake answers to the next Web API calls before behaving normally again.
-#[derive(Debug, Clone)]
-pub enum Hiccup {
-    /// `429 Too Many Requests` with `Retry-After: seconds` and Slack's JSON body
-    /// `{"ok": false, "error": "ratelimited"}`.
-    RateLimited { retry_after_secs: u64 },
-    /// A bare HTTP error status, e.g. 500 or 503.
-    Status(u16),
-    /// HTTP 200 with `{"ok": false, "error": code}`, e.g. `channel_not_found`.
-    ApiError(String),
-}
+pub use super::faults::Hiccup;
 
-pub struct FakeSlack {
-    server: MockServer,
-    pub bot_token: String,
-    inbox: Inbox,
-    hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
-    requests: Arc<AtomicUsize>,
-}
+/// Stands for Slack among the platform fakes.
+pub enum Slack {}
+
+pub type FakeSlack = PlatformFake<Slack>;
 
 struct WebApi {
-    bot_token: String,
-    inbox: Inbox,
-    hiccups: Arc<Mutex<VecDeque<Hiccup>>>,
-    requests: Arc<AtomicUsize>,
+    shared: Shared,
     next_ts: AtomicU64,
 }
 
 impl FakeSlack {
     pub async fn start() -> Self {
-        let server = MockServer::start().await;
-        let bot_token = "xoxb-test-token".to_owned();
-        let inbox = Inbox::default();
-        let hiccups = Arc::new(Mutex::new(VecDeque::new()));
-        let requests = Arc::new(AtomicUsize::new(0));
-        Mock::given(method("POST"))
-            .and(path_regex(r"^/api/[a-zA-Z.]+$"))
-            .respond_with(WebApi {
-                bot_token: bot_token.clone(),
-                inbox: inbox.clone(),
-                hiccups: hiccups.clone(),
-                requests: requests.clone(),
-                next_ts: AtomicU64::new(1_700_000_000_000_100),
-            })
-            .mount(&server)
-            .await;
-        let hooks = inbox.clone();
-        Mock::given(method("POST"))
-            .and(path_regex(r"^/hooks/"))
-            .respond_with(move |request: &Request| {
-                hooks.push(record(request));
-                ResponseTemplate::new(200).set_body_string("ok")
-            })
-            .mount(&server)
-            .await;
-        Self {
-            server,
-            bot_token,
-            inbox,
-            hiccups,
-            requests,
-        }
+        Self::start_with("Slack", "xoxb-test-token", |shared| {
+            let hooks = shared.inbox.clone();
+            vec![
+                Mock::given(method("POST"))
+                    .and(path_regex(r"^/api/[a-zA-Z.]+$"))
+                    .respond_with(WebApi {
+                        shared: shared.clone(),
+                        next_ts: AtomicU64::new(1_700_000_000_000_100),
+                    }),
+                Mock::given(method("POST"))
+                    .and(path_regex(r"^/hooks/"))
+                    .respond_with(move |request: &Request| {
+                        hooks.push(record(request));
+                        ResponseTemplate::new(200).set_body_string("ok")
+                    }),
+            ]
+        })
+        .await
     }
 
     /// The value for `slack.api_url`.
     pub fn api_url(&self) -> String {
-        format!("{}/api", self.server.uri())
+        format!("{}/api", self.uri())
     }
 
     /// A `response_url` that Slack would put in an interaction payload.
     pub fn response_url(&self, id: &str) -> String {
-        format!("{}/hooks/{id}", self.server.uri())
-    }
-
-    /// Makes the next Web API calls fail in the given ways, in order.
-    pub fn hiccup(&self, hiccups: impl IntoIterator<Item = Hiccup>) {
-        let mut queue = self.hiccups.lock().unwrap_or_else(|p| p.into_inner());
-        queue.extend(hiccups);
-    }
-
-    /// Web API requests received so far, including those answered with a hiccup or refused
-    /// (which the inbox does not keep).
-    pub fn web_api_requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        format!("{}/hooks/{id}", self.uri())
     }
 
     /// The next call of Web API `method_name` (e.g. `chat.postMessage`) to `channel`.
     pub async fn next_call(&self, method_name: &str, channel: &str) -> Recorded {
         let path = format!("/api/{method_name}");
-        self.inbox
-            .next_matching(Duration::from_secs(10), |r| {
+        self.inbox()
+            .next(&format!("{method_name} to {channel}"), |r| {
                 r.path == path && r.body["channel"] == channel
             })
             .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no {method_name} to {channel} within 10 s; unread: {:#?}",
-                    self.inbox.unread()
-                )
-            })
+    }
+
+    /// The next call of Web API `method_name` to `channel` whose body mentions `needle`; calls
+    /// that do not stay unread, whatever order they came in.
+    pub async fn next_call_mentioning(
+        &self,
+        method_name: &str,
+        channel: &str,
+        needle: &str,
+    ) -> Recorded {
+        let path = format!("/api/{method_name}");
+        self.inbox()
+            .next(
+                &format!("{method_name} to {channel} mentioning {needle:?}"),
+                |r| {
+                    r.path == path
+                        && r.body["channel"] == channel
+                        && r.body.to_string().contains(needle)
+                },
+            )
+            .await
+    }
+
+    /// The next edit of a card in `channel` that has no buttons left (its final state);
+    /// earlier edits are skipped.
+    pub async fn next_final_update(&self, channel: &str) -> Recorded {
+        loop {
+            let update = self.next_call("chat.update", channel).await;
+            if !has_buttons(&update.body) {
+                return update;
+            }
+        }
+    }
+
+    /// Lets this test leave cards (posts and edits with Block Kit blocks) unread, for `reason`,
+    /// while plain messages to the channel must still be read.
+    pub fn allow_unread_cards(&self, reason: &str) {
+        self.inbox()
+            .allow_unread_where(reason, |call| !call.body["blocks"].is_null());
     }
 
     /// The next call of Web API `method_name` that names no channel (e.g. `views.open`).
     pub async fn next_method(&self, method_name: &str) -> Recorded {
         let path = format!("/api/{method_name}");
-        self.inbox
-            .next_matching(Duration::from_secs(10), |r| r.path == path)
-            .await
-            .unwrap_or_else(|| panic!("no {method_name} within 10 s"))
+        self.inbox().next(method_name, |r| r.path == path).await
     }
 
     /// The next message posted to a `response_url`.
     pub async fn next_response_url_post(&self) -> Recorded {
-        self.inbox
-            .next_matching(Duration::from_secs(10), |r| r.path.starts_with("/hooks/"))
+        self.inbox()
+            .next("response_url post", |r| r.path.starts_with("/hooks/"))
             .await
-            .unwrap_or_else(|| panic!("no response_url post within 10 s"))
     }
+}
 
-    /// Fails when the app sent something the test never looked at.
-    pub fn assert_all_read(&self) {
-        let unread = self.inbox.unread();
-        assert!(unread.is_empty(), "unread Slack calls: {unread:#?}");
-    }
+/// Whether a message's blocks still offer buttons (an `actions` block).
+pub fn has_buttons(message: &Value) -> bool {
+    message["blocks"]
+        .as_array()
+        .is_some_and(|blocks| blocks.iter().any(|block| block["type"] == "actions"))
 }
 
 fn record(request: &Request) -> Recorded {
@@ -151,27 +137,12 @@ fn record(request: &Request) -> Recorded {
             Value::Object(pairs)
         })
     };
-    Recorded {
-        method: request.method.to_string(),
-        path: request.url.path().to_owned(),
-        headers: request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-        body,
-    }
+    Recorded::of(request, body)
 }
 
 impl Respond for WebApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let hiccup = self
-            .hiccups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
-        match hiccup {
+        match self.shared.faults.arrived() {
             Some(Hiccup::RateLimited { retry_after_secs }) => {
                 // As Slack answers (JSON envelope, `Retry-After` in seconds).
                 return ResponseTemplate::new(429)
@@ -189,7 +160,7 @@ impl Respond for WebApi {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == format!("Bearer {}", self.bot_token));
+            .is_some_and(|v| v == format!("Bearer {}", self.shared.bot_token));
         if !authorized {
             return ResponseTemplate::new(200)
                 .set_body_json(json!({"ok": false, "error": "not_authed"}));
@@ -214,7 +185,7 @@ impl Respond for WebApi {
             "auth.test" => json!({"ok": true, "user_id": "UBOT", "team_id": "T0FAKE"}),
             _ => json!({"ok": false, "error": "unknown_method"}),
         };
-        self.inbox.push(recorded);
+        self.shared.inbox.push(recorded);
         ResponseTemplate::new(200).set_body_json(reply)
     }
 }
