@@ -129,6 +129,7 @@ impl Background {
         let mut tasks = self.lock_tasks();
         tasks.reap();
         tasks.running.spawn(supervised);
+        metrics::gauge!("greenlight_background_tasks").set(tasks.running.len() as f64);
     }
 
     /// Runs `work` as a tracked task (counted, awaited at shutdown, its panic reported) whose
