@@ -258,3 +258,71 @@ impl Inbox {
         self.log.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(path: &str, text: &str) -> Recorded {
+        Recorded {
+            method: "POST".to_owned(),
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: serde_json::json!({ "text": text }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_no_test_read_is_reported_until_it_is_read() {
+        let inbox = Inbox::new("Slack");
+        inbox.push(call("/api/chat.postMessage", "🚨 shop is faulty"));
+        inbox.push(call("/api/chat.update", "card"));
+        let report = inbox.unread_report();
+        assert_eq!(report.len(), 2, "{report:?}");
+        assert!(report[0].contains("/api/chat.postMessage"), "{report:?}");
+        assert!(report[0].contains("shop is faulty"), "{report:?}");
+
+        let read = inbox
+            .next_matching(Duration::from_millis(10), |c| c.path.ends_with("update"))
+            .await;
+        assert!(read.is_some());
+        assert_eq!(inbox.unread_report().len(), 1);
+        inbox.take_all();
+        assert!(inbox.unread_report().is_empty());
+        let _ = started_on_this_thread();
+    }
+
+    #[test]
+    fn reads_of_the_whole_log_count_and_allowances_need_a_match() {
+        let inbox = Inbox::new("Discord");
+        inbox.push(call("/channels/1/messages", "card"));
+        inbox.allow_unread_where("cards are checked elsewhere", |c| c.text() == "card");
+        assert!(inbox.unread_report().is_empty());
+        inbox.push(call("/channels/1/messages", "announcement"));
+        let report = inbox.unread_report();
+        assert_eq!(
+            report.len(),
+            2,
+            "the call and the allowance's reason: {report:?}"
+        );
+        assert!(
+            report[1].contains("cards are checked elsewhere"),
+            "{report:?}"
+        );
+        inbox.read_all();
+        assert!(inbox.unread_report().is_empty());
+
+        inbox.refused("a forged signature".to_owned());
+        inbox.allow_unread("everything");
+        let report = inbox.unread_report();
+        assert!(
+            report[0].contains("refused: a forged signature"),
+            "{report:?}"
+        );
+        assert!(
+            report.iter().all(|line| !line.contains("unread:")),
+            "{report:?}"
+        );
+        let _ = started_on_this_thread();
+    }
+}
