@@ -320,7 +320,9 @@ mod tests {
             "{report:?}"
         );
         assert!(
-            report.iter().all(|line| !line.contains("unread:")),
+            report
+                .iter()
+                .all(|line| !line.starts_with("Discord unread")),
             "{report:?}"
         );
         let _ = started_on_this_thread();
