@@ -17,7 +17,19 @@ pub(crate) fn interpolate_table(
     problems: &mut Problems,
 ) {
     for (key, value) in table.iter_mut() {
-        interpolate_value(value, &at.key(key), env, problems);
+        if may_refer(value) {
+            interpolate_value(value, &at.key(key), env, problems);
+        }
+    }
+}
+
+/// Whether `value` may hold a `${…}` (or `$${`) to replace; the rest is skipped without
+/// building its key path, which matters with 100,000 people.
+fn may_refer(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('$'),
+        Value::Array(_) | Value::Table(_) => true,
+        Value::Integer(_) | Value::Float(_) | Value::Boolean(_) | Value::Datetime(_) => false,
     }
 }
 
@@ -47,7 +59,9 @@ fn interpolate_value(
         },
         Value::Array(items) => {
             for (index, item) in items.iter_mut().enumerate() {
-                interpolate_value(item, &at.index(index), env, problems);
+                if may_refer(item) {
+                    interpolate_value(item, &at.index(index), env, problems);
+                }
             }
         }
         Value::Table(table) => interpolate_table(table, at, env, problems),

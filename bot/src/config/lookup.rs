@@ -98,7 +98,7 @@ impl Config {
     }
 
     pub fn person(&self, name: &PersonName) -> Option<&Person> {
-        self.people.iter().find(|person| person.name == *name)
+        self.people.named(name.as_str())
     }
 
     pub fn group(&self, name: &GroupName) -> Option<&Group> {
@@ -107,38 +107,23 @@ impl Config {
 
     /// Who a Slack user id (`U012AB3CD`) belongs to.
     pub fn person_by_slack(&self, user_id: &str) -> Option<&PersonName> {
-        self.find_person(|person| {
-            person
-                .slack
-                .as_ref()
-                .is_some_and(|id| id.as_str() == user_id)
-        })
+        self.people.on_slack(user_id).map(|person| &person.name)
     }
 
     /// Who a Discord user id (a snowflake in decimal) belongs to.
     pub fn person_by_discord(&self, user_id: &str) -> Option<&PersonName> {
         let id = user_id.parse::<u64>().ok()?;
-        self.find_person(|person| person.discord.is_some_and(|discord| discord.get() == id))
+        self.people.on_discord(id).map(|person| &person.name)
     }
 
     /// Who a GitHub login belongs to (case-insensitive, as on GitHub).
     pub fn person_by_github(&self, login: &str) -> Option<&PersonName> {
-        self.find_person(|person| {
-            person
-                .github
-                .as_ref()
-                .is_some_and(|github| github.matches(login))
-        })
+        self.people.on_github(login).map(|person| &person.name)
     }
 
     /// Who an e-mail address belongs to (case-insensitive).
     pub fn person_by_email(&self, email: &str) -> Option<&PersonName> {
-        self.find_person(|person| {
-            person
-                .email
-                .as_ref()
-                .is_some_and(|known| known.matches(email))
-        })
+        self.people.with_email(email).map(|person| &person.name)
     }
 
     /// Who acted, from the platform and that platform's user id. For the CLI and the API the
@@ -148,9 +133,7 @@ impl Config {
             Platform::Slack => self.person_by_slack(user_id),
             Platform::Discord => self.person_by_discord(user_id),
             Platform::Github => self.person_by_github(user_id),
-            Platform::Cli | Platform::Api => {
-                self.find_person(|person| person.name.as_str() == user_id)
-            }
+            Platform::Cli | Platform::Api => self.people.named(user_id).map(|person| &person.name),
         }
     }
 
@@ -166,15 +149,10 @@ impl Config {
         if let Some(email) = email {
             return self.person_by_email(email);
         }
-        self.find_person(|person| person.name.as_str() == author)
-            .or_else(|| self.person_by_github(author))
-    }
-
-    fn find_person(&self, matches: impl Fn(&Person) -> bool) -> Option<&PersonName> {
         self.people
-            .iter()
-            .find(|person| matches(person))
+            .named(author)
             .map(|person| &person.name)
+            .or_else(|| self.person_by_github(author))
     }
 
     /// The people that `principals` stand for, groups expanded; each person once.

@@ -11,6 +11,7 @@
 //! only through the `env` function it is given. A [`Config`] only exists when nothing was wrong,
 //! so its users never check it again. No secret reaches an error message or `Debug` output.
 
+mod directory;
 mod error;
 mod interpolate;
 mod lookup;
@@ -24,6 +25,7 @@ mod values;
 use std::io::ErrorKind;
 use std::path::Path;
 
+pub use directory::People;
 pub use error::{check_config_report, ConfigErrors, ConfigProblem};
 pub use sections::{DATABASE_URL_VARIABLE, LISTEN_VARIABLE};
 pub use types::{

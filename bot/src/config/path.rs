@@ -14,16 +14,18 @@ impl KeyPath {
     /// The path of `key` inside this table. Keys that are not TOML bare keys are quoted, so
     /// `people."Bob Smith"` is unambiguous.
     pub(crate) fn key(&self, key: &str) -> Self {
-        let key = if is_bare_key(key) {
-            key.to_owned()
-        } else {
-            format!("{key:?}")
-        };
-        if self.0.is_empty() {
-            Self(key)
-        } else {
-            Self(format!("{}.{key}", self.0))
+        // One allocation: a path is made for every value read, problem or not.
+        let mut path = String::with_capacity(self.0.len() + key.len() + 3);
+        path.push_str(&self.0);
+        if !path.is_empty() {
+            path.push('.');
         }
+        if is_bare_key(key) {
+            path.push_str(key);
+        } else {
+            path.push_str(&format!("{key:?}"));
+        }
+        Self(path)
     }
 
     /// The path of element `index` of this array.

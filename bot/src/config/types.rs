@@ -3,6 +3,7 @@
 //! Every value here is already valid (parsed, references resolved), so users of these types
 //! never re-check them. Lists keep the order of the file.
 
+use super::directory::People;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,7 +29,8 @@ pub struct Config {
     pub discord: Option<DiscordConfig>,
     /// `None`: GitHub webhooks are off.
     pub github: Option<GithubConfig>,
-    pub people: Vec<Person>,
+    /// `[people]`, indexed by every identity.
+    pub people: People,
     pub groups: Vec<Group>,
     pub apps: Vec<AppConfig>,
 }

@@ -4,7 +4,7 @@
 //! These run over whatever parsed, so an entry that had its own problem is simply not checked
 //! again here.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use super::error::Problems;
 use super::path::KeyPath;
@@ -135,8 +135,8 @@ fn check_cycles(app: &AppConfig, problems: &mut Problems) {
 /// Each chat account, GitHub login and e-mail belongs to one person, or approvals could be
 /// counted for the wrong one.
 fn check_identities(config: &Config, problems: &mut Problems) {
-    let mut owners: BTreeMap<(&str, String), &str> = BTreeMap::new();
-    for person in &config.people {
+    let mut owners: HashMap<(&str, String), &str> = HashMap::with_capacity(config.people.len() * 4);
+    for person in config.people.iter() {
         let identities = [
             ("slack", person.slack.as_ref().map(ToString::to_string)),
             ("discord", person.discord.map(|id| id.to_string())),

@@ -23,6 +23,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 use url::Url;
 
+use super::directory::People;
 use super::error::Problems;
 use super::path::KeyPath;
 use super::reader::{parse_socket_addr, Fields, FromValue, Invalid};
@@ -100,7 +101,7 @@ pub(crate) fn read_config(
         slack: slack.ok().flatten(),
         discord: discord.ok().flatten(),
         github: github.ok().flatten(),
-        people: people.ok().flatten().unwrap_or_default(),
+        people: People::new(people.ok().flatten().unwrap_or_default()),
         groups: groups.ok().flatten().unwrap_or_default(),
         apps,
     };

@@ -1,6 +1,6 @@
 //! `[people]` and `[groups]`, and the reviewer and operator lists that refer to them by name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use greenlight_commands::PersonName;
@@ -16,9 +16,14 @@ use crate::config::values::{GroupName, Principal};
 
 /// Names defined anywhere in the file, gathered before anything refers to them.
 pub(super) struct Known<'t> {
+    /// In the order of the file, for suggestions.
     people: Vec<&'t str>,
+    /// The same names, for look-ups that stay fast with 100,000 people.
+    people_set: HashSet<&'t str>,
     /// Each group with the members as written.
     groups: Vec<(&'t str, Vec<&'t str>)>,
+    /// Where each group is in `groups`.
+    group_index: HashMap<&'t str, usize>,
 }
 
 impl<'t> Known<'t> {
@@ -41,14 +46,23 @@ impl<'t> Known<'t> {
                     .collect()
             })
             .unwrap_or_default();
-        Self { people, groups }
+        let people: Vec<&str> = people;
+        let groups: Vec<(&str, Vec<&str>)> = groups;
+        Self {
+            people_set: people.iter().copied().collect(),
+            group_index: groups
+                .iter()
+                .enumerate()
+                .map(|(index, (name, _))| (*name, index))
+                .collect(),
+            people,
+            groups,
+        }
     }
 
     fn group(&self, name: &str) -> Option<&[&'t str]> {
-        self.groups
-            .iter()
-            .find(|(group, _)| *group == name)
-            .map(|(_, members)| members.as_slice())
+        let index = *self.group_index.get(name)?;
+        Some(self.groups[index].1.as_slice())
     }
 
     /// The distinct people `principals` stand for, or `None` if one of them is unknown (which
@@ -58,7 +72,7 @@ impl<'t> Known<'t> {
         for principal in principals {
             match principal {
                 Principal::Person(person) => {
-                    let known = self.people.iter().find(|name| **name == person.as_str())?;
+                    let known = self.people_set.get(person.as_str())?;
                     people.insert(*known);
                 }
                 Principal::Group(group) => {
@@ -67,7 +81,7 @@ impl<'t> Known<'t> {
                         members
                             .iter()
                             .copied()
-                            .filter(|member| self.people.contains(member)),
+                            .filter(|member| self.people_set.contains(member)),
                     );
                 }
             }
@@ -84,7 +98,7 @@ impl<'t> Known<'t> {
     ) -> Result<Principal, Invalid> {
         let principal = Principal::from_value(value, at, problems)?;
         let problem = match &principal {
-            Principal::Person(person) if !self.people.contains(&person.as_str()) => {
+            Principal::Person(person) if !self.people_set.contains(person.as_str()) => {
                 let group_hint = if self.group(person.as_str()).is_some() {
                     format!("; for the group write \"group:{person}\"")
                 } else {

@@ -1,5 +1,7 @@
 //! `[people]` and `[groups]`.
 
+use greenlight_commands::{AppName, EnvironmentName, PersonName};
+
 use super::*;
 
 #[test]
@@ -59,4 +61,46 @@ fn people_and_group_rules() {
     ] {
         assert_eq!(problems(&people(people_toml, groups_toml)), expected, "{people_toml} / {groups_toml}");
     }
+}
+
+/// A company-wide directory: 100,000 people, a 20,000-person group and a reviewer list naming
+/// both, loads with every person and look-up intact (the time is `bench_config`'s to measure).
+#[test]
+fn a_hundred_thousand_people_load_with_every_identity() {
+    const PEOPLE: usize = 100_000;
+    let mut text =
+        String::from("[slack]\nbot_token = \"xoxb-1\"\nsigning_secret = \"s\"\n\n[people]\n");
+    for i in 0..PEOPLE {
+        text.push_str(&format!(
+            "p{i} = {{ slack = \"U{i:09}\", github = \"gh-{i}\", email = \"p{i}@example.com\" }}\n"
+        ));
+    }
+    let group: Vec<String> = (0..20_000).map(|i| format!("\"p{i}\"")).collect();
+    text.push_str(&format!("\n[groups]\neveryone = [{}]\n", group.join(", ")));
+    text.push_str(
+        "\n[apps.shop]\nimage = \"ghcr.io/acme/shop\"\nci_token = \"ci\"\nchannels = { slack = \"C0DEPLOYS\" }\n\
+         [apps.shop.environments.staging]\n[apps.shop.environments.production]\nafter = \"staging\"\n\
+         reviewers = [\"group:everyone\", \"p99999\"]\nrequired_approvals = 2\n",
+    );
+    let config = Config::from_toml_str(&text, &|_| None).expect("a valid directory");
+    assert_eq!(config.people.len(), PEOPLE);
+    let production = config
+        .environment(
+            &AppName::parse("shop").expect("app"),
+            &EnvironmentName::parse("production").expect("env"),
+        )
+        .expect("production");
+    let gate = production.gate.as_ref().expect("gated");
+    let reviewers = config.expand(&gate.reviewers);
+    assert_eq!(reviewers.len(), 20_001);
+    assert_eq!(
+        config.person_by_slack("U000054321").map(PersonName::as_str),
+        Some("p54321")
+    );
+    assert_eq!(
+        config
+            .person_by_author("Someone <P77777@Example.com>")
+            .map(PersonName::as_str),
+        Some("p77777")
+    );
 }

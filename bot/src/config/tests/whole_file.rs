@@ -43,7 +43,7 @@ fn syntax_errors_give_line_and_column_but_not_the_line() {
 
     let duplicate = parse("[server]\n[server]\n").expect_err("duplicate table");
     assert!(
-        duplicate.problems()[0].message.contains("line 2, column 1"),
+        duplicate.problems()[0].message.contains("line 2, column 2"),
         "{duplicate}"
     );
 }
