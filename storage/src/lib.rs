@@ -46,7 +46,7 @@ pub use deployments::{Deployment, DeploymentTransition, NewDeployment, SmokeResu
 pub use flags::{Flag, FlagChange, FlagTarget};
 pub use gates::{GateAnswer, GithubGate, NewGithubGate};
 pub use locks::{Lock, LockOutcome, NewLock};
-pub use outbox::{NewOutboxItem, OutboxCounts, OutboxItem, OutboxRetry, OutboxState};
+pub use outbox::{Due, NewOutboxItem, OutboxCounts, OutboxItem, OutboxRetry, OutboxState};
 pub use releases::{NewRelease, Release};
 pub use views::{
     EnvironmentOutcome, EnvironmentState, EnvironmentStatus, PendingApproval, ReleaseFilter,

@@ -157,6 +157,48 @@ pub async fn enqueue_outbox(
     Ok(Upserted::Existing(existing))
 }
 
+/// When a new item would be delivered, for [`unclaimed_pending_outbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// As soon as possible (it is `now`).
+    Now(DateTime<Utc>),
+    /// Not before this time.
+    NotBefore(DateTime<Utc>),
+}
+
+/// A pending item of `kind` with exactly `payload` that no worker holds now and that will be
+/// delivered no earlier than a new one `due` then would be, and no later than it would
+/// except while a platform makes it wait (a retry): an item that renders what it shows at
+/// delivery (a card edit) makes a second one redundant. An item scheduled for later does not
+/// stand for one due now, and one due now does not stand for one scheduled later.
+///
+/// On PostgreSQL the row stays locked until the caller's write commits, so a worker cannot
+/// claim and render it before the change that would have needed a new one is visible.
+pub async fn unclaimed_pending_outbox(
+    conn: &mut AnyConnection,
+    kind: &str,
+    payload: &serde_json::Value,
+    due: Due,
+) -> Result<Option<OutboxItem>, StorageError> {
+    let lock = match dialect(conn) {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let (when, at) = match due {
+        Due::Now(now) => ("(next_attempt_at <= $3 OR attempts > 0)", now),
+        Due::NotBefore(at) => ("next_attempt_at >= $3", at),
+    };
+    Ok(sqlx::query_as::<_, OutboxItem>(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND leased_by IS NULL \
+         AND kind = $1 AND payload = $2 AND {when} ORDER BY id LIMIT 1{lock}"
+    ))
+    .bind(kind)
+    .bind(to_json("payload", payload)?)
+    .bind(millis(at))
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Leases up to `limit` due items to `worker` until `lease_until` and counts an attempt for
 /// each. Two workers never get the same item while its lease holds.
 pub async fn claim_due_outbox(

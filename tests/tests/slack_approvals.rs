@@ -527,3 +527,65 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
     slack.assert_all_read();
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
+    const CLICKS: usize = 200;
+    let slack = FakeSlack::start().await;
+    // One more reviewer than approve, so the request keeps waiting and every click counts.
+    let people: String = (0..=CLICKS)
+        .map(|n| format!("r{n:03} = {{ slack = \"U0R{n:06}\" }}\n"))
+        .collect();
+    let reviewers: Vec<String> = (0..=CLICKS).map(|n| format!("\"r{n:03}\"")).collect();
+    let policy = format!(
+        "reviewers = [{}]\nrequired_approvals = {}\napproval_timeout = \"1h\"\n",
+        reviewers.join(", "),
+        CLICKS + 1
+    );
+    let app = start(&slack, &policy, &people).await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+
+    // The first edit is answered 429 Retry-After: 60; every approval after it finds that edit
+    // waiting and adds nothing to the outbox.
+    slack.hiccup([Hiccup::RateLimited {
+        retry_after_secs: 60,
+    }]);
+    for n in 0..CLICKS {
+        let payload = click(&slack, &format!("U0R{n:06}"), "approve", request);
+        assert_eq!(interact(&app, &payload).await.status(), 200);
+        if n == 0 {
+            app.deliver_due().await;
+        }
+    }
+    app.deliver_due().await;
+    assert_eq!(app.approver_count(request).await, CLICKS);
+    let replies = slack.inbox().take_all();
+    assert!(
+        replies.iter().all(|call| call.path != "/api/chat.update"),
+        "no edit while Slack asked to wait: {replies:#?}"
+    );
+    let calls_while_paused = slack.api_requests();
+
+    app.outbox_pass_after(chrono::Duration::seconds(61)).await;
+    app.deliver_due().await;
+    let edit = slack.next_call("chat.update", CHANNEL).await;
+    let card = app
+        .state
+        .engine
+        .card(greenlight::cards::CardKey::Approval(request))
+        .await
+        .expect("card");
+    let expected = greenlight::slack::card_message(&card).to_json();
+    assert_eq!(
+        edit.body["blocks"], expected["blocks"],
+        "the edit shows all approvals"
+    );
+    assert_eq!(
+        slack.api_requests(),
+        calls_while_paused + 1,
+        "exactly one chat.update after the pause"
+    );
+    assert!(slack.inbox().take_all().is_empty());
+    app.teardown().await;
+}

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use greenlight_commands::approval::StateChange;
 use greenlight_commands::{AppName, Effect, GateAnswer, Platform};
 use greenlight_storage::{
-    approvals, gates, outbox, AnyConnection, ApprovalRequest, ApprovalTransition, NewOutboxItem,
-    StorageError,
+    approvals, gates, outbox, AnyConnection, ApprovalRequest, ApprovalTransition, Due,
+    NewOutboxItem, StorageError,
 };
 
 use super::audit::{self, Entry};
@@ -116,9 +116,21 @@ pub(super) async fn update_card_at(
     now: DateTime<Utc>,
     not_before: Option<DateTime<Utc>>,
 ) -> Result<(), StorageError> {
+    let due = match not_before.filter(|at| *at > now) {
+        Some(at) => Due::NotBefore(at),
+        None => Due::Now(now),
+    };
     for (platform, _) in config.chat_channels(app) {
         let effect = ChatEffect::UpdateCard { card };
         let mut item = effect.outbox_item(platform, unique(platform, &effect), now);
+        // One waiting edit per card and platform is enough: it renders the card as it stands
+        // when delivered, so a burst of approvals (or a platform's rate limit) costs one call.
+        if outbox::unclaimed_pending_outbox(conn, &item.kind, &item.payload, due)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
         item.not_before = not_before;
         enqueue(conn, item).await?;
     }

@@ -263,3 +263,114 @@ async fn outbox_items_commit_or_vanish_with_their_write() {
     })
     .await;
 }
+
+/// What `unclaimed_pending_outbox` finds for an edit `due` then, read in a write as the engine
+/// does.
+async fn unclaimed(
+    storage: &greenlight_storage::Storage,
+    payload: serde_json::Value,
+    due: greenlight_storage::Due,
+) -> Option<i64> {
+    storage
+        .write(move |conn| {
+            Box::pin(async move {
+                greenlight_storage::outbox::unclaimed_pending_outbox(
+                    conn,
+                    "slack.update_card",
+                    &payload,
+                    due,
+                )
+                .await
+            })
+        })
+        .await
+        .expect("look-up")
+        .map(|item| item.id)
+}
+
+#[tokio::test]
+async fn a_waiting_edit_is_found_until_a_worker_holds_or_delivers_it() {
+    use greenlight_storage::Due::{NotBefore, Now};
+    each_backend(|storage| async move {
+        let card = json!({"card": "approval:42"});
+        let edit = |key: &str, not_before: Option<i64>| {
+            let mut edit = item(key, 0);
+            edit.kind = "slack.update_card".to_owned();
+            edit.payload = card.clone();
+            edit.not_before = not_before.map(at);
+            edit
+        };
+        let id = storage
+            .enqueue_outbox(edit("edit:1", None))
+            .await
+            .expect("edit")
+            .into_inner()
+            .id;
+        assert_eq!(
+            unclaimed(&storage, card.clone(), Now(at(0))).await,
+            Some(id)
+        );
+        assert_eq!(
+            unclaimed(&storage, json!({"card": "approval:7"}), Now(at(0))).await,
+            None
+        );
+        // An edit due now does not stand for one scheduled later (the window opening).
+        assert_eq!(
+            unclaimed(&storage, card.clone(), NotBefore(at(30))).await,
+            None
+        );
+
+        // Held by a worker: it may have rendered already, so it does not stand for a new edit.
+        let claimed = storage
+            .claim_due_outbox("w", at(0), at(30), 10)
+            .await
+            .expect("claim")
+            .remove(0);
+        assert_eq!(unclaimed(&storage, card.clone(), Now(at(1))).await, None);
+
+        // Released after a 429: it renders afresh at its next attempt, so it serves an edit
+        // now (the platform makes every edit wait) and one scheduled up to that attempt...
+        storage
+            .mark_outbox_failed(claimed.id, claimed.attempts, "429", OutboxRetry::At(at(60)))
+            .await
+            .expect("retry");
+        assert_eq!(
+            unclaimed(&storage, card.clone(), Now(at(2))).await,
+            Some(id)
+        );
+        assert_eq!(
+            unclaimed(&storage, card.clone(), NotBefore(at(60))).await,
+            Some(id)
+        );
+        // ...but not one scheduled after it, which must not be shown early.
+        assert_eq!(
+            unclaimed(&storage, card.clone(), NotBefore(at(61))).await,
+            None
+        );
+
+        let again = storage
+            .claim_due_outbox("w", at(60), at(90), 10)
+            .await
+            .expect("claim again")
+            .remove(0);
+        storage
+            .mark_outbox_delivered(again.id, at(61))
+            .await
+            .expect("delivered");
+        assert_eq!(unclaimed(&storage, card.clone(), Now(at(100))).await, None);
+
+        // A refresh scheduled for later does not stand for an edit due now.
+        let later = storage
+            .enqueue_outbox(edit("edit:2", Some(200)))
+            .await
+            .expect("scheduled")
+            .into_inner()
+            .id;
+        assert_eq!(unclaimed(&storage, card.clone(), Now(at(100))).await, None);
+        assert_eq!(
+            unclaimed(&storage, card, NotBefore(at(150))).await,
+            Some(later)
+        );
+    })
+    .await;
+}
