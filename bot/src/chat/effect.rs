@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::marker::Marker;
 use crate::cards::CardKey;
+use crate::outbox::read_payload as read;
 
 /// What to do, whatever the platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,10 +220,6 @@ enum EphemeralPayload {
         response_url: String,
         text: String,
     },
-}
-
-fn read<T: for<'de> Deserialize<'de>>(kind: &str, payload: &Value) -> Result<T, String> {
-    T::deserialize(payload).map_err(|error| format!("bad {kind} payload: {error}"))
 }
 
 fn card_key(text: &str) -> Result<CardKey, String> {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use super::types::Person;
+use super::values::{Email, GithubLogin};
 
 /// The people of the file, in its order, with an index per identity. Immutable, so the index
 /// always matches the list. Where two people claim one identity (a config error) the first
@@ -16,9 +17,9 @@ pub struct People {
     by_name: HashMap<String, usize>,
     by_slack: HashMap<String, usize>,
     by_discord: HashMap<u64, usize>,
-    /// Lower case: GitHub logins are case-insensitive.
+    /// By `GithubLogin::key`: logins are case-insensitive.
     by_github: HashMap<String, usize>,
-    /// Lower case: addresses are compared case-insensitively.
+    /// By `Email::key`: addresses are compared case-insensitively.
     by_email: HashMap<String, usize>,
 }
 
@@ -42,10 +43,10 @@ impl People {
                 first(&mut people.by_slack, slack.as_str().to_owned());
             }
             if let Some(github) = &person.github {
-                first(&mut people.by_github, github.as_str().to_ascii_lowercase());
+                first(&mut people.by_github, github.key());
             }
             if let Some(email) = &person.email {
-                first(&mut people.by_email, email.as_str().to_ascii_lowercase());
+                first(&mut people.by_email, email.key());
             }
             if let Some(discord) = person.discord {
                 people.by_discord.entry(discord.get()).or_insert(index);
@@ -69,12 +70,12 @@ impl People {
 
     /// Case-insensitive, as on GitHub.
     pub fn on_github(&self, login: &str) -> Option<&Person> {
-        self.at(self.by_github.get(&login.to_ascii_lowercase()))
+        self.at(self.by_github.get(&GithubLogin::key_of(login)))
     }
 
     /// Case-insensitive; surrounding blanks ignored.
     pub fn with_email(&self, email: &str) -> Option<&Person> {
-        self.at(self.by_email.get(&email.trim().to_ascii_lowercase()))
+        self.at(self.by_email.get(&Email::key_of(email)))
     }
 
     fn at(&self, index: Option<&usize>) -> Option<&Person> {

@@ -10,6 +10,7 @@ use super::error::Problems;
 use super::path::KeyPath;
 use super::sections::Present;
 use super::types::{AppConfig, Config, Deployer};
+use super::values::{Email, GithubLogin};
 use crate::secret::{Secret, SecretList};
 
 pub(crate) fn validate(config: &Config, present: &Present, problems: &mut Problems) {
@@ -140,20 +141,8 @@ fn check_identities(config: &Config, problems: &mut Problems) {
         let identities = [
             ("slack", person.slack.as_ref().map(ToString::to_string)),
             ("discord", person.discord.map(|id| id.to_string())),
-            (
-                "github",
-                person
-                    .github
-                    .as_ref()
-                    .map(|login| login.as_str().to_ascii_lowercase()),
-            ),
-            (
-                "email",
-                person
-                    .email
-                    .as_ref()
-                    .map(|email| email.as_str().to_ascii_lowercase()),
-            ),
+            ("github", person.github.as_ref().map(GithubLogin::key)),
+            ("email", person.email.as_ref().map(Email::key)),
         ];
         for (platform, identity) in identities {
             let Some(identity) = identity else {

@@ -149,7 +149,16 @@ impl GithubLogin {
     }
 
     pub fn matches(&self, login: &str) -> bool {
-        self.0.eq_ignore_ascii_case(login)
+        self.key() == Self::key_of(login)
+    }
+
+    /// What two logins that are the same account share: GitHub ignores case.
+    pub fn key(&self) -> String {
+        Self::key_of(&self.0)
+    }
+
+    pub fn key_of(login: &str) -> String {
+        login.to_ascii_lowercase()
     }
 }
 
@@ -194,7 +203,16 @@ impl Email {
     }
 
     pub fn matches(&self, email: &str) -> bool {
-        self.0.eq_ignore_ascii_case(email.trim())
+        self.key() == Self::key_of(email)
+    }
+
+    /// What two spellings of one address share: case and surrounding blanks do not count.
+    pub fn key(&self) -> String {
+        Self::key_of(&self.0)
+    }
+
+    pub fn key_of(email: &str) -> String {
+        email.trim().to_ascii_lowercase()
     }
 }
 

@@ -7,6 +7,8 @@ use greenlight_storage::NewOutboxItem;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::outbox::read_payload as read;
+
 pub const ANSWER_GATE: &str = "github.answer_gate";
 pub const GATE_STATUS: &str = "github.gate_status";
 
@@ -64,9 +66,6 @@ impl GithubEffect {
 
     /// Reads an outbox item back; the error says what is wrong with it.
     pub fn parse(kind: &str, payload: &Value) -> Result<Self, String> {
-        fn read<T: for<'de> Deserialize<'de>>(kind: &str, payload: &Value) -> Result<T, String> {
-            T::deserialize(payload).map_err(|error| format!("bad {kind} payload: {error}"))
-        }
         match kind {
             ANSWER_GATE => {
                 let p: GatePayload = read(kind, payload)?;

@@ -43,6 +43,15 @@ impl DeliveryError {
 
 /// Delivers one kind of effect. Must be idempotent per item: a crash after the effect but
 /// before `delivered` is recorded delivers it again, with the same idempotency key.
+/// Reads an item's payload as the shape its `kind` stores; the error names the kind and what is
+/// wrong, for a permanent failure of the item.
+pub fn read_payload<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Result<T, String> {
+    T::deserialize(payload).map_err(|error| format!("bad {kind} payload: {error}"))
+}
+
 pub trait Deliverer: Send + Sync + 'static {
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
