@@ -14,7 +14,7 @@ use greenlight_storage::{
 };
 
 use crate::config::Config;
-use crate::stored_policy::{author_of, policy_of};
+use crate::stored_policy::StoredPolicy;
 
 /// Which card: the key under which its messages are stored (`chat_messages.card_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -238,11 +238,12 @@ async fn load_approval_card(
             by: lock.locked_by,
             reason: lock.reason,
         });
-    let author = author_of(config, &request, release.author.as_deref());
+    let stored = StoredPolicy::load(conn, &request).await?;
+    let author = stored.author(config, release.author.as_deref());
     let policy_line = (request.state == ApprovalState::Waiting).then(|| {
-        let policy = policy_of(&request);
-        let line = policy::policy_line(&policy, author.as_ref(), now);
-        match policy::self_review_caveat(&policy, release.author.as_deref(), author.as_ref()) {
+        let policy = &stored.policy;
+        let line = policy::policy_line(policy, author.as_ref(), now);
+        match policy::self_review_caveat(policy, release.author.as_deref(), author.as_ref()) {
             Some(caveat) => format!("{line} · {caveat}"),
             None => line,
         }

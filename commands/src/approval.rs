@@ -25,12 +25,61 @@ pub struct RequestSnapshot {
     pub policy: Policy,
     /// The release's author mapped through `[people]`; `None` when no entry matches.
     pub author: Option<PersonName>,
-    /// Distinct people whose approval counted so far, whatever platform they used.
-    pub approvals: BTreeSet<PersonName>,
+    /// The approvals counted so far.
+    pub approvals: Approvals,
     /// The environment's lock reason. A lock does not stop approving; it holds the deploy.
     pub locked: Option<String>,
     /// A GitHub deployment protection rule waits for our answer on this request.
     pub github_gate: bool,
+}
+
+/// The approvals counted so far on a request, as much of them as a step needs. A click must
+/// not cost more as approvals pile up (a 20,000-person group), so the engine reads every name
+/// only for the steps that show them ([`Approvals::names_needed`]); otherwise it reads the
+/// count and whether the person deciding is among them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approvals {
+    /// Distinct people whose approval counted, whatever platform they used.
+    pub count: u32,
+    /// Who they are: all of them when `complete`; otherwise at least the person deciding, if
+    /// they approved before.
+    pub named: BTreeSet<PersonName>,
+    /// `named` is every approver.
+    pub complete: bool,
+}
+
+impl Default for Approvals {
+    /// Nobody approved yet (which names everyone).
+    fn default() -> Self {
+        Self::all(BTreeSet::new())
+    }
+}
+
+impl Approvals {
+    /// Every approver, named.
+    pub fn all(people: BTreeSet<PersonName>) -> Self {
+        Self {
+            count: u32::try_from(people.len()).unwrap_or(u32::MAX),
+            named: people,
+            complete: true,
+        }
+    }
+
+    /// `count` approvers, of whom only `known` (the person deciding, if they approved) are
+    /// named.
+    pub fn counted(count: u32, known: impl IntoIterator<Item = PersonName>) -> Self {
+        Self {
+            count,
+            named: known.into_iter().collect(),
+            complete: false,
+        }
+    }
+
+    /// Whether a decision on a request with `count` of `required` approvals needs every name:
+    /// one more approval completes it, and the announcement names who approved.
+    pub fn names_needed(count: u32, required: u32) -> bool {
+        count.saturating_add(1) >= required
+    }
 }
 
 /// What a reviewer asked for.
@@ -152,13 +201,15 @@ pub fn decide(
                     at: now,
                 });
             }
-            if request.approvals.contains(person) {
+            let counted = &request.approvals;
+            if counted.named.contains(person) {
                 return Ok(Decision::AlreadyCounted);
             }
-            let mut by = request.approvals.clone();
-            by.insert(person.clone());
-            let approvals = u32::try_from(by.len()).unwrap_or(u32::MAX);
+            let approvals = counted.count.saturating_add(1);
             if approvals >= policy.required_approvals {
+                debug_assert!(counted.complete, "the engine names every approver here");
+                let mut by = counted.named.clone();
+                by.insert(person.clone());
                 Ok(Decision::Approved { by })
             } else {
                 Ok(Decision::Counted {
@@ -281,7 +332,7 @@ pub fn start_held_deploy(request: &RequestSnapshot) -> Vec<Effect> {
     if request.state != ApprovalState::Approved || request.locked.is_some() {
         return Vec::new();
     }
-    deploy_effects(request, &join(&request.approvals))
+    deploy_effects(request, &join(&request.approvals.named))
 }
 
 fn deploy_effects(request: &RequestSnapshot, approvers: &str) -> Vec<Effect> {
@@ -366,7 +417,7 @@ pub fn reminder_due(request: &RequestSnapshot, last: DateTime<Utc>, now: DateTim
 /// The reminder posted in the card's thread while the request waits.
 pub fn reminder_text(request: &RequestSnapshot, now: DateTime<Utc>) -> String {
     let policy = &request.policy;
-    let approvals = u32::try_from(request.approvals.len()).unwrap_or(u32::MAX);
+    let approvals = request.approvals.count;
     let remaining = policy.required_approvals.saturating_sub(approvals);
     let noun = if remaining == 1 {
         "approval"

@@ -21,7 +21,9 @@ pub mod suggest;
 // Types at the root; the functions stay behind their module (`approval::decide`,
 // `approval::tick`) so call sites say which machine they drive. The deployment machine's types
 // stay behind `deployment::` too, as their names (`Effect`, `Snapshot`) would be ambiguous here.
-pub use approval::{Decision, Effect, RequestSnapshot, StateChange, Transition, Verdict};
+pub use approval::{
+    Approvals, Decision, Effect, RequestSnapshot, StateChange, Transition, Verdict,
+};
 pub use domain::{AppName, CommitSha, DomainError, EnvironmentName, PersonName};
 pub use image::{ImageRef, ImageRefError};
 pub use policy::{Actor, Policy, Refusal};

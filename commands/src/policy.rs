@@ -5,18 +5,20 @@
 //! the one-line summary the approval card shows.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::{ApprovalState, DecisionVerdict, PersonName, Platform};
 
-/// One approval request's policy, as it stood when the request opened.
+/// One approval request's policy, as it stood when the request opened. The reviewer lists are
+/// shared: a group can have 20,000 people, and every decision works on a copy of the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Everyone who may approve or reject, groups already expanded by the caller.
-    pub reviewers: BTreeSet<PersonName>,
+    pub reviewers: Arc<BTreeSet<PersonName>>,
     /// `reviewers` as configured (`group:sre`, `carol`), for messages and the card.
-    pub reviewer_labels: Vec<String>,
+    pub reviewer_labels: Arc<[String]>,
     /// Distinct people needed; one person on several platforms counts once.
     pub required_approvals: u32,
     /// The release's author may not approve it (rejecting stays allowed).

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
-use crate::columns::{count, json, millis, opt_time, parsed, time, to_json, word};
+use crate::columns::{count, millis, opt_time, parsed, time, to_json, word};
 use crate::{Storage, StorageError};
 
 /// What opened the request.
@@ -62,9 +62,9 @@ pub struct ApprovalRequest {
     pub sha: CommitSha,
     pub state: ApprovalState,
     pub source: ApprovalSource,
-    /// The policy as it was when the request opened (reviewers, flags), for the card and audit.
-    pub policy: serde_json::Value,
     pub required_approvals: u32,
+    /// Distinct people whose approval counted so far (kept by `record_decision`).
+    pub approvals_counted: u32,
     pub opens_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub next_reminder_at: Option<DateTime<Utc>>,
@@ -97,8 +97,10 @@ pub struct ApprovalTransition {
     pub at: DateTime<Utc>,
 }
 
+/// Every column but the policy: with a 20,000-person group that JSON is hundreds of KB, and a
+/// click reads the request several times. [`get_policy`] reads it where it is needed.
 const SELECT: &str = "SELECT a.id, a.release_id, a.app, a.environment, r.sha, a.state, a.source, \
-     a.policy, a.required_approvals, a.opens_at, a.expires_at, a.next_reminder_at, \
+     a.required_approvals, a.approvals_counted, a.opens_at, a.expires_at, a.next_reminder_at, \
      a.outcome_comment, a.decided_at, a.created_at, a.updated_at, a.version \
      FROM approval_requests a JOIN releases r ON r.id = a.release_id";
 
@@ -112,8 +114,8 @@ impl<'r> FromRow<'r, AnyRow> for ApprovalRequest {
             sha: parsed(row, "sha", CommitSha::parse)?,
             state: word(row, "state")?,
             source: word(row, "source")?,
-            policy: json(row, "policy")?,
             required_approvals: count(row, "required_approvals")?,
+            approvals_counted: count(row, "approvals_counted")?,
             opens_at: time(row, "opens_at")?,
             expires_at: time(row, "expires_at")?,
             next_reminder_at: opt_time(row, "next_reminder_at")?,
@@ -187,6 +189,23 @@ pub async fn get_approval_request(
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StorageError::not_found(format!("approval request {id}")))
+}
+
+/// The review policy stored with request `id` when it opened (the JSON `NewApprovalRequest`
+/// gave). It never changes afterwards, so callers may keep it.
+pub async fn get_policy(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<serde_json::Value, StorageError> {
+    let policy: Option<String> =
+        sqlx::query_scalar("SELECT policy FROM approval_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    let policy = policy.ok_or_else(|| StorageError::not_found(format!("approval request {id}")))?;
+    serde_json::from_str(&policy).map_err(|error| {
+        StorageError::invalid("policy", format!("stored policy of request {id}: {error}"))
+    })
 }
 
 /// The request waiting for the app and environment, if any (there is at most one).
@@ -396,6 +415,11 @@ impl Storage {
 
     pub async fn approval_request(&self, id: i64) -> Result<ApprovalRequest, StorageError> {
         get_approval_request(&mut *self.reader().await?, id).await
+    }
+
+    /// See [`get_policy`].
+    pub async fn approval_policy(&self, id: i64) -> Result<serde_json::Value, StorageError> {
+        get_policy(&mut *self.reader().await?, id).await
     }
 
     pub async fn waiting_approval_request(

@@ -57,6 +57,52 @@ impl<'r> FromRow<'r, AnyRow> for Decision {
     }
 }
 
+impl Decision {
+    /// An approval that counted (a known person's, not refused).
+    fn counts_as_approval(&self) -> bool {
+        self.verdict == DecisionVerdict::Approve
+            && self.refused_reason.is_none()
+            && self.person.is_some()
+    }
+}
+
+/// Adds one to the request's `approvals_counted` when `decision` is its person's first counted
+/// approval there: one person approving on Slack and on Discord counts once.
+async fn count_new_approver(
+    conn: &mut AnyConnection,
+    decision: &Decision,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE approval_requests SET approvals_counted = approvals_counted + 1 \
+         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM decisions WHERE request_id = $1 \
+         AND person = $2 AND verdict = 'approve' AND refused_reason IS NULL AND id <> $3)",
+    )
+    .bind(decision.request_id)
+    .bind(decision.person.as_ref().map(PersonName::as_str))
+    .bind(decision.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `person`'s approval of request `request_id` already counted: an index look-up,
+/// whatever the number of approvals.
+pub async fn has_approved(
+    conn: &mut AnyConnection,
+    request_id: i64,
+    person: &PersonName,
+) -> Result<bool, StorageError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM decisions WHERE request_id = $1 AND person = $2 \
+         AND verdict = 'approve' AND refused_reason IS NULL LIMIT 1",
+    )
+    .bind(request_id)
+    .bind(person.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Records a decision. One that counts (no `refused_reason`) is accepted only while the request
 /// is waiting, in the same statement, so a click racing the request's end gets `Conflict`.
 /// Refused attempts are always recorded (they are audit).
@@ -87,7 +133,12 @@ pub async fn record_decision(
     .fetch_optional(&mut *conn)
     .await?;
     match inserted {
-        Some(decision) => Ok(decision),
+        Some(decision) => {
+            if decision.counts_as_approval() {
+                count_new_approver(conn, &decision).await?;
+            }
+            Ok(decision)
+        }
         None => {
             let request = crate::approvals::get_approval_request(conn, new.request_id).await?;
             Err(StorageError::conflict(format!(

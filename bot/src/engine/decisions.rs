@@ -8,9 +8,10 @@ use greenlight_storage::{
 
 use super::audit;
 use super::effects::{self, Context, ReplyTo};
-use super::snapshot::load_snapshot;
+use super::snapshot::{snapshot_with, Reading};
 use super::Engine;
 use crate::config::Config;
+use crate::stored_policy::PolicyCache;
 
 /// Someone acting from a chat platform.
 #[derive(Debug, Clone)]
@@ -98,42 +99,52 @@ impl Engine {
         verdict: Verdict,
         delivery: Option<InboundDelivery>,
     ) -> Result<Option<DecisionReply>, StorageError> {
-        // Refusals (strangers, non-reviewers, too early…) change nothing but the record, so they
-        // are decided on a read connection and the single writer only stores the outcome: a
-        // flood of refused clicks costs the writer three inserts each, not a full decision.
-        let now = self.clock.now();
         let platform = actor.platform;
-        let preview = {
-            let mut conn = self.storage.reader().await?;
-            {
+        let person = self
+            .config
+            .person_on(actor.platform, &actor.user_id)
+            .cloned();
+        // A reviewer's click goes straight to the writer, which decides with what it reads.
+        // Anyone else can only be refused, and refusals change nothing but the record, so
+        // theirs are worked out on a read connection and the single writer only stores the
+        // outcome: a flood of strangers' clicks costs the writer a few inserts each.
+        if !self.is_reviewer(request_id, person.as_ref()).await? {
+            let now = self.clock.now();
+            let preview = {
+                let mut conn = self.storage.reader().await?;
                 let request = approvals::get_approval_request(&mut conn, request_id).await?;
-                evaluate_request(&mut conn, &self.config, request, &actor, &verdict, now).await?
-            }
-        };
-        if preview.decided.is_err() && preview.transition.change.is_none() {
-            let config = self.config.clone();
-            let (actor, verdict, delivery) = (actor.clone(), verdict.clone(), delivery.clone());
-            let outcome = self
-                .storage
-                .write(move |conn| {
-                    Box::pin(async move {
-                        if !first_delivery(conn, delivery.as_ref(), now).await? {
-                            return Ok(None);
-                        }
-                        apply(conn, &config, &actor, &verdict, preview, now)
-                            .await
-                            .map(Some)
+                let decider = Decider {
+                    config: &self.config,
+                    policies: &self.policies,
+                    actor: &actor,
+                };
+                decider.evaluate(&mut conn, request, &verdict, now).await?
+            };
+            if preview.decided.is_err() && preview.transition.change.is_none() {
+                let config = self.config.clone();
+                let outcome = self
+                    .storage
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            if !first_delivery(conn, delivery.as_ref(), now).await? {
+                                return Ok(None);
+                            }
+                            apply(conn, &config, &actor, &verdict, preview, now)
+                                .await
+                                .map(Some)
+                        })
                     })
-                })
-                .await?;
-            self.outbox_wakeup.notify_one();
-            count(platform, outcome.as_ref());
-            return Ok(outcome);
+                    .await?;
+                self.outbox_wakeup.notify_one();
+                count(platform, outcome.as_ref());
+                return Ok(outcome);
+            }
         }
         let mut last_conflict = None;
         for _ in 0..ATTEMPTS {
             let now = self.clock.now();
             let config = self.config.clone();
+            let policies = self.policies.clone();
             let actor = actor.clone();
             let verdict = verdict.clone();
             let delivery = delivery.clone();
@@ -144,7 +155,13 @@ impl Engine {
                         if !first_delivery(conn, delivery.as_ref(), now).await? {
                             return Ok(None);
                         }
-                        decide_in(conn, &config, request_id, &actor, &verdict, now)
+                        let decider = Decider {
+                            config: &config,
+                            policies: &policies,
+                            actor: &actor,
+                        };
+                        decider
+                            .decide_in(conn, request_id, &verdict, now)
                             .await
                             .map(Some)
                     })
@@ -162,6 +179,27 @@ impl Engine {
             }
         }
         Err(last_conflict.unwrap_or_else(|| StorageError::conflict("decision kept conflicting")))
+    }
+
+    /// Whether `person` is among the request's reviewers, from its policy (read once per
+    /// request, then from memory).
+    async fn is_reviewer(
+        &self,
+        request_id: i64,
+        person: Option<&PersonName>,
+    ) -> Result<bool, StorageError> {
+        let Some(person) = person else {
+            return Ok(false);
+        };
+        let policy = match self.policies.cached(request_id) {
+            Some(policy) => policy,
+            None => {
+                let mut conn = self.storage.reader().await?;
+                let request = approvals::get_approval_request(&mut conn, request_id).await?;
+                self.policies.get(&mut conn, &request).await?
+            }
+        };
+        Ok(policy.policy.reviewers.contains(person))
     }
 }
 
@@ -202,49 +240,63 @@ struct Evaluated {
     transition: greenlight_commands::Transition,
 }
 
-/// Applies the policy (the one permission check, in the pure core) to the request as `conn`
-/// sees it.
-async fn evaluate_request(
-    conn: &mut AnyConnection,
-    config: &Config,
-    request: greenlight_storage::ApprovalRequest,
-    actor: &ChatActor,
-    verdict: &Verdict,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Evaluated, StorageError> {
-    let snapshot = load_snapshot(conn, config, &request).await?;
-    let person = config.person_on(actor.platform, &actor.user_id).cloned();
-    let core_actor = Actor {
-        person: person.clone(),
-        platform: actor.platform,
-        platform_user_id: actor.user_id.clone(),
-    };
-    let decided = approval::decide(&snapshot, &core_actor, verdict, now);
-    let transition = approval::transition(&snapshot, &decided);
-    Ok(Evaluated {
-        request,
-        person,
-        decided,
-        transition,
-    })
+/// What a decision works with, in the writer or (for a preview) on a reader.
+struct Decider<'a> {
+    config: &'a Config,
+    policies: &'a PolicyCache,
+    actor: &'a ChatActor,
 }
 
-/// Decides and stores in one write, with the request locked so deciders take turns.
-async fn decide_in(
-    conn: &mut AnyConnection,
-    config: &Config,
-    request_id: i64,
-    actor: &ChatActor,
-    verdict: &Verdict,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<DecisionReply, StorageError> {
-    let mut request = approvals::get_approval_request(conn, request_id).await?;
-    if request.state == greenlight_commands::ApprovalState::Waiting {
-        // Deciders on one request take turns, so each sees the approvals before it.
-        request = approvals::lock_waiting_request(conn, request_id).await?;
+impl Decider<'_> {
+    /// Decides and stores in one write, with the request locked so deciders take turns.
+    async fn decide_in(
+        &self,
+        conn: &mut AnyConnection,
+        request_id: i64,
+        verdict: &Verdict,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<DecisionReply, StorageError> {
+        // Deciders on a waiting request take turns, so each sees the approvals before it; a
+        // request that no longer waits is read as it is (the click is then refused).
+        let request = match approvals::lock_waiting_request(conn, request_id).await {
+            Err(error) if error.is_conflict() => {
+                approvals::get_approval_request(conn, request_id).await?
+            }
+            locked => locked?,
+        };
+        let evaluated = self.evaluate(conn, request, verdict, now).await?;
+        apply(conn, self.config, self.actor, verdict, evaluated, now).await
     }
-    let evaluated = evaluate_request(conn, config, request, actor, verdict, now).await?;
-    apply(conn, config, actor, verdict, evaluated, now).await
+
+    /// Applies the policy (the one permission check, in the pure core) to the request as
+    /// `conn` sees it.
+    async fn evaluate(
+        &self,
+        conn: &mut AnyConnection,
+        request: greenlight_storage::ApprovalRequest,
+        verdict: &Verdict,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Evaluated, StorageError> {
+        let policy = self.policies.get(conn, &request).await?;
+        let person = self
+            .config
+            .person_on(self.actor.platform, &self.actor.user_id);
+        let reading = Reading::DecisionBy(person);
+        let snapshot = snapshot_with(conn, self.config, &request, &policy, reading).await?;
+        let core_actor = Actor {
+            person: person.cloned(),
+            platform: self.actor.platform,
+            platform_user_id: self.actor.user_id.clone(),
+        };
+        let decided = approval::decide(&snapshot, &core_actor, verdict, now);
+        let transition = approval::transition(&snapshot, &decided);
+        Ok(Evaluated {
+            request,
+            person: person.cloned(),
+            decided,
+            transition,
+        })
+    }
 }
 
 /// Stores a decision: the decision row (refusals too, except clicks on final requests), the
@@ -329,16 +381,15 @@ impl Engine {
     ) -> Result<Result<(), Refusal>, StorageError> {
         let mut conn = self.storage.reader().await?;
         let request = approvals::get_approval_request(&mut conn, request_id).await?;
-        let snapshot = load_snapshot(&mut conn, &self.config, &request).await?;
-        let core_actor = Actor {
-            person: self
-                .config
-                .person_on(actor.platform, &actor.user_id)
-                .cloned(),
-            platform: actor.platform,
-            platform_user_id: actor.user_id.clone(),
+        let decider = Decider {
+            config: &self.config,
+            policies: &self.policies,
+            actor,
         };
-        Ok(approval::decide(&snapshot, &core_actor, verdict, self.clock.now()).map(|_| ()))
+        let evaluated = decider
+            .evaluate(&mut conn, request, verdict, self.clock.now())
+            .await?;
+        Ok(evaluated.decided.map(|_| ()))
     }
 
     /// The card as it stands now.

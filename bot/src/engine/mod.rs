@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::smoke::SmokeRunner;
+use crate::stored_policy::PolicyCache;
 
 pub use commands::{CommandRefusal, CommandReply};
 pub use decisions::{ChatActor, DecisionReply, InboundDelivery};
@@ -57,6 +58,8 @@ pub struct Engine {
     /// The outbox worker's wake-up: poked after a write that queued effects.
     pub(crate) outbox_wakeup: Arc<Notify>,
     pub(crate) smoke: SmokeRunner,
+    /// Review policies parsed once per request, for the click path.
+    pub(crate) policies: Arc<PolicyCache>,
 }
 
 impl Engine {
@@ -74,6 +77,7 @@ impl Engine {
             verifier_wakeup: Arc::new(Notify::new()),
             outbox_wakeup,
             smoke,
+            policies: Arc::default(),
         }
     }
 

@@ -1,25 +1,44 @@
 //! Loads what a decision depends on into the pure core's `RequestSnapshot`.
 
-use std::collections::BTreeSet;
-
-use greenlight_commands::{PersonName, RequestSnapshot};
+use greenlight_commands::{Approvals, PersonName, RequestSnapshot};
 use greenlight_storage::{
     decisions, gates, locks, releases, AnyConnection, ApprovalRequest, StorageError,
 };
 
 use crate::config::Config;
-use crate::stored_policy::{author_of, policy_of};
+use crate::stored_policy::StoredPolicy;
 
+/// Whose decision the snapshot is for, which decides how much of the approvals it reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Reading<'a> {
+    /// Every approver by name (expiry, supersession, a held deploy starting).
+    Everyone,
+    /// A click by this person (`None`: not in `[people]`): the count, and whether they
+    /// approved before, unless one more approval completes the request. A click then costs
+    /// the same with 10 or 10,000 approvals.
+    DecisionBy(Option<&'a PersonName>),
+}
+
+/// The snapshot of `request`; reads its policy from the database.
 pub async fn load_snapshot(
     conn: &mut AnyConnection,
     config: &Config,
     request: &ApprovalRequest,
 ) -> Result<RequestSnapshot, StorageError> {
+    let policy = StoredPolicy::load(conn, request).await?;
+    snapshot_with(conn, config, request, &policy, Reading::Everyone).await
+}
+
+/// The snapshot of `request` with its (cached) `policy`.
+pub async fn snapshot_with(
+    conn: &mut AnyConnection,
+    config: &Config,
+    request: &ApprovalRequest,
+    policy: &StoredPolicy,
+    reading: Reading<'_>,
+) -> Result<RequestSnapshot, StorageError> {
     let release = releases::get_release(conn, request.release_id).await?;
-    let approvals: BTreeSet<PersonName> = decisions::approvers(conn, request.id)
-        .await?
-        .into_iter()
-        .collect();
+    let approvals = load_approvals(conn, request, reading).await?;
     let locked = locks::active_lock(conn, &request.app, &request.environment)
         .await?
         .map(|lock| lock.reason);
@@ -32,10 +51,36 @@ pub async fn load_snapshot(
         environment: request.environment.clone(),
         sha: release.sha.clone(),
         state: request.state,
-        policy: policy_of(request),
-        author: author_of(config, request, release.author.as_deref()),
+        policy: policy.policy.clone(),
+        author: policy.author(config, release.author.as_deref()),
         approvals,
         locked,
         github_gate,
     })
+}
+
+async fn load_approvals(
+    conn: &mut AnyConnection,
+    request: &ApprovalRequest,
+    reading: Reading<'_>,
+) -> Result<Approvals, StorageError> {
+    let count = request.approvals_counted;
+    let person = match reading {
+        Reading::DecisionBy(person)
+            if !Approvals::names_needed(count, request.required_approvals) =>
+        {
+            person
+        }
+        _ => {
+            let everyone = decisions::approvers(conn, request.id).await?;
+            return Ok(Approvals::all(everyone.into_iter().collect()));
+        }
+    };
+    let mut known = Vec::new();
+    if let Some(person) = person {
+        if decisions::has_approved(conn, request.id, person).await? {
+            known.push(person.clone());
+        }
+    }
+    Ok(Approvals::counted(count, known))
 }

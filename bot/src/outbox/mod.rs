@@ -126,12 +126,16 @@ pub struct OutboxWorker {
     wakeup: Arc<Notify>,
     /// Passes in progress, so callers can wait until nothing is in flight.
     in_flight: Arc<watch::Sender<usize>>,
+    /// When the depth gauges were last set (wall time: they are only metrics).
+    gauges_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 /// How many items one pass claims.
 const BATCH: u32 = 32;
 /// The longest the worker sleeps without looking, in case a wake-up was missed.
 const MAX_IDLE: Duration = Duration::from_secs(5);
+/// How stale the outbox depth gauges may get while nothing is delivered.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
 impl OutboxWorker {
     pub fn new(storage: Storage, clock: Clock, policy: RetryPolicy) -> Self {
@@ -143,6 +147,7 @@ impl OutboxWorker {
             policy,
             wakeup: Arc::new(Notify::new()),
             in_flight: Arc::new(watch::channel(0).0),
+            gauges_at: Arc::default(),
         }
     }
 
@@ -174,6 +179,17 @@ impl OutboxWorker {
         self.in_flight.send_modify(|count| *count += 1);
         let _done = InFlight(&self.in_flight);
         let now = self.clock.now();
+        // Most wake-ups follow a write whose effects are not due yet (a coalesced card edit
+        // waiting out a rate limit); a read says so without queueing behind the writer.
+        if !self
+            .storage
+            .next_outbox_due()
+            .await?
+            .is_some_and(|due| due <= now)
+        {
+            self.refresh_gauges(false).await;
+            return Ok(PassSummary::default());
+        }
         let lease_until = now + span(self.policy.lease);
         let items = self
             .storage
@@ -189,11 +205,27 @@ impl OutboxWorker {
                 Outcome::Dead => summary.dead += 1,
             }
         }
+        self.refresh_gauges(!items.is_empty()).await;
+        Ok(summary)
+    }
+
+    /// Sets the outbox depth gauges after a pass that delivered something, else at most every
+    /// `GAUGES_EVERY`: counting is a scan, and passes can follow each other closely.
+    async fn refresh_gauges(&self, changed: bool) {
+        {
+            let mut last = self
+                .gauges_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !changed && last.is_some_and(|at| at.elapsed() < GAUGES_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
         if let Ok(counts) = self.storage.outbox_counts().await {
             metrics::gauge!("greenlight_outbox_pending").set(counts.pending as f64);
             metrics::gauge!("greenlight_outbox_dead").set(counts.dead as f64);
         }
-        Ok(summary)
     }
 
     /// Runs until the app stops.

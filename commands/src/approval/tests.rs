@@ -44,8 +44,8 @@ fn request() -> RequestSnapshot {
         sha: CommitSha::parse(SHA).expect("sha"),
         state: ApprovalState::Waiting,
         policy: Policy {
-            reviewers: people(&["alice", "bob", "carol"]),
-            reviewer_labels: vec!["group:sre".to_owned(), "carol".to_owned()],
+            reviewers: people(&["alice", "bob", "carol"]).into(),
+            reviewer_labels: vec!["group:sre".to_owned(), "carol".to_owned()].into(),
             required_approvals: 2,
             prevent_self_review: true,
             opens_at: t("12:35"),
@@ -53,7 +53,7 @@ fn request() -> RequestSnapshot {
             reminder_every: Some(Duration::hours(2)),
         },
         author: Some(person("alice")),
-        approvals: BTreeSet::new(),
+        approvals: Approvals::default(),
         locked: None,
         github_gate: false,
     }
@@ -95,7 +95,7 @@ fn in_state(state: ApprovalState) -> RequestSnapshot {
 
 fn with_approvals(names: &[&str]) -> RequestSnapshot {
     RequestSnapshot {
-        approvals: people(names),
+        approvals: Approvals::all(people(names)),
         ..request()
     }
 }
@@ -341,10 +341,26 @@ fn allowed_decisions_count_distinct_people() {
         (
             "required 3: second person counts",
             approves(slack("carol")).on(RequestSnapshot {
-                approvals: people(&["bob"]),
+                approvals: Approvals::all(people(&["bob"])),
                 ..requiring(3)
             }),
             counted(2, 1),
+        ),
+        (
+            "a tally without names counts on (the engine names them only when one completes)",
+            approves(slack("carol")).on(RequestSnapshot {
+                approvals: Approvals::counted(7, []),
+                ..requiring(10)
+            }),
+            counted(8, 2),
+        ),
+        (
+            "a tally naming the person deciding knows they approved",
+            approves(bob()).on(RequestSnapshot {
+                approvals: Approvals::counted(7, [person("bob")]),
+                ..requiring(10)
+            }),
+            Decision::AlreadyCounted,
         ),
         (
             "same person, same platform",
@@ -767,8 +783,8 @@ fn policy_line_shows_only_what_applies() {
     let alice = person("alice");
     let dave = person("dave");
     let carol_alone = Policy {
-        reviewers: people(&["carol"]),
-        reviewer_labels: vec!["carol".to_owned()],
+        reviewers: people(&["carol"]).into(),
+        reviewer_labels: vec!["carol".to_owned()].into(),
         required_approvals: 1,
         ..policy.clone()
     };
@@ -850,4 +866,23 @@ fn reminder_says_what_is_still_needed() {
         reminder_text(&with_approvals(&["bob"]), t("14:30")),
         @"shop abcdef0 → production still waits for 1 more approval from sre, carol (1 of 2 so far); expires Jan 7 12:30 UTC (in 22h)"
     );
+}
+
+#[test]
+fn every_approver_is_named_only_when_one_more_approval_completes_the_request() {
+    let cases = [
+        (0, 1, true),
+        (0, 2, false),
+        (1, 2, true),
+        (5, 7, false),
+        (6, 7, true),
+        (9, 7, true),
+    ];
+    for (count, required, needed) in cases {
+        assert_eq!(
+            Approvals::names_needed(count, required),
+            needed,
+            "{count} of {required}"
+        );
+    }
 }

@@ -37,7 +37,9 @@ async fn approval_request_round_trips() {
         assert_eq!(request.state, ApprovalState::Waiting);
         assert_eq!(request.sha, release.sha);
         assert_eq!(request.source, ApprovalSource::Ci);
-        assert_eq!(request.policy["reviewers"][1], "carol");
+        let policy = storage.approval_policy(request.id).await.expect("policy");
+        assert_eq!(policy["reviewers"][1], "carol");
+        assert_eq!(request.approvals_counted, 0);
         assert_eq!(request.required_approvals, 2);
         assert_eq!(
             (request.opens_at, request.expires_at),

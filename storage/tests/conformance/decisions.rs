@@ -76,6 +76,21 @@ async fn decisions_count_people_once_and_keep_refusals() {
         let people = storage.approvers(request.id).await.expect("approvers");
         assert_eq!(people, vec![PersonName::parse("alice").expect("alice")]);
         assert_eq!(storage.decisions(request.id).await.expect("all").len(), 4);
+        // The request keeps the count the click path reads, without listing approvers:
+        // alice twice (two platforms) and two refusals make one.
+        let stored = storage.approval_request(request.id).await.expect("request");
+        assert_eq!(stored.approvals_counted, 1);
+        let mut conn = storage.reader().await.expect("reader");
+        for (name, approved) in [("alice", true), ("bob", false), ("carol", false)] {
+            let person = PersonName::parse(name).expect("person");
+            assert_eq!(
+                decisions::has_approved(&mut conn, request.id, &person)
+                    .await
+                    .expect("has approved"),
+                approved,
+                "{name}"
+            );
+        }
 
         // An unknown user's click can only be a refusal.
         let err = storage
@@ -182,7 +197,10 @@ async fn concurrent_deciders_take_turns_and_exactly_one_approves() {
                                 ),
                             )
                             .await?;
-                            let count = decisions::approvers(conn, request.id).await?.len();
+                            // The count kept with the request, as the click path reads it.
+                            let count = approvals::get_approval_request(conn, request.id)
+                                .await?
+                                .approvals_counted;
                             if count >= 2 {
                                 let change = ApprovalTransition {
                                     to: ApprovalState::Approved,
