@@ -2,8 +2,11 @@
 //! then delivered with retries by a worker holding a lease (SPEC §8).
 //!
 //! While an item is leased, its `next_attempt_at` is the lease's end: if the worker dies, the
-//! item simply comes due again. The attempt number returned by a claim fences later updates, so
+//! item simply comes due again. The claim number ([`OutboxItem::claim`]) fences later updates, so
 //! a worker whose lease ran out cannot overwrite what the next worker decided.
+//!
+//! A claim ends delivered, failed (one attempt used, retried later or dead) or deferred: the
+//! platform had paused the call, so the item waits for the pause without using an attempt.
 
 use std::fmt;
 use std::str::FromStr;
@@ -66,8 +69,11 @@ pub struct OutboxItem {
     pub idempotency_key: String,
     pub payload: serde_json::Value,
     pub state: OutboxState,
-    /// Claims so far; the claim's number fences [`mark_outbox_failed`].
+    /// Claims that were not deferred: failed tries, plus the current one while claimed. The
+    /// retry budget counts these.
     pub attempts: u32,
+    /// Claims deferred because the platform had paused the call ([`mark_outbox_deferred`]).
+    pub deferrals: u32,
     pub next_attempt_at: DateTime<Utc>,
     pub leased_by: Option<String>,
     pub last_error: Option<String>,
@@ -101,8 +107,19 @@ pub struct OutboxCounts {
     pub dead: u64,
 }
 
-const COLUMNS: &str = "id, kind, idempotency_key, payload, state, attempts, next_attempt_at, \
-     leased_by, last_error, created_at, delivered_at";
+const COLUMNS: &str = "id, kind, idempotency_key, payload, state, attempts, deferrals, \
+     next_attempt_at, leased_by, last_error, created_at, delivered_at";
+
+/// The claim number: every claim adds one and nothing takes one away (a deferral moves one
+/// from `attempts` to `deferrals`), so a late report from an earlier claim never matches.
+const CLAIM: &str = "attempts + deferrals";
+
+impl OutboxItem {
+    /// This claim's number, which fences [`mark_outbox_failed`] and [`mark_outbox_deferred`].
+    pub fn claim(&self) -> u32 {
+        self.attempts.saturating_add(self.deferrals)
+    }
+}
 
 impl<'r> FromRow<'r, AnyRow> for OutboxItem {
     fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
@@ -113,6 +130,7 @@ impl<'r> FromRow<'r, AnyRow> for OutboxItem {
             payload: json(row, "payload")?,
             state: word(row, "state")?,
             attempts: count(row, "attempts")?,
+            deferrals: count(row, "deferrals")?,
             next_attempt_at: time(row, "next_attempt_at")?,
             leased_by: row.try_get("leased_by")?,
             last_error: row.try_get("last_error")?,
@@ -170,7 +188,9 @@ pub enum Due {
 /// delivered no earlier than a new one `due` then would be, and no later than it would
 /// except while a platform makes it wait (a retry): an item that renders what it shows at
 /// delivery (a card edit) makes a second one redundant. An item scheduled for later does not
-/// stand for one due now, and one due now does not stand for one scheduled later.
+/// stand for one due now, and one due now does not stand for one scheduled later. An item
+/// waiting for a retry (`attempts > 0`) or for a platform's pause (`deferrals > 0`) stands for
+/// one due now: the platform makes every such call wait anyway.
 ///
 /// On PostgreSQL the row stays locked until the caller's write commits, so a worker cannot
 /// claim and render it before the change that would have needed a new one is visible.
@@ -185,7 +205,10 @@ pub async fn unclaimed_pending_outbox(
         Backend::Sqlite => "",
     };
     let (when, at) = match due {
-        Due::Now(now) => ("(next_attempt_at <= $3 OR attempts > 0)", now),
+        Due::Now(now) => (
+            "(next_attempt_at <= $3 OR attempts > 0 OR deferrals > 0)",
+            now,
+        ),
         Due::NotBefore(at) => ("next_attempt_at >= $3", at),
     };
     Ok(sqlx::query_as::<_, OutboxItem>(&format!(
@@ -262,12 +285,12 @@ pub async fn mark_outbox_delivered(
     }
 }
 
-/// Records a failed attempt `attempt` (as returned by the claim) and when to retry, or that the
+/// Records that claim `claim` ([`OutboxItem::claim`]) failed and when to retry, or that the
 /// item is dead. `Conflict` if the item was claimed again since, or is no longer pending.
 pub async fn mark_outbox_failed(
     conn: &mut AnyConnection,
     id: i64,
-    attempt: u32,
+    claim: u32,
     error: &str,
     retry: OutboxRetry,
 ) -> Result<OutboxItem, StorageError> {
@@ -278,23 +301,60 @@ pub async fn mark_outbox_failed(
     let updated = sqlx::query_as::<_, OutboxItem>(&format!(
         "UPDATE outbox SET state = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
          last_error = $5, leased_by = NULL \
-         WHERE id = $1 AND attempts = $2 AND state = 'pending' RETURNING {COLUMNS}"
+         WHERE id = $1 AND {CLAIM} = $2 AND state = 'pending' RETURNING {COLUMNS}"
     ))
     .bind(id)
-    .bind(i64::from(attempt))
+    .bind(i64::from(claim))
     .bind(state.as_str())
     .bind(next)
     .bind(error)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(item) = updated {
-        return Ok(item);
+    match updated {
+        Some(item) => Ok(item),
+        None => Err(lost_claim(conn, id, claim).await),
     }
-    let item = get_outbox_item(conn, id).await?;
-    Err(StorageError::conflict(format!(
-        "outbox item {id} is {} at attempt {}, not pending at attempt {attempt}",
-        item.state, item.attempts
-    )))
+}
+
+/// Records that claim `claim` made no call because the platform had paused it, and that the
+/// item is due again `until` (the pause's end). The claim's attempt is given back (`attempts`
+/// as before the claim, `deferrals` one more), so however long or often a platform pauses us,
+/// the item is never dead for it. `Conflict` as for [`mark_outbox_failed`].
+pub async fn mark_outbox_deferred(
+    conn: &mut AnyConnection,
+    id: i64,
+    claim: u32,
+    reason: &str,
+    until: DateTime<Utc>,
+) -> Result<OutboxItem, StorageError> {
+    let updated = sqlx::query_as::<_, OutboxItem>(&format!(
+        "UPDATE outbox SET attempts = attempts - 1, deferrals = deferrals + 1, \
+         next_attempt_at = $3, last_error = $4, leased_by = NULL \
+         WHERE id = $1 AND {CLAIM} = $2 AND attempts > 0 AND state = 'pending' \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(i64::from(claim))
+    .bind(millis(until))
+    .bind(reason)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match updated {
+        Some(item) => Ok(item),
+        None => Err(lost_claim(conn, id, claim).await),
+    }
+}
+
+/// Why a report of claim `claim` changed nothing: the item is gone, or no longer that claim's.
+async fn lost_claim(conn: &mut AnyConnection, id: i64, claim: u32) -> StorageError {
+    match get_outbox_item(conn, id).await {
+        Ok(item) => StorageError::conflict(format!(
+            "outbox item {id} is {} at claim {}, not pending at claim {claim}",
+            item.state,
+            item.claim()
+        )),
+        Err(error) => error,
+    }
 }
 
 pub async fn get_outbox_item(
@@ -385,13 +445,28 @@ impl Storage {
     pub async fn mark_outbox_failed(
         &self,
         id: i64,
-        attempt: u32,
+        claim: u32,
         error: &str,
         retry: OutboxRetry,
     ) -> Result<OutboxItem, StorageError> {
         let error = error.to_owned();
         self.write(move |conn| {
-            Box::pin(async move { mark_outbox_failed(conn, id, attempt, &error, retry).await })
+            Box::pin(async move { mark_outbox_failed(conn, id, claim, &error, retry).await })
+        })
+        .await
+    }
+
+    /// See [`mark_outbox_deferred`].
+    pub async fn mark_outbox_deferred(
+        &self,
+        id: i64,
+        claim: u32,
+        reason: &str,
+        until: DateTime<Utc>,
+    ) -> Result<OutboxItem, StorageError> {
+        let reason = reason.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move { mark_outbox_deferred(conn, id, claim, &reason, until).await })
         })
         .await
     }

@@ -1,7 +1,10 @@
 //! What Greenlight recorded, read straight from its database: request states, decisions,
 //! approvers and the audit log.
 
-use greenlight_storage::{AuditEntry, AuditFilter};
+use greenlight::cards::CardKey;
+use greenlight::chat::ChatEffect;
+use greenlight_commands::Platform;
+use greenlight_storage::{AuditEntry, AuditFilter, Due, OutboxItem};
 
 use crate::TestApp;
 
@@ -50,5 +53,22 @@ impl TestApp {
             .into_iter()
             .map(|decision| decision.refused_reason.unwrap_or_default())
             .collect()
+    }
+
+    /// The edit of approval card `request` on `platform` that waits in the outbox (due, or
+    /// waiting for a retry or the platform's pause), which later edits of the card join.
+    pub async fn waiting_card_edit(&self, platform: Platform, request: i64) -> Option<OutboxItem> {
+        let edit = ChatEffect::UpdateCard {
+            card: CardKey::Approval(request),
+        };
+        let mut conn = self.storage().reader().await.expect("reader");
+        greenlight_storage::outbox::unclaimed_pending_outbox(
+            &mut conn,
+            &edit.kind(platform),
+            &edit.payload(),
+            Due::Now(self.clock.now()),
+        )
+        .await
+        .expect("outbox look-up")
     }
 }

@@ -530,7 +530,7 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
 
 #[tokio::test]
 async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
-    const CLICKS: usize = 200;
+    const CLICKS: usize = 500;
     let slack = FakeSlack::start().await;
     // One more reviewer than approve, so the request keeps waiting and every click counts.
     let people: String = (0..=CLICKS)
@@ -551,21 +551,44 @@ async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
     slack.hiccup([Hiccup::RateLimited {
         retry_after_secs: 60,
     }]);
+    let mut calls_after_the_429 = 0;
     for n in 0..CLICKS {
         let payload = click(&slack, &format!("U0R{n:06}"), "approve", request);
         assert_eq!(interact(&app, &payload).await.status(), 200);
         if n == 0 {
             app.deliver_due().await;
+            calls_after_the_429 = slack.api_requests();
+        } else if n % 100 == 0 {
+            // The waiting edit is due again only after the pause: no pass calls Slack.
+            app.deliver_due().await;
         }
     }
     app.deliver_due().await;
     assert_eq!(app.approver_count(request).await, CLICKS);
+    let edit = app
+        .waiting_card_edit(greenlight_commands::Platform::Slack, request)
+        .await
+        .expect("the throttled edit waits");
+    assert_eq!(
+        (edit.attempts, edit.deferrals),
+        (0, 1),
+        "the 429 deferred the edit without using an attempt"
+    );
+    assert_eq!(
+        app.storage().outbox_counts().await.expect("counts").pending,
+        1,
+        "one waiting edit stands for every approval"
+    );
     let replies = slack.inbox().take_all();
     assert!(
         replies.iter().all(|call| call.path != "/api/chat.update"),
         "no edit while Slack asked to wait: {replies:#?}"
     );
     let calls_while_paused = slack.api_requests();
+    assert_eq!(
+        calls_while_paused, calls_after_the_429,
+        "Slack received no call (no chat.update) while it asked to wait"
+    );
 
     app.outbox_pass_after(chrono::Duration::seconds(61)).await;
     app.deliver_due().await;

@@ -393,16 +393,18 @@ async fn throttling_and_an_outage_delay_the_card_but_post_it_exactly_once() {
     ]);
     let id = h.post_card().await;
 
-    assert_eq!(h.pass().await.retried, 1);
+    // The 429 pauses chat.postMessage; the item waits for the pause without using an attempt.
+    assert_eq!(h.pass().await.deferred, 1);
     let item = h.storage.outbox_item(id).await.expect("item");
     assert_eq!(
         item.next_attempt_at,
         start_time() + chrono::Duration::seconds(30)
     );
+    assert_eq!((item.attempts, item.deferrals), (0, 1));
     assert!(item
         .last_error
         .as_deref()
-        .is_some_and(|error| error.contains("rate limited")));
+        .is_some_and(|error| error.contains("chat.postMessage paused")));
 
     // Retry-After is honoured: nothing happens before it passes.
     h.clock.advance(chrono::Duration::seconds(29));
@@ -419,7 +421,11 @@ async fn throttling_and_an_outage_delay_the_card_but_post_it_exactly_once() {
     h.deliver_all(1).await;
     let item = h.storage.outbox_item(id).await.expect("item");
     assert_eq!(item.state, OutboxState::Delivered);
-    assert_eq!(item.attempts, 3);
+    assert_eq!(
+        (item.attempts, item.deferrals),
+        (2, 1),
+        "the 500 used an attempt, the 429 did not"
+    );
     assert_eq!(h.slack.api_requests(), 3);
 
     h.slack.next_call("chat.postMessage", CHANNEL).await;

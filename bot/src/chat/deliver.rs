@@ -1,6 +1,8 @@
 //! The one deliverer of chat effects, whatever the platform: a card is posted at most once per
 //! channel, every post or edit renders the card as it stands at delivery, and every platform's
-//! errors are classified the same way (retry later, or give up). The platform itself is a
+//! errors are classified the same way (retry later, or give up). Every call waits its turn in
+//! the platform's shared limits ([`Pace`]): a call the platform paused is not made, and its
+//! item is deferred to the pause's end without using an attempt. The platform itself is a
 //! [`ChatAdapter`].
 
 use std::future::Future;
@@ -14,6 +16,7 @@ use greenlight_storage::{ChatMessage, OutboxItem, Storage, StorageError};
 
 use super::effect::{ChatEffect, ReplyAddress};
 use super::marker::Marker;
+use super::pace::{Limits, Pace, Paused, Route};
 use crate::cards::{self, Card, CardKey};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -42,6 +45,12 @@ pub enum ChatError {
     /// The platform refused the call itself: repeating it would not help.
     #[error("{0}")]
     Refused(String),
+    /// Not made (or answered 429): the platform paused this kind of call until `until`.
+    #[error("{reason}")]
+    Deferred {
+        until: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 impl ChatError {
@@ -80,16 +89,56 @@ impl From<ChatError> for DeliveryError {
             },
             ChatError::Transient(reason) => DeliveryError::retry(reason),
             ChatError::Refused(reason) => DeliveryError::Permanent(reason),
+            ChatError::Deferred { until, reason } => DeliveryError::Deferred { until, reason },
         }
     }
 }
 
-/// One chat platform, as the deliverer needs it: rendering and the four calls.
+impl From<Paused> for ChatError {
+    fn from(paused: Paused) -> Self {
+        Self::Deferred {
+            until: paused.until,
+            reason: paused.reason,
+        }
+    }
+}
+
+/// A call, as the adapter is asked which limits it counts against.
+#[derive(Debug, Clone, Copy)]
+pub enum Call<'a> {
+    Post { channel: &'a str },
+    Edit(&'a ChatMessage),
+    Reply(&'a ChatMessage),
+    Ephemeral(&'a ReplyAddress),
+}
+
+/// A platform's answer to one call, with what it said about its rate limits.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub result: Result<T, ChatError>,
+    pub limits: Limits,
+}
+
+impl<T> From<Result<T, ChatError>> for Answer<T> {
+    /// An answer that said nothing about limits beyond a 429's wait.
+    fn from(result: Result<T, ChatError>) -> Self {
+        Self {
+            result,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// One chat platform, as the deliverer needs it: rendering, the four calls, and which of the
+/// platform's rate limits each call counts against.
 pub trait ChatAdapter: Send + Sync + 'static {
     /// The platform whose `"{platform}.*"` items this adapter delivers.
     const PLATFORM: Platform;
     /// A message as this platform's API takes it.
     type Message: Send + Sync;
+
+    /// The limits `call` counts against (its method or route, its channel's spacing).
+    fn route(&self, call: Call<'_>) -> Route;
 
     /// The card, within every limit of the platform.
     fn render_card(&self, card: &Card) -> Self::Message;
@@ -102,26 +151,26 @@ pub trait ChatAdapter: Send + Sync + 'static {
         channel: &str,
         message: &Self::Message,
         attempt: Attempt,
-    ) -> impl Future<Output = Result<String, ChatError>> + Send;
+    ) -> impl Future<Output = Answer<String>> + Send;
     /// Replaces what `posted` shows.
     fn edit(
         &self,
         posted: &ChatMessage,
         message: &Self::Message,
-    ) -> impl Future<Output = Result<(), ChatError>> + Send;
+    ) -> impl Future<Output = Answer<()>> + Send;
     /// Replies under `posted` (in its thread, or as a reply to it).
     fn reply(
         &self,
         posted: &ChatMessage,
         message: &Self::Message,
         attempt: Attempt,
-    ) -> impl Future<Output = Result<(), ChatError>> + Send;
+    ) -> impl Future<Output = Answer<()>> + Send;
     /// Tells one person something only they see.
     fn ephemeral(
         &self,
         to: &ReplyAddress,
         message: &Self::Message,
-    ) -> impl Future<Output = Result<(), ChatError>> + Send;
+    ) -> impl Future<Output = Answer<()>> + Send;
 }
 
 /// The outbox deliverer of one platform's `"{platform}.*"` items.
@@ -130,6 +179,8 @@ pub struct ChatDeliverer<A> {
     storage: Storage,
     config: Arc<Config>,
     clock: Clock,
+    /// The platform's rate limits, shared by every item this deliverer delivers.
+    pace: Pace,
 }
 
 impl<A: ChatAdapter> ChatDeliverer<A> {
@@ -138,8 +189,38 @@ impl<A: ChatAdapter> ChatDeliverer<A> {
             adapter,
             storage,
             config,
+            pace: Pace::new(clock.clone()),
             clock,
         }
+    }
+
+    /// Makes one call in its turn: not at all while the platform pauses its route (then
+    /// `Deferred`), and a 429 pauses the route for every item (and defers this one).
+    async fn call<T, F>(&self, call: Call<'_>, send: impl FnOnce() -> F) -> Result<T, ChatError>
+    where
+        F: Future<Output = Answer<T>>,
+    {
+        let route = self.adapter.route(call);
+        let place = match self.pace.start(&route).await {
+            Ok(place) => place,
+            Err(paused) => return Err(self.deferred(paused)),
+        };
+        let answer = send().await;
+        drop(place);
+        let throttled = match &answer.result {
+            Err(ChatError::RateLimited { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        };
+        match self.pace.finish(&route, &answer.limits, throttled) {
+            Some(paused) => Err(self.deferred(paused)),
+            None => answer.result,
+        }
+    }
+
+    fn deferred(&self, paused: Paused) -> ChatError {
+        metrics::counter!("greenlight_chat_calls_deferred_total", "platform" => A::PLATFORM.as_str())
+            .increment(1);
+        paused.into()
     }
 
     /// Does one effect. Safe to repeat: a card is posted at most once per channel, and edits
@@ -166,12 +247,18 @@ impl<A: ChatAdapter> ChatDeliverer<A> {
                 marker,
             } => {
                 let message = self.adapter.render_text(text, *marker);
-                self.adapter.post(channel, &message, attempt).await?;
+                self.call(Call::Post { channel }, || {
+                    self.adapter.post(channel, &message, attempt)
+                })
+                .await?;
                 Ok(())
             }
             ChatEffect::Ephemeral { to, text } => {
                 let message = self.adapter.render_text(text, None);
-                Ok(self.adapter.ephemeral(to, &message).await?)
+                let call = Call::Ephemeral(to);
+                Ok(self
+                    .call(call, || self.adapter.ephemeral(to, &message))
+                    .await?)
             }
         }
     }
@@ -194,7 +281,11 @@ impl<A: ChatAdapter> ChatDeliverer<A> {
         }
         let now = self.clock.now();
         let message = self.render(key, now).await?;
-        let reference = self.adapter.post(channel, &message, attempt).await?;
+        let reference = self
+            .call(Call::Post { channel }, || {
+                self.adapter.post(channel, &message, attempt)
+            })
+            .await?;
         let platform = A::PLATFORM;
         tracing::info!(card = %card_key, %platform, channel, %reference, "posted card");
         self.storage
@@ -213,12 +304,11 @@ impl<A: ChatAdapter> ChatDeliverer<A> {
     async fn update_card(&self, key: CardKey) -> Result<(), DeliveryError> {
         let messages = self.posted(key).await?;
         let message = self.render(key, self.clock.now()).await?;
-        let results = futures::future::join_all(
-            messages
-                .iter()
-                .map(|posted| self.adapter.edit(posted, &message)),
-        )
-        .await;
+        let results =
+            futures::future::join_all(messages.iter().map(|posted| {
+                self.call(Call::Edit(posted), || self.adapter.edit(posted, &message))
+            }))
+            .await;
         combine(results)
     }
 
@@ -233,7 +323,9 @@ impl<A: ChatAdapter> ChatDeliverer<A> {
         let mut results = Vec::with_capacity(messages.len());
         for (index, posted) in messages.iter().enumerate() {
             let attempt = Attempt { item_id, index };
-            results.push(self.adapter.reply(posted, &message, attempt).await);
+            let call = Call::Reply(posted);
+            let reply = || self.adapter.reply(posted, &message, attempt);
+            results.push(self.call(call, reply).await);
         }
         combine(results)
     }
@@ -299,26 +391,36 @@ fn storage_failure(error: StorageError) -> DeliveryError {
 }
 
 /// One outcome for several calls: retry if any may succeed later (all are repeated, which is
-/// harmless for edits), else the first refusal, else done.
+/// harmless for edits), else wait for the latest pause if any was paused, else the first
+/// refusal, else done.
 fn combine(results: Vec<Result<(), ChatError>>) -> Result<(), DeliveryError> {
     let mut retry: Option<(Option<Duration>, String)> = None;
+    let mut deferred: Option<(DateTime<Utc>, String)> = None;
     let mut refused = None;
     for error in results.into_iter().filter_map(Result::err) {
-        if error.is_retryable() {
-            let after = match &error {
-                ChatError::RateLimited { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            let (longest, _) = retry.get_or_insert((after, error.to_string()));
-            *longest = (*longest).max(after);
-        } else if refused.is_none() {
-            refused = Some(error);
+        match error {
+            ChatError::Deferred { until, reason } => {
+                if deferred.as_ref().is_none_or(|(latest, _)| until > *latest) {
+                    deferred = Some((until, reason));
+                }
+            }
+            ChatError::Refused(_) => {
+                refused.get_or_insert(error);
+            }
+            ChatError::RateLimited { retry_after, .. } => {
+                let (longest, _) = retry.get_or_insert((retry_after, error.to_string()));
+                *longest = (*longest).max(retry_after);
+            }
+            ChatError::Transient(reason) => {
+                retry.get_or_insert((None, reason));
+            }
         }
     }
-    match (retry, refused) {
-        (Some((after, reason)), _) => Err(DeliveryError::Retry { after, reason }),
-        (None, Some(error)) => Err(error.into()),
-        (None, None) => Ok(()),
+    match (retry, deferred, refused) {
+        (Some((after, reason)), _, _) => Err(DeliveryError::Retry { after, reason }),
+        (None, Some((until, reason)), _) => Err(DeliveryError::Deferred { until, reason }),
+        (None, None, Some(error)) => Err(error.into()),
+        (None, None, None) => Ok(()),
     }
 }
 
@@ -347,6 +449,38 @@ mod tests {
         assert!(matches!(
             combine(vec![Err(ChatError::Transient("503".into()))]),
             Err(DeliveryError::Retry { after: None, .. })
+        ));
+    }
+
+    #[test]
+    fn paused_calls_defer_unless_another_call_failed() {
+        let at = |secs: i64| DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("time");
+        let paused = |secs| ChatError::Deferred {
+            until: at(secs),
+            reason: format!("paused for {secs}s"),
+        };
+        match combine(vec![
+            Ok(()),
+            Err(paused(5)),
+            Err(paused(60)),
+            Err(paused(9)),
+        ]) {
+            Err(DeliveryError::Deferred { until, reason }) => {
+                assert_eq!((until, reason.as_str()), (at(60), "paused for 60s"));
+            }
+            other => panic!("expected a deferral, got {other:?}"),
+        }
+        assert!(matches!(
+            combine(vec![Err(paused(5)), Err(ChatError::Refused("gone".into()))]),
+            Err(DeliveryError::Deferred { .. })
+        ));
+        // A real failure uses an attempt; its retry finds the pause and defers then.
+        assert!(matches!(
+            combine(vec![
+                Err(paused(5)),
+                Err(ChatError::Transient("503".into()))
+            ]),
+            Err(DeliveryError::Retry { .. })
         ));
     }
 }

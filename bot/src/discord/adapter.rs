@@ -2,22 +2,51 @@
 //! [`ChatAdapter`]; the shared deliverer does the rest. Posts carry a nonce derived from the
 //! outbox item, so Discord itself drops a repeat sent within minutes of the first. Replies
 //! that only the actor sees need no outbox item here: on Discord they are the interaction's
-//! response.
+//! response. Discord limits calls per route and channel (its "major parameter"), in buckets
+//! its answers name; the client reports their headers to the shared limits.
 
 use greenlight_commands::Platform;
 use greenlight_storage::ChatMessage;
 
 use super::card::card_message;
-use super::client::{DiscordClient, DiscordError};
+use super::client::{Answered, DiscordClient, DiscordError};
 use super::message::{Message, MessageReference};
 use crate::cards::Card;
-use crate::chat::{Attempt, ChatAdapter, ChatError, Marker, ReplyAddress};
+use crate::chat::pace::Route;
+use crate::chat::{Answer, Attempt, Call, ChatAdapter, ChatError, Marker, ReplyAddress};
 
 pub struct DiscordAdapter(pub DiscordClient);
+
+/// A route's limits, per channel.
+fn route(name: &'static str, channel: &str) -> Route {
+    Route {
+        name,
+        major: Some(channel.to_owned()),
+        spacing: None,
+    }
+}
 
 impl ChatAdapter for DiscordAdapter {
     const PLATFORM: Platform = Platform::Discord;
     type Message = Message;
+
+    fn route(&self, call: Call<'_>) -> Route {
+        const CREATE: &str = "POST /channels/{channel}/messages";
+        match call {
+            Call::Post { channel } => route(CREATE, channel),
+            Call::Reply(posted) => route(CREATE, &posted.channel),
+            Call::Edit(posted) => route(
+                "PATCH /channels/{channel}/messages/{message}",
+                &posted.channel,
+            ),
+            // Never called: answers to one person are interaction responses.
+            Call::Ephemeral(_) => Route {
+                name: "interaction response",
+                major: None,
+                spacing: None,
+            },
+        }
+    }
 
     fn render_card(&self, card: &Card) -> Message {
         card_message(card)
@@ -27,29 +56,20 @@ impl ChatAdapter for DiscordAdapter {
         text_message(text, marker)
     }
 
-    async fn post(
-        &self,
-        channel: &str,
-        message: &Message,
-        attempt: Attempt,
-    ) -> Result<String, ChatError> {
+    async fn post(&self, channel: &str, message: &Message, attempt: Attempt) -> Answer<String> {
         let message = with_nonce(message.clone(), attempt);
-        Ok(self.0.create_message(channel, &message).await?)
+        answer(self.0.create_message(channel, &message).await)
     }
 
-    async fn edit(&self, posted: &ChatMessage, message: &Message) -> Result<(), ChatError> {
-        Ok(self
-            .0
-            .edit_message(&posted.channel, &posted.message_ref, message)
-            .await?)
+    async fn edit(&self, posted: &ChatMessage, message: &Message) -> Answer<()> {
+        answer(
+            self.0
+                .edit_message(&posted.channel, &posted.message_ref, message)
+                .await,
+        )
     }
 
-    async fn reply(
-        &self,
-        posted: &ChatMessage,
-        message: &Message,
-        attempt: Attempt,
-    ) -> Result<(), ChatError> {
+    async fn reply(&self, posted: &ChatMessage, message: &Message, attempt: Attempt) -> Answer<()> {
         let message = Message {
             message_reference: Some(MessageReference {
                 message_id: posted.message_ref.clone(),
@@ -58,14 +78,21 @@ impl ChatAdapter for DiscordAdapter {
             }),
             ..with_nonce(message.clone(), attempt)
         };
-        self.0.create_message(&posted.channel, &message).await?;
-        Ok(())
+        let (created, limits) = self.0.create_message(&posted.channel, &message).await;
+        answer((created.map(drop), limits))
     }
 
-    async fn ephemeral(&self, _to: &ReplyAddress, _message: &Message) -> Result<(), ChatError> {
-        Err(ChatError::Refused(
+    async fn ephemeral(&self, _to: &ReplyAddress, _message: &Message) -> Answer<()> {
+        Answer::from(Err(ChatError::Refused(
             "Discord answers a person in the interaction response, never later".to_owned(),
-        ))
+        )))
+    }
+}
+
+fn answer<T>((result, limits): Answered<T>) -> Answer<T> {
+    Answer {
+        result: result.map_err(ChatError::from),
+        limits,
     }
 }
 

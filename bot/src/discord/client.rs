@@ -5,6 +5,8 @@
 //! Plain reqwest rather than serenity's `Http`: four calls do not need serenity's rate limiter
 //! (which sleeps and retries inside the call, where the outbox should decide), and serenity
 //! 0.12 would add a second rustls (REFERENCE §5 items 2-3). It never retries; the outbox does.
+//! The calls the outbox makes also report what Discord's `X-RateLimit-*` headers said, for the
+//! platform's shared limits (`chat::pace`).
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::message::Message;
+use crate::chat::pace::Limits;
 use crate::config::DiscordConfig;
 use crate::secret::Secret;
 
@@ -74,6 +77,12 @@ struct Created {
     id: String,
 }
 
+/// A call's outcome and what its answer said about Discord's rate limits.
+pub type Answered<T> = (Result<T, DiscordError>, Limits);
+
+/// Discord's bucket ids are short hashes; anything longer is not one and is not kept.
+const MAX_BUCKET_LEN: usize = 64;
+
 impl DiscordClient {
     pub fn new(config: &DiscordConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
@@ -89,20 +98,19 @@ impl DiscordClient {
     }
 
     /// Posts `message` in `channel`; returns the new message's id.
-    pub async fn create_message(
-        &self,
-        channel: &str,
-        message: &Message,
-    ) -> Result<String, DiscordError> {
+    pub async fn create_message(&self, channel: &str, message: &Message) -> Answered<String> {
         const CALL: &str = "create message";
         let url = format!("{}/channels/{channel}/messages", self.api);
-        let body = self.call(CALL, Method::POST, &url, message, true).await?;
-        serde_json::from_value::<Created>(body)
-            .map(|created| created.id)
-            .map_err(|error| DiscordError::Transient {
-                call: CALL,
-                reason: format!("answer without a message id: {error}"),
-            })
+        let (answer, limits) = self.call(CALL, Method::POST, &url, message, true).await;
+        let created = answer.and_then(|body| {
+            serde_json::from_value::<Created>(body)
+                .map(|created| created.id)
+                .map_err(|error| DiscordError::Transient {
+                    call: CALL,
+                    reason: format!("answer without a message id: {error}"),
+                })
+        });
+        (created, limits)
     }
 
     /// Replaces the content, embeds and components of message `message_id` in `channel`.
@@ -111,11 +119,12 @@ impl DiscordClient {
         channel: &str,
         message_id: &str,
         message: &Message,
-    ) -> Result<(), DiscordError> {
+    ) -> Answered<()> {
         let url = format!("{}/channels/{channel}/messages/{message_id}", self.api);
-        self.call("edit message", Method::PATCH, &url, message, true)
-            .await
-            .map(|_| ())
+        let (answer, limits) = self
+            .call("edit message", Method::PATCH, &url, message, true)
+            .await;
+        (answer.map(drop), limits)
     }
 
     /// Edits the original response of the interaction with `interaction_token` (valid for 15
@@ -138,6 +147,7 @@ impl DiscordClient {
             false,
         )
         .await
+        .0
         .map(|_| ())
     }
 
@@ -157,6 +167,7 @@ impl DiscordClient {
         };
         self.call("overwrite commands", Method::PUT, &url, commands, true)
             .await
+            .0
     }
 
     async fn call(
@@ -166,7 +177,7 @@ impl DiscordClient {
         url: &str,
         body: &impl serde::Serialize,
         as_bot: bool,
-    ) -> Result<Value, DiscordError> {
+    ) -> Answered<Value> {
         let mut request = self.http.request(method, url).json(body);
         if as_bot {
             request = request.header(
@@ -174,23 +185,48 @@ impl DiscordClient {
                 format!("Bot {}", self.token.expose()),
             );
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| DiscordError::Transient {
-                call,
-                // The URL may hold an interaction token.
-                reason: error.without_url().to_string(),
-            })?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = DiscordError::Transient {
+                    call,
+                    // The URL may hold an interaction token.
+                    reason: error.without_url().to_string(),
+                };
+                return (Err(error), Limits::default());
+            }
+        };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(seconds);
+        let headers = response.headers().clone();
+        let retry_after = header(&headers, reqwest::header::RETRY_AFTER.as_str()).and_then(seconds);
         let text = response.text().await.unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        classify(call, status, retry_after, body, &text)
+        let limits = limits(&headers, status, &body);
+        (classify(call, status, retry_after, body, &text), limits)
+    }
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// What an answer said about the route's bucket (REFERENCE §2.6): its id, whether it has no
+/// calls left (`Remaining: 0`, for `Reset-After`), and whether a 429 is global (the
+/// `X-RateLimit-Global` header or the body's `global`), pausing every call.
+fn limits(headers: &reqwest::header::HeaderMap, status: StatusCode, body: &Value) -> Limits {
+    let remaining =
+        header(headers, "x-ratelimit-remaining").and_then(|n| n.trim().parse::<u64>().ok());
+    let reset_after = header(headers, "x-ratelimit-reset-after").and_then(seconds);
+    let global = status == StatusCode::TOO_MANY_REQUESTS
+        && (header(headers, "x-ratelimit-global").is_some_and(|v| v.trim() == "true")
+            || body["global"] == true);
+    Limits {
+        bucket: header(headers, "x-ratelimit-bucket")
+            .map(str::trim)
+            .filter(|bucket| !bucket.is_empty() && bucket.len() <= MAX_BUCKET_LEN)
+            .map(str::to_owned),
+        exhausted_for: reset_after.filter(|_| remaining == Some(0)),
+        global,
     }
 }
 
@@ -279,6 +315,67 @@ mod tests {
         assert_eq!(seconds("2"), Some(Duration::from_secs(2)));
         assert_eq!(seconds("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(seconds("soon"), None);
+    }
+
+    #[test]
+    fn rate_limit_headers_name_the_bucket_and_when_it_refills() {
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = reqwest::header::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().expect("header value"));
+            }
+            map
+        };
+        let exhausted = headers(&[
+            ("x-ratelimit-bucket", "abcd1234"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset-after", "1.5"),
+        ]);
+        assert_eq!(
+            limits(&exhausted, StatusCode::OK, &Value::Null),
+            Limits {
+                bucket: Some("abcd1234".to_owned()),
+                exhausted_for: Some(Duration::from_millis(1500)),
+                global: false,
+            }
+        );
+        let left = headers(&[
+            ("x-ratelimit-bucket", "abcd1234"),
+            ("x-ratelimit-remaining", "4"),
+            ("x-ratelimit-reset-after", "1.5"),
+        ]);
+        assert_eq!(
+            limits(&left, StatusCode::OK, &Value::Null).exhausted_for,
+            None
+        );
+        let global = headers(&[("x-ratelimit-global", "true")]);
+        assert!(limits(&global, StatusCode::TOO_MANY_REQUESTS, &Value::Null).global);
+        assert!(
+            limits(
+                &headers(&[]),
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"global": true})
+            )
+            .global
+        );
+        assert!(
+            !limits(
+                &headers(&[]),
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"global": false})
+            )
+            .global
+        );
+        let long = "x".repeat(MAX_BUCKET_LEN + 1);
+        assert_eq!(
+            limits(
+                &headers(&[("x-ratelimit-bucket", long.as_str())]),
+                StatusCode::OK,
+                &Value::Null
+            )
+            .bucket,
+            None
+        );
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub enum DeliveryError {
     },
     /// Trying again cannot help (refused by the platform, malformed item).
     Permanent(String),
+    /// Not tried: the platform paused this call (for every item, not just this one) until
+    /// `until`. The item waits for then without using one of its attempts, so pauses never
+    /// make an item dead.
+    Deferred {
+        until: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 impl DeliveryError {
@@ -112,6 +119,15 @@ pub struct PassSummary {
     pub delivered: u32,
     pub retried: u32,
     pub dead: u32,
+    /// Waiting for a platform's pause, attempts unchanged.
+    pub deferred: u32,
+}
+
+impl PassSummary {
+    /// Items this pass claimed.
+    pub fn claimed(&self) -> u32 {
+        self.delivered + self.retried + self.dead + self.deferred
+    }
 }
 
 /// Claims due items and hands each to the deliverer of its kind (the part before the first
@@ -203,6 +219,7 @@ impl OutboxWorker {
                 Outcome::Delivered => summary.delivered += 1,
                 Outcome::Retried => summary.retried += 1,
                 Outcome::Dead => summary.dead += 1,
+                Outcome::Deferred => summary.deferred += 1,
             }
         }
         self.refresh_gauges(!items.is_empty()).await;
@@ -232,7 +249,7 @@ impl OutboxWorker {
     pub async fn run(self, mut stop: StopSignal) {
         loop {
             let busy = match self.run_once().await {
-                Ok(summary) => summary.delivered + summary.retried + summary.dead >= BATCH,
+                Ok(summary) => summary.claimed() >= BATCH,
                 Err(error) => {
                     tracing::error!(%error, "outbox pass failed");
                     false
@@ -267,41 +284,50 @@ impl OutboxWorker {
             ))),
         };
         let now = self.clock.now();
-        match result {
+        let (outcome, label) = match result {
             Ok(()) => {
                 self.storage.mark_outbox_delivered(item.id, now).await?;
-                metrics::counter!("greenlight_outbox_deliveries_total", "kind" => item.kind.clone(), "outcome" => "delivered").increment(1);
-                Ok(Outcome::Delivered)
+                (Outcome::Delivered, "delivered")
             }
-            Err(error) => {
-                let (retry, reason) = match error {
-                    DeliveryError::Retry { after, reason } => (
-                        self.policy.next_attempt(item.id, item.attempts, after, now),
-                        reason,
-                    ),
-                    DeliveryError::Permanent(reason) => (OutboxRetry::Never, reason),
-                };
+            Err(DeliveryError::Deferred { until, reason }) => {
                 self.storage
-                    .mark_outbox_failed(item.id, item.attempts, &reason, retry)
+                    .mark_outbox_deferred(item.id, item.claim(), &reason, until)
                     .await?;
-                let outcome = match retry {
-                    OutboxRetry::At(at) => {
-                        tracing::warn!(item = item.id, kind = %item.kind, attempt = item.attempts, %reason, retry_at = %at, "delivery failed; will retry");
-                        Outcome::Retried
-                    }
-                    OutboxRetry::Never => {
-                        tracing::error!(item = item.id, kind = %item.kind, attempt = item.attempts, %reason, "delivery failed for good");
-                        Outcome::Dead
-                    }
-                };
-                let label = match outcome {
-                    Outcome::Retried => "retried",
-                    _ => "dead",
-                };
-                metrics::counter!("greenlight_outbox_deliveries_total", "kind" => item.kind.clone(), "outcome" => label).increment(1);
-                Ok(outcome)
+                tracing::info!(item = item.id, kind = %item.kind, %reason, retry_at = %until, "delivery deferred until the platform's pause ends");
+                (Outcome::Deferred, "deferred")
             }
-        }
+            Err(DeliveryError::Retry { after, reason }) => {
+                let retry = self.policy.next_attempt(item.id, item.attempts, after, now);
+                self.fail(item, &reason, retry).await?
+            }
+            Err(DeliveryError::Permanent(reason)) => {
+                self.fail(item, &reason, OutboxRetry::Never).await?
+            }
+        };
+        metrics::counter!("greenlight_outbox_deliveries_total", "kind" => item.kind.clone(), "outcome" => label).increment(1);
+        Ok(outcome)
+    }
+
+    /// Records a failed attempt: retried at `retry`, or dead.
+    async fn fail(
+        &self,
+        item: &OutboxItem,
+        reason: &str,
+        retry: OutboxRetry,
+    ) -> Result<(Outcome, &'static str), StorageError> {
+        self.storage
+            .mark_outbox_failed(item.id, item.claim(), reason, retry)
+            .await?;
+        Ok(match retry {
+            OutboxRetry::At(at) => {
+                tracing::warn!(item = item.id, kind = %item.kind, attempt = item.attempts, %reason, retry_at = %at, "delivery failed; will retry");
+                (Outcome::Retried, "retried")
+            }
+            OutboxRetry::Never => {
+                tracing::error!(item = item.id, kind = %item.kind, attempt = item.attempts, %reason, "delivery failed for good");
+                (Outcome::Dead, "dead")
+            }
+        })
     }
 }
 
@@ -318,4 +344,5 @@ enum Outcome {
     Delivered,
     Retried,
     Dead,
+    Deferred,
 }

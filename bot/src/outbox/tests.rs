@@ -197,6 +197,61 @@ async fn two_workers_never_deliver_the_same_item() {
     assert_eq!(deliverer.seen().len(), 40);
 }
 
+#[tokio::test]
+async fn pauses_longer_than_the_retry_budget_never_make_an_item_dead() {
+    let fixture = fixture().await;
+    let policy = RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    };
+    let pause = chrono::Duration::minutes(10);
+    let mut answers: Vec<Result<(), DeliveryError>> = (1..=6)
+        .map(|n| {
+            Err(DeliveryError::Deferred {
+                until: fixture.clock.now() + pause * n,
+                reason: "chat.update paused".into(),
+            })
+        })
+        .collect();
+    // One real failure uses one of the two attempts; the pauses used none.
+    answers.push(Err(DeliveryError::retry("503 Service Unavailable")));
+    let deliverer = Scripted::with(answers);
+    let worker = OutboxWorker::new(fixture.storage.clone(), fixture.clock.clone(), policy)
+        .with_deliverer("slack", deliverer.clone());
+    let id = enqueue(&fixture, "slack.update_card", "edit-1").await;
+
+    for round in 1..=6u32 {
+        let summary = worker.run_once().await.expect("pass");
+        assert_eq!(
+            summary,
+            PassSummary {
+                deferred: 1,
+                ..PassSummary::default()
+            }
+        );
+        let item = fixture.storage.outbox_item(id).await.expect("item");
+        assert_eq!(
+            (item.state, item.attempts, item.deferrals),
+            (OutboxState::Pending, 0, round)
+        );
+        // Not before the pause ends.
+        fixture.clock.advance(pause - chrono::Duration::seconds(1));
+        assert_eq!(worker.run_once().await.expect("pass").claimed(), 0);
+        fixture.clock.advance(chrono::Duration::seconds(1));
+    }
+    assert_eq!(worker.run_once().await.expect("pass").retried, 1);
+    fixture.clock.advance(chrono::Duration::minutes(1));
+    assert_eq!(worker.run_once().await.expect("pass").delivered, 1);
+    let item = fixture.storage.outbox_item(id).await.expect("item");
+    assert_eq!(
+        (item.state, item.attempts, item.deferrals),
+        (OutboxState::Delivered, 2, 6)
+    );
+    // Every claim the deliverer saw carried the attempt it was on, pauses not counted.
+    let attempts: Vec<u32> = deliverer.seen().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(attempts, [1, 1, 1, 1, 1, 1, 1, 2]);
+}
+
 #[test]
 fn backoff_grows_caps_and_gives_up() {
     let policy = RetryPolicy::default();

@@ -16,7 +16,7 @@ pub mod manifest;
 pub mod notices;
 pub mod response_url;
 
-pub use adapter::SlackAdapter;
+pub use adapter::{SlackAdapter, POSTS_PER_CHANNEL_BURST};
 pub use blocks::Message;
 pub use card::card_message;
 pub use client::{SlackClient, SlackError};

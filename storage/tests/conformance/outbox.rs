@@ -374,3 +374,117 @@ async fn a_waiting_edit_is_found_until_a_worker_holds_or_delivers_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_deferred_claim_uses_no_attempt_and_still_fences_late_reports() {
+    use greenlight_storage::Due::{NotBefore, Now};
+    each_backend(|storage| async move {
+        let card = json!({"card": "approval:42"});
+        let mut edit = item("edit:1", 0);
+        edit.kind = "slack.update_card".to_owned();
+        edit.payload = card.clone();
+        let id = storage
+            .enqueue_outbox(edit)
+            .await
+            .expect("edit")
+            .into_inner()
+            .id;
+
+        // The platform has paused the call: the item waits for the pause, attempts unchanged.
+        let mut claim = storage
+            .claim_due_outbox("w", at(0), at(30), 10)
+            .await
+            .expect("claim")
+            .remove(0);
+        for round in 1..=5u32 {
+            assert_eq!((claim.attempts, claim.claim()), (1, round));
+            let deferred = storage
+                .mark_outbox_deferred(
+                    id,
+                    claim.claim(),
+                    "chat.update paused",
+                    at(60 * i64::from(round)),
+                )
+                .await
+                .expect("deferred");
+            assert_eq!(
+                (deferred.state, deferred.attempts, deferred.deferrals),
+                (OutboxState::Pending, 0, round)
+            );
+            assert_eq!(deferred.next_attempt_at, at(60 * i64::from(round)));
+            assert_eq!(deferred.leased_by, None);
+            assert_eq!(deferred.last_error.as_deref(), Some("chat.update paused"));
+            // Waiting for a pause, it stands for an edit due now, but not for a refresh
+            // scheduled after the pause ends.
+            assert_eq!(
+                unclaimed(&storage, card.clone(), Now(at(1))).await,
+                Some(id)
+            );
+            assert_eq!(
+                unclaimed(
+                    &storage,
+                    card.clone(),
+                    NotBefore(at(60 * i64::from(round) + 1))
+                )
+                .await,
+                None
+            );
+            assert!(storage
+                .claim_due_outbox("w", at(60 * i64::from(round) - 1), at(600), 10)
+                .await
+                .expect("not yet")
+                .is_empty());
+            let stale = claim.claim();
+            claim = storage
+                .claim_due_outbox(
+                    "w",
+                    at(60 * i64::from(round)),
+                    at(60 * i64::from(round) + 30),
+                    10,
+                )
+                .await
+                .expect("claim again")
+                .remove(0);
+            // A report of an earlier claim changes nothing, deferral or failure.
+            let err = storage
+                .mark_outbox_deferred(id, stale, "late", at(999))
+                .await
+                .expect_err("fenced");
+            assert!(err.is_conflict(), "{err:?}");
+            let err = storage
+                .mark_outbox_failed(id, stale, "late", OutboxRetry::Never)
+                .await
+                .expect_err("fenced");
+            assert!(err.is_conflict(), "{err:?}");
+        }
+
+        // A real failure uses the attempt; the retry budget counts only those.
+        let failed = storage
+            .mark_outbox_failed(id, claim.claim(), "500", OutboxRetry::At(at(400)))
+            .await
+            .expect("failed");
+        assert_eq!((failed.attempts, failed.deferrals), (1, 5));
+        let claim = storage
+            .claim_due_outbox("w", at(400), at(430), 10)
+            .await
+            .expect("claim")
+            .remove(0);
+        assert_eq!((claim.attempts, claim.claim()), (2, 7));
+        let delivered = storage
+            .mark_outbox_delivered(id, at(401))
+            .await
+            .expect("delivered");
+        assert_eq!(delivered.state, OutboxState::Delivered);
+        let err = storage
+            .mark_outbox_deferred(id, claim.claim(), "too late", at(500))
+            .await
+            .expect_err("delivered items are not deferred");
+        assert!(err.is_conflict(), "{err:?}");
+        let err = storage
+            .mark_outbox_deferred(987_654, 1, "none", at(500))
+            .await
+            .expect_err("no such item");
+        assert!(err.is_not_found(), "{err:?}");
+    })
+    .await;
+}

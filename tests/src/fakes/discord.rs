@@ -1,7 +1,8 @@
 //! A fake Discord REST API (v10): create and edit channel messages, edit an interaction's
 //! original response. Answers as Discord does (the message object with a snowflake `id`,
-//! `401` without the bot token, `enforce_nonce` returning the first message), and can throttle
-//! with `429 Retry-After` or fail with 5xx.
+//! `401` without the bot token, `enforce_nonce` returning the first message, each answer naming
+//! its route's rate-limit bucket in `X-RateLimit-Bucket`), and can throttle with `429
+//! Retry-After` (per route or global), report an exhausted bucket, or fail with 5xx.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,23 +123,29 @@ fn error(status: u16, code: u64, message: &str) -> ResponseTemplate {
 
 impl Respond for RestApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        match self.shared.faults.arrived() {
-            Some(Hiccup::RateLimited { retry_after_secs }) => {
-                return ResponseTemplate::new(429)
-                    .insert_header("Retry-After", retry_after_secs.to_string().as_str())
-                    .set_body_json(json!({"message": "You are being rate limited.",
-                        "retry_after": retry_after_secs as f64, "global": false}));
-            }
-            Some(Hiccup::Status(code)) => return ResponseTemplate::new(code),
-            Some(Hiccup::ApiError(message)) => return error(400, 50035, &message),
-            None => {}
-        }
         let recorded = record(request);
         let segments: Vec<&str> = recorded
             .path
             .trim_start_matches("/api/v10/")
             .split('/')
             .collect();
+        let bucket = bucket(&recorded.method, &segments);
+        let mut exhausted = None;
+        match self.shared.faults.arrived() {
+            Some(Hiccup::RateLimited { retry_after_secs }) => {
+                return rate_limited(retry_after_secs, false)
+                    .insert_header("X-RateLimit-Bucket", bucket);
+            }
+            Some(Hiccup::GlobalRateLimited { retry_after_secs }) => {
+                return rate_limited(retry_after_secs, true);
+            }
+            Some(Hiccup::Status(code)) => return ResponseTemplate::new(code),
+            Some(Hiccup::ApiError(message)) => return error(400, 50035, &message),
+            Some(Hiccup::BucketExhausted { reset_after_secs }) => {
+                exhausted = Some(reset_after_secs);
+            }
+            None => {}
+        }
         let is_webhook = segments.first() == Some(&"webhooks");
         // Interaction webhooks are authorized by their token; everything else by the bot's.
         let authorized = is_webhook
@@ -178,6 +185,41 @@ impl Respond for RestApi {
             _ => return error(404, 0, "404: Not Found"),
         };
         self.shared.inbox.push(recorded);
-        ResponseTemplate::new(200).set_body_json(reply)
+        // A bucket of five calls per five seconds, as Discord's message routes have.
+        let (remaining, reset_after) = match exhausted {
+            Some(secs) => (0, secs),
+            None => (4, 5),
+        };
+        ResponseTemplate::new(200)
+            .set_body_json(reply)
+            .insert_header("X-RateLimit-Bucket", bucket)
+            .insert_header("X-RateLimit-Limit", "5")
+            .insert_header("X-RateLimit-Remaining", remaining.to_string().as_str())
+            .insert_header("X-RateLimit-Reset-After", reset_after.to_string().as_str())
+    }
+}
+
+/// The bucket Discord names for a route (a different one per route here).
+fn bucket(http_method: &str, segments: &[&str]) -> &'static str {
+    match (http_method, segments) {
+        ("POST", ["channels", _, "messages"]) => "b0create",
+        ("PATCH", ["channels", _, "messages", _]) => "b0edit",
+        ("PATCH", ["webhooks", ..]) => "b0webhook",
+        _ => "b0other",
+    }
+}
+
+/// Discord's 429: `Retry-After`, the JSON body, and for a global limit `X-RateLimit-Global`.
+fn rate_limited(retry_after_secs: u64, global: bool) -> ResponseTemplate {
+    let template = ResponseTemplate::new(429)
+        .insert_header("Retry-After", retry_after_secs.to_string().as_str())
+        .set_body_json(json!({"message": "You are being rate limited.",
+            "retry_after": retry_after_secs as f64, "global": global}));
+    if global {
+        template
+            .insert_header("X-RateLimit-Global", "true")
+            .insert_header("X-RateLimit-Scope", "global")
+    } else {
+        template.insert_header("X-RateLimit-Scope", "user")
     }
 }

@@ -15,6 +15,13 @@ pub enum Hiccup {
     /// The platform's own refusal with this code (Slack: HTTP 200 `{"ok": false, "error": …}`,
     /// e.g. `channel_not_found`; Discord: HTTP 400 with the code as its message).
     ApiError(String),
+    /// Discord: the call succeeds, and its route's bucket says it has no calls left
+    /// (`X-RateLimit-Remaining: 0`) for `reset_after_secs` (`X-RateLimit-Reset-After`).
+    /// Slack has no such headers and answers as usual.
+    BucketExhausted { reset_after_secs: u64 },
+    /// Discord: `429` for the whole bot (`X-RateLimit-Global: true`, `"global": true`).
+    /// Slack answers it as [`Hiccup::RateLimited`].
+    GlobalRateLimited { retry_after_secs: u64 },
 }
 
 impl Hiccup {

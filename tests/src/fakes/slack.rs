@@ -143,7 +143,10 @@ fn record(request: &Request) -> Recorded {
 impl Respond for WebApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         match self.shared.faults.arrived() {
-            Some(Hiccup::RateLimited { retry_after_secs }) => {
+            Some(
+                Hiccup::RateLimited { retry_after_secs }
+                | Hiccup::GlobalRateLimited { retry_after_secs },
+            ) => {
                 // As Slack answers (JSON envelope, `Retry-After` in seconds).
                 return ResponseTemplate::new(429)
                     .insert_header("Retry-After", retry_after_secs.to_string().as_str())
@@ -154,7 +157,7 @@ impl Respond for WebApi {
                 return ResponseTemplate::new(200)
                     .set_body_json(json!({"ok": false, "error": code}));
             }
-            None => {}
+            Some(Hiccup::BucketExhausted { .. }) | None => {}
         }
         let authorized = request
             .headers
