@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod approvals;
+pub mod bench;
 pub mod ci;
 pub mod clock;
 pub mod config;
