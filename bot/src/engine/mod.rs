@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::flags::FlagStore;
 use crate::smoke::SmokeRunner;
 
 pub use commands::{CommandRefusal, CommandReply};
@@ -57,6 +58,8 @@ pub struct Engine {
     /// The outbox worker's wake-up: poked after a write that queued effects.
     pub(crate) outbox_wakeup: Arc<Notify>,
     pub(crate) smoke: SmokeRunner,
+    /// The flags applications read from memory: told of every flag change once it committed.
+    pub(crate) flags: FlagStore,
 }
 
 impl Engine {
@@ -66,6 +69,7 @@ impl Engine {
         clock: Clock,
         smoke: SmokeRunner,
         outbox_wakeup: Arc<Notify>,
+        flags: FlagStore,
     ) -> Self {
         Self {
             config,
@@ -74,6 +78,7 @@ impl Engine {
             verifier_wakeup: Arc::new(Notify::new()),
             outbox_wakeup,
             smoke,
+            flags,
         }
     }
 
