@@ -1,6 +1,6 @@
 //! Applications read their feature flags (SPEC §7): `GET /api/v1/flags/{app}/{env}` and OFREP
 //! v0.3 (`POST /ofrep/v1/evaluate/flags[/{key}]`), authenticated by an environment's
-//! `flags_token`.
+//! `flags_token`, answered from the flags held in memory (`flags::FlagStore`).
 //!
 //! The token is read from `Authorization: Bearer …` or, as OFREP also allows, `X-API-Key`, and
 //! compared with every environment's token in constant time. It decides the app and the
