@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::deploy::DeployDeliverer;
 use crate::discord::{DiscordAdapter, DiscordClient};
 use crate::engine::{self, Engine};
+use crate::flags::FlagStore;
 use crate::github::GithubDeliverer;
 use crate::http::{AppState, Limits};
 use crate::outbox::{OutboxWorker, RetryPolicy};
@@ -104,12 +105,14 @@ impl App {
             outbox = outbox.with_deliverer("github", Arc::new(deliverer));
         }
         let background = Background::new();
+        let flags = FlagStore::new(storage.clone());
         let engine = Engine::new(
             config.clone(),
             storage.clone(),
             clock,
             smoke,
             outbox.wakeup_handle(),
+            flags.clone(),
         );
         // Deployers record what they started through the engine; command deploys run as
         // background tasks, so shutdown interrupts them.
@@ -121,6 +124,7 @@ impl App {
             discord,
             state: AppState {
                 engine,
+                flags,
                 outbox,
                 config,
                 storage,
@@ -173,6 +177,14 @@ impl App {
         background.spawn(
             "outbox",
             self.state.outbox.clone().run(background.stop_signal()),
+        );
+        // Flag changes made by other replicas (SPEC §11).
+        background.spawn(
+            "flag versions",
+            self.state
+                .flags
+                .clone()
+                .run_version_check(background.stop_signal()),
         );
         http::server::serve(listener, router, self.state.limits, shutdown).await;
         tracing::info!("HTTP server stopped; finishing background work");

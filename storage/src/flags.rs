@@ -36,6 +36,23 @@ pub struct FlagChange {
     pub changed_at: DateTime<Utc>,
 }
 
+/// An environment's flags as of one version of them (see [`environment_flags`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentFlags {
+    /// Bumped by every change of any flag of the environment; 0 before the first one.
+    pub version: i64,
+    /// By key.
+    pub flags: Vec<Flag>,
+}
+
+/// Where one environment's flags stand (a row of `flag_versions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagVersion {
+    pub app: AppName,
+    pub environment: EnvironmentName,
+    pub version: i64,
+}
+
 /// Which flag, who changes it and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagTarget {
@@ -133,7 +150,8 @@ pub async fn set_flag_rollout(
     .await
 }
 
-/// Runs one of the upserts above (`$4` is the changed value) and records the change.
+/// Runs one of the upserts above (`$4` is the changed value), records the change and moves
+/// the environment's version, all in the caller's transaction.
 async fn upsert(
     conn: &mut AnyConnection,
     target: &FlagTarget,
@@ -165,7 +183,61 @@ async fn upsert(
     .bind(at)
     .execute(&mut *conn)
     .await?;
+    sqlx::query(
+        "INSERT INTO flag_versions (app, environment, version) VALUES ($1, $2, 1) \
+         ON CONFLICT (app, environment) DO UPDATE SET version = flag_versions.version + 1",
+    )
+    .bind(target.app.as_str())
+    .bind(target.environment.as_str())
+    .execute(&mut *conn)
+    .await?;
     Ok(flag)
+}
+
+/// The version of an environment's flags: 0 until one is first set.
+pub async fn flag_version(
+    conn: &mut AnyConnection,
+    app: &AppName,
+    environment: &EnvironmentName,
+) -> Result<i64, StorageError> {
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM flag_versions WHERE app = $1 AND environment = $2")
+            .bind(app.as_str())
+            .bind(environment.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Every environment's flag version (environments that never had a flag have none): what a
+/// replica compares with the versions it holds in memory.
+pub async fn flag_versions(conn: &mut AnyConnection) -> Result<Vec<FlagVersion>, StorageError> {
+    let rows = sqlx::query("SELECT app, environment, version FROM flag_versions")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(FlagVersion {
+                app: parsed(row, "app", AppName::parse)?,
+                environment: parsed(row, "environment", EnvironmentName::parse)?,
+                version: row.try_get("version")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StorageError::from)
+}
+
+/// The environment's flags with their version. The version is read first: a change committed
+/// between the two reads then shows as newer flags under the older version, which the next
+/// version check reloads, never as older flags under the newer version, which it would keep.
+pub async fn environment_flags(
+    conn: &mut AnyConnection,
+    app: &AppName,
+    environment: &EnvironmentName,
+) -> Result<EnvironmentFlags, StorageError> {
+    let version = flag_version(conn, app, environment).await?;
+    let flags = list_flags(conn, app, environment).await?;
+    Ok(EnvironmentFlags { version, flags })
 }
 
 pub async fn find_flag(
@@ -255,6 +327,20 @@ impl Storage {
         environment: &EnvironmentName,
     ) -> Result<Vec<Flag>, StorageError> {
         list_flags(&mut *self.reader().await?, app, environment).await
+    }
+
+    /// See [`environment_flags`].
+    pub async fn environment_flags(
+        &self,
+        app: &AppName,
+        environment: &EnvironmentName,
+    ) -> Result<EnvironmentFlags, StorageError> {
+        environment_flags(&mut *self.reader().await?, app, environment).await
+    }
+
+    /// See [`flag_versions`].
+    pub async fn flag_versions(&self) -> Result<Vec<FlagVersion>, StorageError> {
+        flag_versions(&mut *self.reader().await?).await
     }
 
     pub async fn flag_history(

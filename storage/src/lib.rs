@@ -43,7 +43,7 @@ pub use audit::{AuditEntry, AuditFilter, NewAuditEntry};
 pub use cards::ChatMessage;
 pub use decisions::{Decision, NewDecision};
 pub use deployments::{Deployment, DeploymentTransition, NewDeployment, SmokeResult};
-pub use flags::{Flag, FlagChange, FlagTarget};
+pub use flags::{EnvironmentFlags, Flag, FlagChange, FlagTarget, FlagVersion};
 pub use gates::{GateAnswer, GithubGate, NewGithubGate};
 pub use locks::{Lock, LockOutcome, NewLock};
 pub use outbox::{Due, NewOutboxItem, OutboxCounts, OutboxItem, OutboxRetry, OutboxState};

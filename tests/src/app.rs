@@ -56,6 +56,14 @@ pub async fn spawn_app_with_limits(
     start(config, dir, Clock::system(), limits).await
 }
 
+/// As [`spawn_app_with`], on the database at `database_url` (a [`crate::database`] that a
+/// test also opens itself, as another replica would).
+pub async fn spawn_app_on(config_toml: &str, env: &[(&str, &str)], database_url: &str) -> TestApp {
+    let (mut config, dir) = test_config(config_toml, env);
+    config.database.url = DatabaseUrl::parse(database_url).expect("a database URL");
+    start(config, dir, Clock::system(), Limits::default()).await
+}
+
 /// As [`spawn_app_with`], reading time from `clock` (usually `Clock::manual`).
 pub async fn spawn_app_with_clock(
     config_toml: &str,

@@ -63,11 +63,14 @@ fn target(app: &str, environment: &str, key: &str) -> FlagTarget {
     }
 }
 
+/// Sets a flag straight in the database, as another replica would, and runs the app's version
+/// check, which every replica runs in the background.
 async fn switch(app: &TestApp, environment: &str, key: &str, enabled: bool) {
     app.storage()
         .set_flag_enabled(target("shop", environment, key), enabled)
         .await
         .expect("set flag");
+    app.state.flags.refresh_now().await.expect("version check");
 }
 
 async fn roll_out(app: &TestApp, environment: &str, key: &str, rollout: u8) {
@@ -75,6 +78,7 @@ async fn roll_out(app: &TestApp, environment: &str, key: &str, rollout: u8) {
         .set_flag_rollout(target("shop", environment, key), rollout)
         .await
         .expect("set rollout");
+    app.state.flags.refresh_now().await.expect("version check");
 }
 
 struct Reply {
@@ -591,7 +595,7 @@ async fn an_openfeature_client_with_the_ofrep_provider_sees_flag_changes() {
     assert!(details.value);
     assert_eq!(details.variant.as_deref(), Some("on"));
 
-    // Off in storage → off for the application, with no cache in between.
+    // Off in storage → off for the application once the version check ran.
     switch(&app, "staging", "new_checkout", false).await;
     let value = client
         .get_bool_value("new_checkout", Some(&user), None)

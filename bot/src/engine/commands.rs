@@ -229,7 +229,7 @@ impl Engine {
     }
 
     /// Changes a flag, records who and why, and announces it in the app's channels, in one
-    /// write.
+    /// write; then the flags applications read from memory are reloaded.
     async fn change_flag(
         &self,
         app: &AppName,
@@ -255,6 +255,8 @@ impl Engine {
                 Box::pin(async move { change_flag_in(conn, &config, &target, change, now).await })
             })
             .await?;
+        // Before the reply: whoever flipped the flag sees applications get it at once.
+        self.flags.changed(app, environment).await;
         self.outbox_wakeup.notify_one();
         Ok(CommandReply::Ephemeral(reply))
     }

@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::flags::FlagStore;
 use crate::smoke::SmokeRunner;
 use crate::stored_policy::PolicyCache;
 
@@ -60,6 +61,8 @@ pub struct Engine {
     pub(crate) smoke: SmokeRunner,
     /// Review policies parsed once per request, for the click path.
     pub(crate) policies: Arc<PolicyCache>,
+    /// The flags applications read from memory: told of every flag change once it committed.
+    pub(crate) flags: FlagStore,
 }
 
 impl Engine {
@@ -69,6 +72,7 @@ impl Engine {
         clock: Clock,
         smoke: SmokeRunner,
         outbox_wakeup: Arc<Notify>,
+        flags: FlagStore,
     ) -> Self {
         Self {
             config,
@@ -78,6 +82,7 @@ impl Engine {
             outbox_wakeup,
             smoke,
             policies: Arc::default(),
+            flags,
         }
     }
 

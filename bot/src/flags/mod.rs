@@ -1,13 +1,20 @@
 //! Flag evaluation for applications: on, off, or a stable percentage rollout (SPEC §7).
 //!
-//! Pure: no IO, no clock. The HTTP routes (`http/flags.rs`) read a flag from storage and ask
-//! [`evaluate`] what one caller gets; `/flag` changes flags elsewhere.
+//! [`evaluate`] and the rollout bucket are pure: no IO, no clock. `cache.rs` holds each
+//! environment's flags in memory ([`FlagStore`]), `snapshot.rs` prepares one version's answers
+//! with [`evaluate`], `ofrep.rs` is OFREP's JSON for one flag. The HTTP routes
+//! (`http/flags.rs`) answer from the store; `/flag` (the engine) changes flags and tells it.
 
+mod cache;
+pub mod ofrep;
 mod rollout;
+mod snapshot;
 
 use std::fmt;
 
+pub use cache::{FlagStore, LoadError, VERSION_CHECK_EVERY};
 pub use rollout::{bucket, in_rollout, BUCKETS};
+pub use snapshot::{BulkAnswer, FlagAnswer, Snapshot};
 
 /// What evaluation needs to know about a flag: its switch and its rollout percentage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Applications read their feature flags (SPEC §7): `GET /api/v1/flags/{app}/{env}` and OFREP
 //! v0.3 (`POST /ofrep/v1/evaluate/flags[/{key}]`), authenticated by an environment's
-//! `flags_token`.
+//! `flags_token`, answered from the flags held in memory (`flags::FlagStore`).
 //!
 //! The token is read from `Authorization: Bearer …` or, as OFREP also allows, `X-API-Key`, and
 //! compared with every environment's token in constant time. It decides the app and the
@@ -12,22 +12,21 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
 use super::auth::bearer;
 use super::ApiError;
 use crate::config::{AppConfig, Config, EnvironmentConfig};
-use crate::flags::{self, Evaluation, EvaluationError, FlagSettings};
+use crate::flags::ofrep::{ErrorCode, FailureItem};
+use crate::flags::{FlagAnswer, Snapshot};
 use crate::http::AppState;
 
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-const JSON: &str = "application/json";
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// Clients may keep the answer but must revalidate it (with `If-None-Match`) before each use.
-const NO_CACHE: &str = "no-cache";
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 
 // ---------------------------------------------------------------------------------------------
 // Authentication
@@ -92,11 +91,6 @@ impl IntoResponse for OfrepUnauthorized {
 // ---------------------------------------------------------------------------------------------
 // ETags
 
-/// A strong ETag of a response body: 128 bits of its SHA-256, quoted.
-fn etag_of(body: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
-}
-
 /// Whether `If-None-Match` names `etag` (or is `*`). Compared weakly, as RFC 9110 §13.1.2 asks
 /// for this header, so `W/"…"` matches too; a tag sent without its quotes is accepted as well.
 fn none_match(headers: &HeaderMap, etag: &str) -> bool {
@@ -118,32 +112,35 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// `body` as JSON with its `ETag` and `Cache-Control: no-cache`, or `304 Not Modified` (same
-/// headers, no body) when the request's `If-None-Match` already names it.
-fn cacheable_json(
-    request: &HeaderMap,
-    body: &impl Serialize,
-) -> Result<Response, serde_json::Error> {
-    let bytes = serde_json::to_vec(body)?;
-    let etag = etag_of(&bytes);
-    let not_modified = none_match(request, &etag);
-    let headers = [
-        (header::ETAG, etag),
-        (header::CACHE_CONTROL, NO_CACHE.to_owned()),
-    ];
-    Ok(if not_modified {
+/// headers, no body) when the request's `If-None-Match` already names it. ETags come from the
+/// flags' version (`flags/snapshot.rs`), never from hashing each answer.
+fn cacheable_json(request: &HeaderMap, etag: HeaderValue, body: Bytes) -> Response {
+    let not_modified = etag.to_str().is_ok_and(|etag| none_match(request, etag));
+    let headers = [(header::ETAG, etag), (header::CACHE_CONTROL, NO_CACHE)];
+    if not_modified {
         (StatusCode::NOT_MODIFIED, headers).into_response()
     } else {
-        (headers, [(header::CONTENT_TYPE, JSON)], bytes).into_response()
-    })
+        (headers, [(header::CONTENT_TYPE, JSON)], body).into_response()
+    }
+}
+
+/// The flags of the environment the token named, from memory (loaded on first use).
+async fn snapshot_of(
+    state: &AppState,
+    app: &AppConfig,
+    environment: &EnvironmentConfig,
+) -> Option<std::sync::Arc<Snapshot>> {
+    match state.flags.snapshot(&app.name, &environment.name).await {
+        Ok(snapshot) => Some(snapshot),
+        Err(error) => {
+            tracing::error!(%error, "loading flags failed");
+            None
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // GET /api/v1/flags/{app}/{env}
-
-#[derive(Serialize)]
-struct FlagsBody {
-    flags: Map<String, Value>,
-}
 
 /// `{"flags": {"new_checkout": {"enabled": true, "rollout": 100}}}`, keys sorted, with a strong
 /// `ETag`; `If-None-Match` naming it → `304`.
@@ -169,48 +166,14 @@ pub async fn environment_flags(
         ))
         .into_response();
     }
-    let stored = match state.storage.list_flags(&app.name, &environment.name).await {
-        Ok(stored) => stored,
-        Err(error) => {
-            tracing::error!(%error, "listing flags failed");
-            return ApiError::internal().into_response();
-        }
-    };
-    let flags = stored
-        .into_iter()
-        .map(|flag| {
-            let settings = serde_json::json!({ "enabled": flag.enabled, "rollout": flag.rollout });
-            (flag.key, settings)
-        })
-        .collect();
-    cacheable_json(&headers, &FlagsBody { flags }).unwrap_or_else(|error| {
-        tracing::error!(%error, "serializing flags failed");
-        ApiError::internal().into_response()
-    })
+    match snapshot_of(&state, app, environment).await {
+        Some(snapshot) => cacheable_json(&headers, snapshot.etag().clone(), snapshot.listing()),
+        None => ApiError::internal().into_response(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // OFREP wire format
-
-/// OFREP's error codes (OpenFeature's, plus `FLAG_NOT_FOUND` for 404).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ErrorCode {
-    ParseError,
-    TargetingKeyMissing,
-    InvalidContext,
-    FlagNotFound,
-}
-
-impl ErrorCode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::ParseError => "PARSE_ERROR",
-            Self::TargetingKeyMissing => "TARGETING_KEY_MISSING",
-            Self::InvalidContext => "INVALID_CONTEXT",
-            Self::FlagNotFound => "FLAG_NOT_FOUND",
-        }
-    }
-}
 
 /// A request or flag that could not be evaluated: the status and the OFREP failure body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,60 +203,14 @@ impl Failure {
 
     /// `{"key","errorCode","errorDetails"}` (a flag's failure) or, without a key,
     /// `{"errorCode","errorDetails"}` (a bulk request's failure).
-    fn into_body(self, key: Option<&str>) -> FailureBody<'_> {
-        FailureBody {
-            key,
-            error_code: self.code.as_str(),
-            error_details: self.details,
-        }
+    fn into_body(self, key: Option<&str>) -> FailureItem<'_> {
+        FailureItem::new(key, self.code, self.details)
     }
 
     fn into_response(self, key: Option<&str>) -> Response {
         let status = self.status;
         (status, axum::Json(self.into_body(key))).into_response()
     }
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FailureBody<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    error_code: &'static str,
-    error_details: String,
-}
-
-#[derive(Debug, Serialize)]
-struct SuccessBody<'a> {
-    key: &'a str,
-    value: bool,
-    reason: &'static str,
-    variant: &'static str,
-    metadata: Map<String, Value>,
-}
-
-impl<'a> SuccessBody<'a> {
-    fn new(key: &'a str, evaluation: Evaluation) -> Self {
-        Self {
-            key,
-            value: evaluation.value,
-            reason: evaluation.reason.as_str(),
-            variant: evaluation.variant(),
-            metadata: Map::new(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum BulkItem<'a> {
-    Success(SuccessBody<'a>),
-    Failure(FailureBody<'a>),
-}
-
-#[derive(Debug, Serialize)]
-struct BulkBody<'a> {
-    flags: Vec<BulkItem<'a>>,
 }
 
 /// `{"errorDetails": …}`: OFREP's body for errors that concern no flag (401, 500).
@@ -372,20 +289,6 @@ fn targeting_key(body: &[u8]) -> Result<Option<String>, Failure> {
     }
 }
 
-/// One flag's OFREP item for this caller.
-fn evaluate_stored<'a>(
-    flag: &'a greenlight_storage::Flag,
-    targeting_key: Option<&str>,
-) -> Result<SuccessBody<'a>, Failure> {
-    flags::evaluate(&flag.key, FlagSettings::from(flag), targeting_key)
-        .map(|evaluation| SuccessBody::new(&flag.key, evaluation))
-        .map_err(|error| match error {
-            EvaluationError::TargetingKeyMissing { .. } => {
-                Failure::bad_request(ErrorCode::TargetingKeyMissing, error.to_string())
-            }
-        })
-}
-
 // ---------------------------------------------------------------------------------------------
 // POST /ofrep/v1/evaluate/flags/{key}
 
@@ -416,9 +319,13 @@ pub async fn evaluate_flag(
         Ok(targeting_key) => targeting_key,
         Err(failure) => return failure.into_response(Some(&key)),
     };
-    let flag = match state.storage.flag(&app.name, &environment.name, &key).await {
-        Ok(Some(flag)) => flag,
-        Ok(None) => {
+    let Some(snapshot) = snapshot_of(&state, app, environment).await else {
+        return ofrep_internal();
+    };
+    match snapshot.evaluate_one(&key, targeting_key.as_deref()) {
+        FlagAnswer::Evaluated(item) => json_response(StatusCode::OK, item),
+        FlagAnswer::TargetingKeyMissing(item) => json_response(StatusCode::BAD_REQUEST, item),
+        FlagAnswer::NotFound => {
             let failure = Failure {
                 status: StatusCode::NOT_FOUND,
                 code: ErrorCode::FlagNotFound,
@@ -427,25 +334,22 @@ pub async fn evaluate_flag(
                     app.name, environment.name, app.name, environment.name
                 ),
             };
-            return failure.into_response(Some(&key));
+            failure.into_response(Some(&key))
         }
-        Err(error) => {
-            tracing::error!(%error, "reading a flag failed");
-            return ofrep_internal();
-        }
-    };
-    match evaluate_stored(&flag, targeting_key.as_deref()) {
-        Ok(success) => axum::Json(success).into_response(),
-        Err(failure) => failure.into_response(Some(&key)),
     }
+}
+
+/// A prepared JSON body.
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, JSON)], body).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
 // POST /ofrep/v1/evaluate/flags
 
 /// OFREP bulk evaluation: 200 `{"flags": [item…]}`, every flag of the token's environment by
-/// key, each a success or its own failure (`TARGETING_KEY_MISSING`), with an `ETag` of the body;
-/// `If-None-Match` naming it → `304`. A body that is no OFREP request → 400
+/// key, each a success or its own failure (`TARGETING_KEY_MISSING`), with an `ETag` of the
+/// flags' version and the caller's rollout answers; `If-None-Match` naming it → `304`. A body that is no OFREP request → 400
 /// `{"errorCode","errorDetails"}`.
 pub async fn evaluate_flags(
     State(state): State<AppState>,
@@ -464,32 +368,16 @@ pub async fn evaluate_flags(
         Ok(targeting_key) => targeting_key,
         Err(failure) => return failure.into_response(None),
     };
-    let stored = match state.storage.list_flags(&app.name, &environment.name).await {
-        Ok(stored) => stored,
-        Err(error) => {
-            tracing::error!(%error, "listing flags failed");
-            return ofrep_internal();
-        }
+    let Some(snapshot) = snapshot_of(&state, app, environment).await else {
+        return ofrep_internal();
     };
-    let items = stored
-        .iter()
-        .map(
-            |flag| match evaluate_stored(flag, targeting_key.as_deref()) {
-                Ok(success) => BulkItem::Success(success),
-                Err(failure) => BulkItem::Failure(failure.into_body(Some(&flag.key))),
-            },
-        )
-        .collect();
-    cacheable_json(&headers, &BulkBody { flags: items }).unwrap_or_else(|error| {
-        tracing::error!(%error, "serializing a bulk evaluation failed");
-        ofrep_internal()
-    })
+    let answer = snapshot.evaluate_all(targeting_key.as_deref());
+    cacheable_json(&headers, answer.etag, answer.body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(HeaderName, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -563,14 +451,6 @@ mod tests {
             without_key,
             serde_json::json!({"errorCode": "TARGETING_KEY_MISSING", "errorDetails": "send one"})
         );
-    }
-
-    #[test]
-    fn etags_are_strong_and_follow_the_body() {
-        let etag = etag_of(b"{\"flags\":{}}");
-        assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34);
-        assert_eq!(etag, etag_of(b"{\"flags\":{}}"));
-        assert_ne!(etag, etag_of(b"{\"flags\":{\"a\":1}}"));
     }
 
     #[test]

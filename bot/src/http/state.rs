@@ -10,6 +10,7 @@ use super::limits::Limits;
 use crate::background::Background;
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::flags::FlagStore;
 use crate::outbox::OutboxWorker;
 
 #[derive(Clone)]
@@ -17,6 +18,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub storage: Storage,
     pub engine: Engine,
+    /// The flags applications read, held in memory (the engine tells it of its changes).
+    pub flags: FlagStore,
     pub outbox: OutboxWorker,
     pub metrics: PrometheusHandle,
     pub background: Background,

@@ -203,3 +203,84 @@ async fn flags_change_and_keep_history() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn every_flag_change_moves_its_environments_version_and_no_other() {
+    each_backend(|storage| async move {
+        let (shop, production, staging) = (app("shop"), env("production"), env("staging"));
+        let versions = |storage: greenlight_storage::Storage| async move {
+            let mut versions: Vec<(String, String, i64)> = storage
+                .flag_versions()
+                .await
+                .expect("versions")
+                .into_iter()
+                .map(|v| (v.app.to_string(), v.environment.to_string(), v.version))
+                .collect();
+            versions.sort();
+            versions
+        };
+        assert!(versions(storage.clone()).await.is_empty());
+        let never = storage
+            .environment_flags(&shop, &production)
+            .await
+            .expect("read");
+        assert_eq!((never.version, never.flags.len()), (0, 0));
+
+        storage
+            .set_flag_enabled(target("new_checkout", "alice", 1), true)
+            .await
+            .expect("on");
+        storage
+            .set_flag_rollout(target("banner", "alice", 2), 10)
+            .await
+            .expect("rollout");
+        let mut in_staging = target("new_checkout", "bob", 3);
+        in_staging.environment = staging.clone();
+        storage
+            .set_flag_enabled(in_staging, true)
+            .await
+            .expect("staging on");
+        assert_eq!(
+            versions(storage.clone()).await,
+            [
+                ("shop".to_owned(), "production".to_owned(), 2),
+                ("shop".to_owned(), "staging".to_owned(), 1)
+            ]
+        );
+
+        // Setting a flag to what it already is is still a change (a new history entry).
+        storage
+            .set_flag_enabled(target("new_checkout", "carol", 4), true)
+            .await
+            .expect("again");
+        let now = storage
+            .environment_flags(&shop, &production)
+            .await
+            .expect("read");
+        assert_eq!(now.version, 3);
+        assert_eq!(
+            now.flags.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+            ["banner", "new_checkout"]
+        );
+        let staging_now = storage
+            .environment_flags(&shop, &staging)
+            .await
+            .expect("read");
+        assert_eq!(staging_now.version, 1, "another environment's change");
+
+        // A refused change moves nothing.
+        storage
+            .set_flag_rollout(target("banner", "alice", 5), 101)
+            .await
+            .expect_err("not a percentage");
+        assert_eq!(
+            storage
+                .environment_flags(&shop, &production)
+                .await
+                .expect("read")
+                .version,
+            3
+        );
+    })
+    .await;
+}
