@@ -596,6 +596,7 @@ fn run_github(input: &[u8]) -> String {
             "workflow_run".to_owned()
         }
         Ok(GithubDelivery::Ping(_)) => "ping".to_owned(),
+        Ok(GithubDelivery::OtherAction(action)) => format!("ignored {event} action {action:?}"),
         Ok(GithubDelivery::Ignored) => format!("ignored {event}"),
         Err(error) => {
             check_refusal(&error, &[400]);

@@ -10,9 +10,10 @@ use greenlight_storage::StorageError;
 use serde_json::{json, Value};
 
 use super::payloads::{
-    self, decode, non_empty, DeploymentProtectionRuleEvent, DeploymentStatusEvent, PayloadError,
-    PingEvent, User, WorkflowRunEvent,
+    non_empty, DeploymentProtectionRuleEvent, DeploymentStatusEvent, PayloadError, PingEvent, User,
+    WorkflowRunEvent,
 };
+use super::webhook::GithubDelivery;
 use super::DELIVERY_SOURCE;
 use crate::config::{AppConfig, EnvironmentConfig, GithubConfig};
 use crate::engine::audit::WorkflowRun;
@@ -73,20 +74,41 @@ pub(super) enum Handled {
 /// Longest deployment status description kept in the release log.
 const MAX_DETAIL: usize = 1024;
 
-/// One delivery of a known event, already authenticated and parsed as JSON.
+/// One delivery of a known event, already authenticated and read as its typed payload.
 pub(super) async fn handle(
     state: &AppState,
     github: &GithubConfig,
     event: KnownEvent,
     delivery: &str,
-    value: Value,
+    parsed: GithubDelivery,
 ) -> Result<Handled, ApiError> {
-    match event {
-        KnownEvent::Ping => ping(state, delivery, &value).await,
-        KnownEvent::DeploymentStatus => deployment_status(state, delivery, &value).await,
-        KnownEvent::WorkflowRun => workflow_run(state, delivery, &value).await,
-        KnownEvent::DeploymentProtectionRule => {
-            protection_rule(state, github, delivery, &value).await
+    match parsed {
+        GithubDelivery::Ping(ping) => pong(state, delivery, ping).await,
+        GithubDelivery::DeploymentStatus(status) => {
+            deployment_status(state, delivery, *status).await
+        }
+        GithubDelivery::WorkflowRun(run) => workflow_run(state, delivery, *run).await,
+        GithubDelivery::DeploymentProtectionRule(rule) => {
+            protection_rule(state, github, delivery, *rule).await
+        }
+        GithubDelivery::OtherAction(action) => {
+            let action = action.map_or_else(|| "(none)".to_owned(), |action| format!("{action:?}"));
+            let reason = match event {
+                KnownEvent::WorkflowRun => {
+                    format!("workflow_run action {action} is not recorded; only completed runs are")
+                }
+                KnownEvent::DeploymentProtectionRule => format!(
+                    "deployment_protection_rule action {action} is not used; only requested is"
+                ),
+                KnownEvent::Ping | KnownEvent::DeploymentStatus => {
+                    format!("{} action {action} is not used", event.as_str())
+                }
+            };
+            ignore(state, delivery, reason).await
+        }
+        GithubDelivery::Ignored => {
+            let reason = format!("event {:?} is not used by Greenlight", event.as_str());
+            ignore(state, delivery, reason).await
         }
     }
 }
@@ -121,8 +143,7 @@ fn github_delivery(delivery: &str) -> InboundDelivery {
     }
 }
 
-async fn ping(state: &AppState, delivery: &str, value: &Value) -> Result<Handled, ApiError> {
-    let ping: PingEvent = decode(value).map_err(bad_payload)?;
+async fn pong(state: &AppState, delivery: &str, ping: PingEvent) -> Result<Handled, ApiError> {
     // A ping answers with its zen however often it comes; its id is still remembered, like
     // every other delivery's.
     let first = remember(state, delivery).await?;
@@ -137,9 +158,8 @@ async fn ping(state: &AppState, delivery: &str, value: &Value) -> Result<Handled
 async fn deployment_status(
     state: &AppState,
     delivery: &str,
-    value: &Value,
+    event: DeploymentStatusEvent,
 ) -> Result<Handled, ApiError> {
-    let event: DeploymentStatusEvent = decode(value).map_err(bad_payload)?;
     let status_word = event.deployment_status.state.trim().to_ascii_lowercase();
     let Some(github_environment) = non_empty(event.deployment_status.environment.as_deref())
         .or_else(|| non_empty(event.deployment.environment.as_deref()))
@@ -244,19 +264,8 @@ async fn deployment_status(
 async fn workflow_run(
     state: &AppState,
     delivery: &str,
-    value: &Value,
+    event: WorkflowRunEvent,
 ) -> Result<Handled, ApiError> {
-    match payloads::action(value) {
-        Some("completed") => {}
-        other => {
-            let reason = format!(
-                "workflow_run action {} is not recorded; only completed runs are",
-                other.map_or_else(|| "(none)".to_owned(), |action| format!("{action:?}"))
-            );
-            return ignore(state, delivery, reason).await;
-        }
-    }
-    let event: WorkflowRunEvent = decode(value).map_err(bad_payload)?;
     let apps: Vec<&AppConfig> = state
         .config
         .apps_for_repository(&event.repository.full_name)
@@ -335,19 +344,8 @@ async fn protection_rule(
     state: &AppState,
     github: &GithubConfig,
     delivery: &str,
-    value: &Value,
+    event: DeploymentProtectionRuleEvent,
 ) -> Result<Handled, ApiError> {
-    match payloads::action(value) {
-        Some("requested") => {}
-        other => {
-            let reason = format!(
-                "deployment_protection_rule action {} is not used; only requested is",
-                other.map_or_else(|| "(none)".to_owned(), |action| format!("{action:?}"))
-            );
-            return ignore(state, delivery, reason).await;
-        }
-    }
-    let event: DeploymentProtectionRuleEvent = decode(value).map_err(bad_payload)?;
     let payload_app = event.deployment.payload_str("app");
     let targets = match find_targets(
         &state.config.apps,

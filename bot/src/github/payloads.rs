@@ -4,6 +4,8 @@
 //! Decoding names the field at fault (`deployment.sha: is required`), so a bad delivery is a
 //! 400 that says what is wrong rather than a 500 or a panic.
 
+use std::borrow::Cow;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,26 +28,99 @@ pub enum PayloadError {
 /// content type is `application/x-www-form-urlencoded` (the default in GitHub's settings page),
 /// as the form field `payload`. Either way the signature covers the raw body, checked earlier.
 pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, PayloadError> {
+    parse_value(&json_text(content_type, body)?)
+}
+
+/// The JSON text of a delivery: the body itself (borrowed, not copied), or the form's decoded
+/// `payload` field.
+fn json_text<'b>(
+    content_type: Option<&str>,
+    body: &'b [u8],
+) -> Result<Cow<'b, [u8]>, PayloadError> {
     let is_form = content_type
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| {
             mime.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    let value: Value = if is_form {
-        let payload = url::form_urlencoded::parse(body)
-            .find(|(name, _)| name == "payload")
-            .map(|(_, payload)| payload)
-            .ok_or(PayloadError::FormWithoutPayload)?;
-        serde_json::from_str(&payload)
-    } else {
-        serde_json::from_slice(body)
+    if !is_form {
+        return Ok(Cow::Borrowed(body));
     }
-    .map_err(|error| PayloadError::NotJson(error.to_string()))?;
+    url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, payload)| Cow::Owned(payload.into_owned().into_bytes()))
+        .ok_or(PayloadError::FormWithoutPayload)
+}
+
+fn parse_value(json: &[u8]) -> Result<Value, PayloadError> {
+    let value: Value =
+        serde_json::from_slice(json).map_err(|error| PayloadError::NotJson(error.to_string()))?;
     if value.is_object() {
         Ok(value)
     } else {
         Err(PayloadError::NotObject)
+    }
+}
+
+/// Reads a delivery as `T` in one pass over its JSON, skipping the fields Greenlight does not
+/// read (a 25 KB `workflow_run` is never built as a tree). Only a delivery that does not fit
+/// is read again, as a tree, so that its refusal is the one [`parse_body`] and [`decode`] give
+/// (not JSON, not an object, or the field at fault).
+pub fn read<T: DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, PayloadError> {
+    let json = json_text(content_type, body)?;
+    match read_object(&json) {
+        Some(event) => Ok(event),
+        None => decode(&parse_value(&json)?),
+    }
+}
+
+/// `T` straight from JSON text that is an object; `None` when it is not one or does not fit.
+/// (serde would also read a struct from a JSON array, which GitHub never sends.) Fields that
+/// are not read are skipped, not checked the way a tree is: a lone `\ud800` escape or a
+/// number beyond `f64` there no longer refuses the delivery. Invalid UTF-8 still does.
+fn read_object<T: DeserializeOwned>(json: &[u8]) -> Option<T> {
+    let text = std::str::from_utf8(json).ok()?;
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+/// Events whose `action` says whether Greenlight acts on them.
+pub trait WithAction {
+    fn action(&self) -> Option<&str>;
+}
+
+/// A delivery of an event Greenlight acts on for one action only.
+#[derive(Debug, Clone)]
+pub enum ForAction<T> {
+    /// The action Greenlight acts on, read as `T`.
+    Wanted(T),
+    /// Another action (or none), as sent; its other fields are not checked.
+    Other(Option<String>),
+}
+
+/// Reads a delivery whose `action` must be `wanted` for Greenlight to act on it, in one pass when
+/// it fits `T`. Deliveries of other actions never fail on fields only `wanted` needs.
+pub fn read_for_action<T: DeserializeOwned + WithAction>(
+    content_type: Option<&str>,
+    body: &[u8],
+    wanted: &str,
+) -> Result<ForAction<T>, PayloadError> {
+    let json = json_text(content_type, body)?;
+    if let Some(event) = read_object::<T>(&json) {
+        return Ok(match event.action() {
+            Some(action) if action == wanted => ForAction::Wanted(event),
+            other => ForAction::Other(other.map(str::to_owned)),
+        });
+    }
+    let value = parse_value(&json)?;
+    match action(&value) {
+        Some(action) if action == wanted => decode(&value).map(ForAction::Wanted),
+        other => Ok(ForAction::Other(other.map(str::to_owned))),
     }
 }
 
@@ -163,6 +238,8 @@ pub struct DeploymentStatus {
 /// `workflow_run`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkflowRunEvent {
+    /// `requested`, `in_progress` or `completed`; only `completed` runs are recorded.
+    pub action: Option<String>,
     pub workflow_run: WorkflowRun,
     pub workflow: Option<Workflow>,
     pub repository: Repository,
@@ -201,6 +278,8 @@ pub struct WorkflowRun {
 /// `deployment_callback_url`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeploymentProtectionRuleEvent {
+    /// Only `requested` is answered.
+    pub action: Option<String>,
     /// The environment's name as GitHub spells it; echoed back in the callback.
     pub environment: String,
     /// What triggered the deployment (`push`, `workflow_dispatch`, …).
@@ -210,6 +289,18 @@ pub struct DeploymentProtectionRuleEvent {
     pub installation: Option<Installation>,
     pub repository: Repository,
     pub sender: Option<User>,
+}
+
+impl WithAction for WorkflowRunEvent {
+    fn action(&self) -> Option<&str> {
+        self.action.as_deref()
+    }
+}
+
+impl WithAction for DeploymentProtectionRuleEvent {
+    fn action(&self) -> Option<&str> {
+        self.action.as_deref()
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +380,58 @@ mod tests {
             parse_body(Some("application/x-www-form-urlencoded"), b"other=1"),
             Err(PayloadError::FormWithoutPayload)
         );
+    }
+
+    #[test]
+    fn one_pass_reads_refuse_as_the_tree_does() {
+        // serde would read a struct from an array; GitHub's payloads are objects.
+        assert_eq!(
+            read::<PingEvent>(None, b"[null, null]").err(),
+            Some(PayloadError::NotObject)
+        );
+        assert!(matches!(
+            read::<PingEvent>(None, b"{\"zen\": \"a\"} trailing"),
+            Err(PayloadError::NotJson(_))
+        ));
+        let body = br#"{"deployment_status": {"state": "success"}, "deployment": {"payload": {}},
+            "repository": {"full_name": "acme/shop"}}"#;
+        assert_eq!(
+            read::<DeploymentStatusEvent>(None, body).err(),
+            Some(PayloadError::Field {
+                field: "deployment.sha".to_owned(),
+                message: "is required".to_owned()
+            })
+        );
+        let ping: PingEvent =
+            read(None, b"{\"zen\": \"Keep it simple.\", \"hook\": {}}").expect("ping");
+        assert_eq!(ping.zen.as_deref(), Some("Keep it simple."));
+    }
+
+    #[test]
+    fn other_actions_are_not_checked_for_the_wanted_actions_fields() {
+        let requested = br#"{"action": "requested", "workflow_run": {}}"#;
+        match read_for_action::<WorkflowRunEvent>(None, requested, "completed") {
+            Ok(ForAction::Other(Some(action))) => assert_eq!(action, "requested"),
+            other => panic!("ignored as another action: {other:?}"),
+        }
+        let completed = br#"{"action": "completed", "workflow_run": {"head_sha": "abc"},
+            "repository": {"full_name": "acme/shop"}}"#;
+        assert_eq!(
+            read_for_action::<WorkflowRunEvent>(None, completed, "completed").err(),
+            Some(PayloadError::Field {
+                field: "workflow_run.id".to_owned(),
+                message: "is required".to_owned()
+            })
+        );
+        let form = b"payload=%7B%22action%22%3A7%7D";
+        match read_for_action::<WorkflowRunEvent>(
+            Some("application/x-www-form-urlencoded"),
+            form,
+            "completed",
+        ) {
+            Ok(ForAction::Other(None)) => {}
+            other => panic!("an action that is not a string is no action: {other:?}"),
+        }
     }
 
     #[test]

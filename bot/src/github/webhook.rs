@@ -188,54 +188,69 @@ async fn dispatch(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let value = off_the_runtime(body.len(), move || {
-        payloads::parse_body(content_type.as_deref(), &body)
+    // Parsed once, straight into the event's typed payload, off the runtime when it is large.
+    let parsed = off_the_runtime(body.len(), move || {
+        read_known(event, content_type.as_deref(), &body)
     })
-    .await?
-    .map_err(bad_payload)?;
-    events::handle(state, github, event, &delivery.id, value).await
+    .await??;
+    events::handle(state, github, event, &delivery.id, parsed).await
 }
 
-/// A delivery's payload as the event it is, read the way [`dispatch`] and `events` read it
-/// before they look at any state: the JSON (or form) body, the action, then the typed event.
+/// A delivery's payload as the event it is, read the way [`dispatch`] reads it before it looks
+/// at any state: the JSON (or form) body read once as the typed event, its action checked.
 #[derive(Debug, Clone)]
 pub enum GithubDelivery {
     Ping(payloads::PingEvent),
     DeploymentStatus(Box<payloads::DeploymentStatusEvent>),
     WorkflowRun(Box<payloads::WorkflowRunEvent>),
     DeploymentProtectionRule(Box<payloads::DeploymentProtectionRuleEvent>),
-    /// An event or action Greenlight does not act on (200, ignored).
+    /// A known event with an action Greenlight does not act on (200, ignored), as sent.
+    OtherAction(Option<String>),
+    /// An event Greenlight does not act on (200, ignored).
     Ignored,
 }
 
 /// Reads a (verified) delivery of event `event` (`X-GitHub-Event`): what the route makes of the
 /// body, or its 400 naming the field. Pure, for the property tests and the fuzz harness; the
-/// route itself decodes in `events`, in the same order.
+/// route runs the same [`read_known`].
 pub fn parse_delivery(
     event: &str,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<GithubDelivery, ApiError> {
-    let Some(event) = KnownEvent::from_header(event) else {
-        return Ok(GithubDelivery::Ignored);
-    };
-    let value = payloads::parse_body(content_type, body).map_err(bad_payload)?;
-    let action = payloads::action(&value);
-    Ok(match event {
-        KnownEvent::Ping => GithubDelivery::Ping(payloads::decode(&value).map_err(bad_payload)?),
+    match KnownEvent::from_header(event) {
+        Some(event) => read_known(event, content_type, body),
+        None => Ok(GithubDelivery::Ignored),
+    }
+}
+
+fn read_known(
+    event: KnownEvent,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<GithubDelivery, ApiError> {
+    use payloads::ForAction::{Other, Wanted};
+    let delivery = match event {
+        KnownEvent::Ping => {
+            GithubDelivery::Ping(payloads::read(content_type, body).map_err(bad_payload)?)
+        }
         KnownEvent::DeploymentStatus => GithubDelivery::DeploymentStatus(Box::new(
-            payloads::decode(&value).map_err(bad_payload)?,
+            payloads::read(content_type, body).map_err(bad_payload)?,
         )),
-        KnownEvent::WorkflowRun if action == Some("completed") => {
-            GithubDelivery::WorkflowRun(Box::new(payloads::decode(&value).map_err(bad_payload)?))
+        KnownEvent::WorkflowRun => {
+            match payloads::read_for_action(content_type, body, "completed").map_err(bad_payload)? {
+                Wanted(run) => GithubDelivery::WorkflowRun(Box::new(run)),
+                Other(action) => GithubDelivery::OtherAction(action),
+            }
         }
-        KnownEvent::DeploymentProtectionRule if action == Some("requested") => {
-            GithubDelivery::DeploymentProtectionRule(Box::new(
-                payloads::decode(&value).map_err(bad_payload)?,
-            ))
+        KnownEvent::DeploymentProtectionRule => {
+            match payloads::read_for_action(content_type, body, "requested").map_err(bad_payload)? {
+                Wanted(rule) => GithubDelivery::DeploymentProtectionRule(Box::new(rule)),
+                Other(action) => GithubDelivery::OtherAction(action),
+            }
         }
-        KnownEvent::WorkflowRun | KnownEvent::DeploymentProtectionRule => GithubDelivery::Ignored,
-    })
+    };
+    Ok(delivery)
 }
 
 /// Runs CPU-bound `work` inline when the body is small, on the blocking pool when it is not.
