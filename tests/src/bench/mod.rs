@@ -53,13 +53,20 @@ pub fn clicks_config(slack_api: &str, apps: usize, reviewers: usize) -> String {
     config.push_str("]\n");
     for index in 0..apps {
         let app = app_name(index);
+        // Each app in its own channel, as teams do: Slack (and Greenlight's pacing) allows
+        // about one post per second per channel, so 1,000 cards in one channel take minutes.
+        let channel = if apps == 1 {
+            CHANNEL.to_owned()
+        } else {
+            format!("C0APP{index:05}")
+        };
         let _ = write!(
             config,
             r#"
 [apps.{app}]
 image = "ghcr.io/acme/{app}"
 ci_token = "bench-ci-{app}"
-channels = {{ slack = "{CHANNEL}" }}
+channels = {{ slack = "{channel}" }}
 
 [apps.{app}.environments.staging]
 
