@@ -197,11 +197,11 @@ impl OutboxWorker {
         let now = self.clock.now();
         // Most wake-ups follow a write whose effects are not due yet (a coalesced card edit
         // waiting out a rate limit); a read says so without queueing behind the writer.
-        if !self
+        if self
             .storage
             .next_outbox_due()
             .await?
-            .is_some_and(|due| due <= now)
+            .is_none_or(|due| due > now)
         {
             self.refresh_gauges(false).await;
             return Ok(PassSummary::default());
