@@ -74,10 +74,36 @@ fn strings(value: &Value) -> impl Iterator<Item = &str> {
 }
 
 /// Parsed policies by request id. An entry never goes stale (a request's policy is fixed when
-/// it opens, and requests are never deleted), so the only bound needed is on size.
+/// it opens, and requests are never deleted), so the only bound needed is on size. Requests
+/// usually share their reviewers (one group, many apps), so equal reviewer sets are kept once:
+/// 1,000 waiting requests of a 20,000-person group hold one set, not 1,000.
 #[derive(Debug, Default)]
 pub struct PolicyCache {
-    entries: Mutex<HashMap<i64, Arc<StoredPolicy>>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    by_request: HashMap<i64, Arc<StoredPolicy>>,
+    /// Reviewer sets by a hash of their names.
+    reviewer_sets: HashMap<u64, Arc<BTreeSet<PersonName>>>,
+}
+
+impl Entries {
+    /// `policy` with its reviewer set replaced by an equal one already kept, if any.
+    fn shared(&mut self, mut policy: StoredPolicy) -> StoredPolicy {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        policy.policy.reviewers.hash(&mut hasher);
+        let kept = self
+            .reviewer_sets
+            .entry(hasher.finish())
+            .or_insert_with(|| Arc::clone(&policy.policy.reviewers));
+        if **kept == *policy.policy.reviewers {
+            policy.policy.reviewers = Arc::clone(kept);
+        }
+        policy
+    }
 }
 
 /// Requests whose policies are kept; far more than ever wait at once. When full the cache
@@ -94,24 +120,65 @@ impl PolicyCache {
         if let Some(found) = self.cached(request.id) {
             return Ok(found);
         }
-        let parsed = Arc::new(StoredPolicy::load(conn, request).await?);
+        let parsed = StoredPolicy::load(conn, request).await?;
         let mut entries = self.lock();
-        if entries.len() >= CACHED_POLICIES {
-            entries.clear();
+        if entries.by_request.len() >= CACHED_POLICIES {
+            *entries = Entries::default();
         }
-        entries.insert(request.id, Arc::clone(&parsed));
+        let parsed = Arc::new(entries.shared(parsed));
+        entries.by_request.insert(request.id, Arc::clone(&parsed));
         Ok(parsed)
     }
 
     /// The policy of request `id` if it was parsed before.
     pub fn cached(&self, id: i64) -> Option<Arc<StoredPolicy>> {
-        self.lock().get(&id).cloned()
+        self.lock().by_request.get(&id).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<StoredPolicy>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock cannot leave the map half-updated.
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(reviewers: &[&str]) -> StoredPolicy {
+        let reviewers: BTreeSet<PersonName> = reviewers
+            .iter()
+            .map(|name| PersonName::parse(name).expect("name"))
+            .collect();
+        let at = chrono::DateTime::UNIX_EPOCH;
+        StoredPolicy {
+            policy: Policy {
+                reviewers: reviewers.into(),
+                reviewer_labels: Vec::new().into(),
+                required_approvals: 1,
+                prevent_self_review: true,
+                opens_at: at,
+                expires_at: at,
+                reminder_every: None,
+            },
+            author_person: None,
+        }
+    }
+
+    #[test]
+    fn requests_with_the_same_reviewers_share_one_set_and_others_keep_their_own() {
+        let mut entries = Entries::default();
+        let first = entries.shared(policy(&["alice", "bob"]));
+        let same = entries.shared(policy(&["alice", "bob"]));
+        let other = entries.shared(policy(&["carol"]));
+        assert!(Arc::ptr_eq(&first.policy.reviewers, &same.policy.reviewers));
+        assert!(!Arc::ptr_eq(
+            &first.policy.reviewers,
+            &other.policy.reviewers
+        ));
+        assert_eq!(other.policy.reviewers.len(), 1);
+        assert_eq!(same.policy.reviewers.len(), 2);
     }
 }
