@@ -195,17 +195,6 @@ impl OutboxWorker {
         self.in_flight.send_modify(|count| *count += 1);
         let _done = InFlight(&self.in_flight);
         let now = self.clock.now();
-        // Most wake-ups follow a write whose effects are not due yet (a coalesced card edit
-        // waiting out a rate limit); a read says so without queueing behind the writer.
-        if self
-            .storage
-            .next_outbox_due()
-            .await?
-            .is_none_or(|due| due > now)
-        {
-            self.refresh_gauges(false).await;
-            return Ok(PassSummary::default());
-        }
         let lease_until = now + span(self.policy.lease);
         let items = self
             .storage

@@ -17,9 +17,10 @@ use crate::chat::{Answer, Attempt, Call, ChatAdapter, ChatError, Marker, ReplyAd
 
 /// `chat.postMessage` allows about one message per second per channel, "with short bursts"
 /// (REFERENCE §1.7). One event can say several things at once (a faulty release: the card's
-/// edit, the lock, the rollback, replies), so this many go at once; a longer burst is spaced
-/// to one a second.
-pub const POSTS_PER_CHANNEL_BURST: u32 = 10;
+/// edit, the lock, the rollback, replies), and a card held back by spacing also holds back its
+/// edits, so this many go at once; a longer burst is spaced to one a second. Slack's own 429
+/// (which pauses the method) still guards a burst Slack finds too long.
+pub const POSTS_PER_CHANNEL_BURST: u32 = 20;
 
 pub struct SlackAdapter(pub Arc<SlackClient>);
 
