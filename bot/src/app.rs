@@ -21,6 +21,7 @@ use crate::flags::FlagStore;
 use crate::github::GithubDeliverer;
 use crate::http::{AppState, Limits};
 use crate::outbox::{OutboxWorker, RetryPolicy};
+use crate::replica::Replica;
 use crate::slack::{SlackAdapter, SlackClient};
 use crate::smoke::SmokeRunner;
 use crate::{discord, github, http, slack, telemetry};
@@ -37,8 +38,8 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to the database, applies migrations, fails command deploys the last process
-    /// left running (see `deploy/`) and prepares the router. Nothing listens yet: `serve` does
+    /// Connects to the database, applies migrations, joins the replicas sharing it (failing
+    /// command deploys whose replica is gone, see `deploy/`) and prepares the router. Nothing listens yet: `serve` does
     /// that on a listener the caller bound (port 0 in tests).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_clock(config, Clock::system()).await
@@ -54,28 +55,54 @@ impl App {
             .await
             .context("applying database migrations")?;
         let app = Self::with_storage(config, storage, clock)?;
-        // Before anything runs: a command deploy still marked running belonged to the process
-        // that had this database before, and nobody watches it any more.
-        let interrupted = app
+        app.join_replicas().await?;
+        Ok(app)
+    }
+
+    /// Records this replica alive, then, before anything runs, fails the command deploys whose
+    /// replica is gone: nobody watches those commands any more (SPEC §11). A SQLite file is
+    /// served by one process at a time (`serve_lock`), so there every earlier replica is gone.
+    async fn join_replicas(&self) -> anyhow::Result<()> {
+        let replica = &self.state.replica;
+        let storage = &self.state.storage;
+        if storage.backend() == greenlight_storage::Backend::Sqlite {
+            storage
+                .forget_other_replicas(replica.name())
+                .await
+                .context("forgetting the replicas of earlier processes")?;
+        }
+        let now = self.state.engine.clock().now();
+        replica
+            .renew(storage, now)
+            .await
+            .context("recording this replica")?;
+        let interrupted = self
             .state
             .engine
-            .fail_interrupted_commands()
+            .interrupt_orphaned_commands()
             .await
-            .context("failing command deploys interrupted by the last stop")?;
+            .context("failing command deploys whose replica stopped")?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
-                "command deploys interrupted by the last stop marked failed"
+                "command deploys whose replica stopped were marked failed"
             );
         }
-        Ok(app)
+        tracing::info!(
+            replica = replica.name(),
+            lease_ms = replica.lease().as_millis() as u64,
+            "joined as a replica"
+        );
+        Ok(())
     }
 
     /// For callers that opened storage themselves (tests that share a database).
     pub fn with_storage(config: Config, storage: Storage, clock: Clock) -> anyhow::Result<Self> {
         let config = Arc::new(config);
+        let replica = Replica::new(config.database.lease, clock.now());
         let smoke = SmokeRunner::new().context("building the HTTP client for smoke checks")?;
-        let mut outbox = OutboxWorker::new(storage.clone(), clock.clone(), RetryPolicy::default());
+        let mut outbox = OutboxWorker::new(storage.clone(), clock.clone(), RetryPolicy::default())
+            .for_replica(replica.clone());
         let slack = config
             .slack
             .as_ref()
@@ -113,6 +140,7 @@ impl App {
             smoke,
             outbox.wakeup_handle(),
             flags.clone(),
+            replica.clone(),
         );
         // Deployers record what they started through the engine; command deploys run as
         // background tasks, so shutdown interrupts them.
@@ -130,6 +158,7 @@ impl App {
                 storage,
                 metrics: telemetry::metrics_handle(),
                 background,
+                replica,
                 limits: Limits::default(),
             },
         })
@@ -178,6 +207,15 @@ impl App {
             "outbox",
             self.state.outbox.clone().run(background.stop_signal()),
         );
+        background.spawn(
+            "replica heartbeat",
+            crate::replica::run_heartbeat(
+                self.state.replica.clone(),
+                self.state.storage.clone(),
+                self.state.engine.clock().clone(),
+                background.stop_signal(),
+            ),
+        );
         // Flag changes made by other replicas (SPEC §11).
         background.spawn(
             "flag versions",
@@ -189,6 +227,11 @@ impl App {
         http::server::serve(listener, router, self.state.limits, shutdown).await;
         tracing::info!("HTTP server stopped; finishing background work");
         let panics = self.state.background.shutdown(SHUTDOWN_GRACE).await;
+        // Whatever it held was finished or recorded as interrupted by the shutdown above.
+        let now = self.state.engine.clock().now();
+        if let Err(error) = self.state.replica.forget(&self.state.storage, now).await {
+            tracing::warn!(%error, "removing this replica's record failed; it lapses on its own");
+        }
         self.state.storage.close().await;
         if panics.is_empty() {
             Ok(())

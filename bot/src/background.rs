@@ -28,6 +28,15 @@ impl StopSignal {
     }
 }
 
+/// Aborts a task when dropped (a no-op once it finished).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A background task that panicked, by name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("background task {task:?} panicked: {message}")]
@@ -114,7 +123,11 @@ impl Background {
     {
         let name = name.to_owned();
         let inner = tokio::spawn(task);
+        // Dropping a JoinHandle detaches its task: aborting the supervisor (shutdown's
+        // deadline, `abort_all`) must stop the task itself.
+        let abort = AbortOnDrop(inner.abort_handle());
         let supervised = async move {
+            let _abort = abort;
             inner.await.map_err(|error| {
                 let message = panic_message(error);
                 tracing::error!(task = %name, %message, "background task panicked");
@@ -162,6 +175,12 @@ impl Background {
                 Deadline::Late(task)
             }
         }
+    }
+
+    /// Stops every task where it is, recording nothing: what `kill -9` leaves behind. Tests of
+    /// several replicas use it to crash one; the app itself always shuts down gracefully.
+    pub fn abort_all(&self) {
+        self.lock_tasks().running.abort_all();
     }
 
     /// Panics that already happened, without stopping anything. Finished tasks are collected.

@@ -332,18 +332,22 @@ async fn serve(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<ExitCode> {
         );
     }
     let listen = config.server.listen;
+    // Before the database is touched: a second server on one SQLite file would take the
+    // first's work for a dead replica's.
+    let _serving = crate::serve_lock::ServeLock::acquire(&config.database.url)?;
     let app = App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen} (server.listen / GREENLIGHT_LISTEN)"))?;
     let local = listener.local_addr().context("reading the bound address")?;
+    let shutdown = shutdown::signal();
     tracing::info!(
         address = %local,
         database = app.state().storage.backend().as_str(),
         startup_ms = started.elapsed().as_millis() as u64,
         "greenlight is serving"
     );
-    app.serve(listener, shutdown::signal()).await?;
+    app.serve(listener, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

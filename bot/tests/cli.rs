@@ -279,6 +279,39 @@ fn says_when_no_chat_platform_is_configured() {
 }
 
 #[test]
+fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_points_to_postgres() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut first = Server::start(dir.path());
+    let output = greenlight(dir.path())
+        .arg("serve")
+        .env("GREENLIGHT_LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("the second server runs");
+    assert!(
+        !output.status.success(),
+        "a second server started: {output:?}"
+    );
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("greenlight.db is already being served by another greenlight process"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("pid {}", first.child.id())),
+        "{said}"
+    );
+    assert!(said.contains("PostgreSQL"), "{said}");
+    // The first one never noticed.
+    let (status, body) = get_json(&first.url("/api/v1/status"));
+    assert_eq!((status, &body["database"]), (200, &serde_json::json!("ok")));
+    assert!(first.terminate().success());
+
+    // Once it stopped, the file is free again.
+    let mut next = Server::start(dir.path());
+    assert!(next.terminate().success());
+}
+
+#[test]
 fn backup_copies_the_database_while_serving() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = Server::start(dir.path());

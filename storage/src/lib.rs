@@ -31,6 +31,7 @@ pub mod gates;
 pub mod locks;
 pub mod outbox;
 pub mod releases;
+pub mod replicas;
 pub mod views;
 
 pub use error::StorageError;
@@ -48,6 +49,7 @@ pub use gates::{GateAnswer, GithubGate, NewGithubGate};
 pub use locks::{Lock, LockOutcome, NewLock};
 pub use outbox::{Due, NewOutboxItem, OutboxCounts, OutboxItem, OutboxRetry, OutboxState};
 pub use releases::{NewRelease, Release};
+pub use replicas::ReplicaRow;
 pub use views::{
     EnvironmentOutcome, EnvironmentState, EnvironmentStatus, PendingApproval, ReleaseFilter,
     ReleaseSummary,

@@ -257,6 +257,24 @@ pub async fn claim_due_outbox(
     Ok(items)
 }
 
+/// Pushes the lease of every item `worker` still holds to `lease_until`: a live worker renews
+/// while it delivers, so a slow call never loses its item to another worker, while a dead
+/// worker's items come due when their lease ends. Returns how many leases were renewed.
+pub async fn renew_outbox_leases(
+    conn: &mut AnyConnection,
+    worker: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<u64, StorageError> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET next_attempt_at = $2 WHERE leased_by = $1 AND state = 'pending'",
+    )
+    .bind(worker)
+    .bind(millis(lease_until))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// Marks an item delivered. Repeating it is harmless; `NotFound` if there is no such item,
 /// `Conflict` if it was already given up on.
 pub async fn mark_outbox_delivered(
@@ -428,6 +446,19 @@ impl Storage {
         let worker = worker.to_owned();
         self.write(move |conn| {
             Box::pin(async move { claim_due_outbox(conn, &worker, now, lease_until, limit).await })
+        })
+        .await
+    }
+
+    /// See [`renew_outbox_leases`].
+    pub async fn renew_outbox_leases(
+        &self,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let worker = worker.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move { renew_outbox_leases(conn, &worker, lease_until).await })
         })
         .await
     }

@@ -59,9 +59,20 @@ pub async fn spawn_app_with_limits(
 /// As [`spawn_app_with`], on the database at `database_url` (a [`crate::database`] that a
 /// test also opens itself, as another replica would).
 pub async fn spawn_app_on(config_toml: &str, env: &[(&str, &str)], database_url: &str) -> TestApp {
+    spawn_app_on_with_clock(config_toml, env, database_url, Clock::system()).await
+}
+
+/// As [`spawn_app_on`], reading time from `clock` (replicas given one manual clock see the same
+/// time, as servers do).
+pub async fn spawn_app_on_with_clock(
+    config_toml: &str,
+    env: &[(&str, &str)],
+    database_url: &str,
+    clock: Clock,
+) -> TestApp {
     let (mut config, dir) = test_config(config_toml, env);
     config.database.url = DatabaseUrl::parse(database_url).expect("a database URL");
-    start(config, dir, Clock::system(), Limits::default()).await
+    start(config, dir, clock, Limits::default()).await
 }
 
 /// As [`spawn_app_with`], reading time from `clock` (usually `Clock::manual`).
@@ -216,6 +227,32 @@ impl TestApp {
             .fakes
             .splice(0..0, std::mem::take(&mut self.fakes));
         restarted
+    }
+
+    /// Kills the app as `kill -9` would: the server and every background task stop where they
+    /// are and nothing is recorded, so what it held (outbox leases, command deploys) is left
+    /// for other replicas to take over. Returns the inboxes of the fakes it watched, for a
+    /// survivor to [`Self::watch_fakes`].
+    pub async fn crash(mut self) -> Vec<Inbox> {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        self.state.background.abort_all();
+        // Dropping the sender would only ask the aborted server to stop.
+        self.shutdown.take();
+        self.fakes.extend(fakes::started_on_this_thread());
+        std::mem::take(&mut self.fakes)
+    }
+
+    /// Checks these fakes at teardown too (those of a crashed replica).
+    pub fn watch_fakes(&mut self, inboxes: Vec<Inbox>) {
+        self.fakes.extend(inboxes);
+    }
+
+    /// This replica's name among those sharing the database.
+    pub fn replica_name(&self) -> &str {
+        self.state.replica.name()
     }
 
     /// Stops the app the way SIGTERM does and fails the test if the server errored, any

@@ -22,5 +22,6 @@ pub mod shop;
 pub mod signing;
 
 pub use app::{
-    spawn_app, spawn_app_on, spawn_app_with, spawn_app_with_clock, spawn_app_with_limits, TestApp,
+    spawn_app, spawn_app_on, spawn_app_on_with_clock, spawn_app_with, spawn_app_with_clock,
+    spawn_app_with_limits, TestApp,
 };

@@ -66,10 +66,18 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     pub url: DatabaseUrl,
+    /// How long work a replica claimed (an outbox item, a command deploy) stays its own without
+    /// renewal; a live replica renews every third of it (SPEC §11).
+    pub lease: Duration,
 }
 
 impl DatabaseConfig {
     pub const DEFAULT_URL: &'static str = "sqlite://greenlight.db";
+    /// With the outbox worker's at most 5 s between looks, a dead replica's work is taken over
+    /// within 25 s.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(20);
+    pub const MIN_LEASE: Duration = Duration::from_secs(2);
+    pub const MAX_LEASE: Duration = Duration::from_secs(120);
 }
 
 impl Default for DatabaseConfig {
@@ -78,6 +86,7 @@ impl Default for DatabaseConfig {
             url: DatabaseUrl::parse(Self::DEFAULT_URL).unwrap_or_else(|message| {
                 unreachable!("the default database URL is valid: {message}")
             }),
+            lease: Self::DEFAULT_LEASE,
         }
     }
 }

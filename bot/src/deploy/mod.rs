@@ -10,9 +10,10 @@
 //!
 //! Restarts: an HTTP or workflow trigger is an outbox item, so one interrupted by a crash is
 //! delivered again, with the same `Idempotency-Key` (the deployment id). A command deploy runs
-//! in a background task of the process that started it; if that process stops, the deployment
-//! fails as interrupted (at shutdown, or at the next start) and the command is never run again
-//! on its own. Command deploys therefore assume one Greenlight instance.
+//! in a background task of the replica that claimed it (`command_runs`, written with the
+//! "started" mark); if that replica stops, the deployment fails as interrupted (at its
+//! shutdown, or from another replica once its lease lapsed, see `replica`) and the command is
+//! never run again on its own.
 
 mod command;
 mod hook;
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use greenlight_commands::{DeploymentKind, DeploymentState};
-use greenlight_storage::{deployments, Deployment, DeploymentTransition, OutboxItem};
+use greenlight_storage::{deployments, replicas, Deployment, DeploymentTransition, OutboxItem};
 use serde::Serialize;
 
 use crate::background::Background;
@@ -35,8 +36,9 @@ use crate::outbox::{Deliverer, DeliveryError};
 pub use command::{fill_placeholders, CommandOutcome, OUTPUT_LIMIT};
 pub use hook::signature;
 
-/// One deployer call may take this long before it counts as a transient failure; well inside
-/// the outbox lease, so a slow hook never lets a second worker trigger the same deployment.
+/// One deployer call may take this long before it counts as a transient failure. The outbox
+/// worker renews its lease meanwhile, so a slow hook never lets a second worker trigger the
+/// same deployment.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const USER_AGENT: &str = concat!("greenlight/", env!("CARGO_PKG_VERSION"));
 
@@ -185,6 +187,7 @@ impl DeployDeliverer {
     ) -> Result<(), DeliveryError> {
         let id = deployment.id;
         let now = self.engine.clock().now();
+        let replica = self.engine.replica.name().to_owned();
         let claim = self
             .engine
             .storage
@@ -202,8 +205,12 @@ impl DeployDeliverer {
                         DeploymentState::Deploying,
                         now,
                     );
-                    change.deployer_ref = Some(format!("command started {}", now.to_rfc3339()));
+                    change.deployer_ref = Some(format!(
+                        "command started {} on replica {replica}",
+                        now.to_rfc3339()
+                    ));
                     let claimed = deployments::transition_deployment(conn, id, &change).await?;
+                    replicas::record_command_run(conn, id, &replica, now).await?;
                     Ok(Claim::Run(claimed))
                 })
             })
@@ -225,8 +232,10 @@ impl DeployDeliverer {
         let timeout = timeout.saturating_sub(spent).max(Duration::from_secs(1));
         let engine = self.engine.clone();
         let stop = self.background.stop_signal();
+        let held = self.engine.replica.run_command_deploy(id);
         self.background
             .spawn(&format!("deploy command {id}"), async move {
+                let _held = held;
                 let outcome = command::run(&argv, &child_env, timeout, stop).await;
                 tracing::info!(deployment = id, outcome = outcome.summary(), "deploy command ended");
                 let result = outcome.into_result();

@@ -271,26 +271,32 @@ impl Engine {
         Ok(timed_out)
     }
 
-    /// At start-up: command deploys that were running when Greenlight last stopped cannot be
-    /// watched any more, so they fail as interrupted. They are never run again on their own:
-    /// a half-finished deploy command is for a person to judge.
-    pub async fn fail_interrupted_commands(&self) -> Result<u32, StorageError> {
+    /// Fails command deploys whose replica is gone (SPEC §11): their commands were that
+    /// replica's children and nobody watches them any more. They are never run again on their
+    /// own: a half-finished deploy command is for a person to judge. Runs at start-up and with
+    /// the timers; this replica's own commands are never touched (it records their ends).
+    pub async fn interrupt_orphaned_commands(&self) -> Result<u32, StorageError> {
+        let now = self.clock.now();
         let mut failed = 0;
-        for deployment in self.storage.unfinished_deployments().await? {
-            let started = deployment.deployer_ref.is_some();
-            if deployment.state != DeploymentState::Deploying
-                || deployment.deployer.as_deref() != Some(Deployer::COMMAND)
-                || !started
-            {
+        for id in self.storage.orphaned_command_deploys(now).await? {
+            let runner = self.storage.command_runner(id).await?;
+            if runner.as_deref() == Some(self.replica.name()) {
                 continue;
             }
+            let deployment = self.storage.deployment(id).await?;
             let result = DeployResult::Failed {
                 detail: INTERRUPTED.to_owned(),
             };
+            // Conditional: when several replicas find the orphan at once, one records it.
             if self
                 .record_deploy_result(&deployment, result, GREENLIGHT)
                 .await?
             {
+                tracing::warn!(
+                    deployment = id,
+                    runner = runner.as_deref().unwrap_or("unknown"),
+                    "command deploy interrupted: its replica stopped"
+                );
                 failed += 1;
             }
         }
@@ -299,5 +305,6 @@ impl Engine {
 }
 
 /// Why a command deploy that Greenlight lost track of failed.
-pub const INTERRUPTED: &str = "interrupted: Greenlight stopped while the deploy command ran; \
-     it was not run again. Check the environment, then deploy or /rollback";
+pub const INTERRUPTED: &str = "interrupted: the Greenlight process running the deploy command \
+     stopped before it ended; it was not run again. Check the environment, then deploy or \
+     /rollback";

@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::flags::FlagStore;
+use crate::replica::Replica;
 use crate::smoke::SmokeRunner;
 use crate::stored_policy::PolicyCache;
 
@@ -63,6 +64,8 @@ pub struct Engine {
     pub(crate) policies: Arc<PolicyCache>,
     /// The flags applications read from memory: told of every flag change once it committed.
     pub(crate) flags: FlagStore,
+    /// This process among the replicas: command deploys it starts are recorded as its own.
+    pub(crate) replica: Replica,
 }
 
 impl Engine {
@@ -73,8 +76,10 @@ impl Engine {
         smoke: SmokeRunner,
         outbox_wakeup: Arc<Notify>,
         flags: FlagStore,
+        replica: Replica,
     ) -> Self {
         Self {
+            replica,
             config,
             storage,
             clock,

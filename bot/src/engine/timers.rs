@@ -62,6 +62,8 @@ pub struct TimerPass {
     pub gates_expired: u32,
     /// Deployments failed because their deployer never reported completion in time.
     pub deploys_timed_out: u32,
+    /// Command deploys failed as interrupted because the replica running them died.
+    pub commands_interrupted: u32,
 }
 
 impl Engine {
@@ -81,6 +83,7 @@ impl Engine {
         }
         pass.gates_expired = self.expire_github_gates(now, BATCH).await?;
         pass.deploys_timed_out = self.time_out_deploys(now).await?;
+        pass.commands_interrupted = self.interrupt_orphaned_commands().await?;
         if pass != TimerPass::default() {
             self.outbox_wakeup.notify_one();
         }

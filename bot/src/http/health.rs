@@ -13,7 +13,8 @@ pub async fn health() -> Json<Value> {
 
 /// Reports each dependency. The database decides the status code: without it nothing works,
 /// while a chat platform being off or down only delays messages. "ok" means it took a write
-/// (a full disk still answers reads).
+/// (a full disk still answers reads). Also names the replica that answered, what it holds, and
+/// how many replicas share the database (not their names).
 pub async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = match state.storage.ping_write().await {
         Ok(()) => "ok",
@@ -22,6 +23,15 @@ pub async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "error"
         }
     };
+    let replicas_alive = match state
+        .storage
+        .live_replicas(state.engine.clock().now())
+        .await
+    {
+        Ok(replicas) => json!(replicas.len()),
+        Err(_) => Value::Null,
+    };
+    let replica = &state.replica;
     let config = &state.config;
     let platform = |enabled: bool| if enabled { "configured" } else { "disabled" };
     let body = json!({
@@ -31,6 +41,14 @@ pub async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "discord": platform(config.discord.is_some()),
         "github": platform(config.github.is_some()),
         "version": env!("CARGO_PKG_VERSION"),
+        // Which replica answered, and what it would leave for another to take over (SPEC §11).
+        "replica": {
+            "name": replica.name(),
+            "started_at": replica.started_at(),
+            "lease_seconds": replica.lease().as_secs_f64(),
+            "holds": replica.holdings(),
+        },
+        "replicas_alive": replicas_alive,
     });
     let code = if database == "ok" {
         StatusCode::OK

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::flags::FlagStore;
 use crate::outbox::OutboxWorker;
+use crate::replica::Replica;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +24,8 @@ pub struct AppState {
     pub outbox: OutboxWorker,
     pub metrics: PrometheusHandle,
     pub background: Background,
+    /// This process among the replicas sharing the database: its name and what it holds.
+    pub replica: Replica,
     /// Timeouts and caps of the HTTP server (SPEC §9); production defaults unless a test
     /// shrank them (`App::with_limits`).
     pub limits: Limits,

@@ -6,6 +6,7 @@
 //! deployer on behalf of a state change; each kind of effect has one `Deliverer`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::background::StopSignal;
 use crate::clock::{span, Clock};
+use crate::replica::Replica;
 
 #[cfg(test)]
 mod tests;
@@ -70,7 +72,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// After this many failed attempts the item is given up on (`dead`).
     pub max_attempts: u32,
-    /// How long a claimed item is ours; longer than any delivery's own timeout.
+    /// How long a claimed item is ours without renewal; renewed every third of it while it is
+    /// being delivered, so a slow delivery keeps it and a dead worker's items come due soon.
     pub lease: Duration,
 }
 
@@ -81,7 +84,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(5 * 60),
             // With the caps above, about a day of trying: outages delay messages, lose none.
             max_attempts: 300,
-            lease: Duration::from_secs(120),
+            lease: crate::config::DatabaseConfig::DEFAULT_LEASE,
         }
     }
 }
@@ -144,6 +147,8 @@ pub struct OutboxWorker {
     in_flight: Arc<watch::Sender<usize>>,
     /// When the depth gauges were last set (wall time: they are only metrics).
     gauges_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// The replica this worker claims for, which counts what it holds.
+    replica: Option<Replica>,
 }
 
 /// How many items one pass claims.
@@ -164,7 +169,21 @@ impl OutboxWorker {
             wakeup: Arc::new(Notify::new()),
             in_flight: Arc::new(watch::channel(0).0),
             gauges_at: Arc::default(),
+            replica: None,
         }
+    }
+
+    /// Claims in `replica`'s name and under its lease, and counts what it holds there.
+    pub fn for_replica(mut self, replica: Replica) -> Self {
+        self.name = replica.name().to_owned();
+        self.policy.lease = replica.lease();
+        self.replica = Some(replica);
+        self
+    }
+
+    /// The name items are leased to (`outbox.leased_by`).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Routes items of `kind` (e.g. `slack`) to `deliverer`.
@@ -200,8 +219,16 @@ impl OutboxWorker {
             .storage
             .claim_due_outbox(&self.name, now, lease_until, BATCH)
             .await?;
-        let outcomes =
-            futures::future::join_all(items.iter().map(|item| self.deliver_one(item))).await;
+        let _held = self
+            .replica
+            .as_ref()
+            .map(|replica| replica.hold_outbox_items(items.len()));
+        let deliveries = futures::future::join_all(items.iter().map(|item| self.deliver_one(item)));
+        let outcomes = if items.is_empty() {
+            deliveries.await
+        } else {
+            self.renewing_leases(deliveries).await
+        };
         let mut summary = PassSummary::default();
         for outcome in outcomes {
             match outcome? {
@@ -213,6 +240,26 @@ impl OutboxWorker {
         }
         self.refresh_gauges(!items.is_empty()).await;
         Ok(summary)
+    }
+
+    /// Runs `deliveries`, renewing the leases of this worker's items every third of a lease
+    /// until they are done: a slow platform call must not let another worker deliver the same
+    /// item again.
+    async fn renewing_leases<T>(&self, deliveries: impl Future<Output = T>) -> T {
+        let every = self.policy.lease / 3;
+        let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(deliveries);
+        loop {
+            tokio::select! {
+                outcomes = &mut deliveries => return outcomes,
+                _ = renewals.tick() => {
+                    let until = self.clock.now() + span(self.policy.lease);
+                    if let Err(error) = self.storage.renew_outbox_leases(&self.name, until).await {
+                        tracing::warn!(%error, worker = %self.name, "renewing outbox leases failed");
+                    }
+                }
+            }
+        }
     }
 
     /// Sets the outbox depth gauges after a pass that delivered something, else at most every

@@ -177,6 +177,70 @@ async fn an_item_leased_by_a_crashed_worker_is_delivered_after_the_lease() {
     assert_eq!(deliverer.seen(), vec![(id, 2)]);
 }
 
+/// Delivers only once told to, so a delivery can outlast its lease.
+#[derive(Default)]
+struct Held {
+    started: Notify,
+    release: Notify,
+    seen: Mutex<Vec<i64>>,
+}
+
+impl Deliverer for Held {
+    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.seen.lock().expect("lock").push(item.id);
+        Box::pin(async move {
+            self.started.notify_one();
+            self.release.notified().await;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_slower_than_the_lease_keeps_its_item_by_renewing_the_lease() {
+    let fixture = fixture().await;
+    let id = enqueue(&fixture, "slack.post", "card-1").await;
+    let policy = RetryPolicy {
+        lease: Duration::from_secs(3),
+        ..RetryPolicy::default()
+    };
+    let held = Arc::new(Held::default());
+    let slow = OutboxWorker::new(fixture.storage.clone(), fixture.clock.clone(), policy)
+        .with_deliverer("slack", held.clone());
+    let pass = tokio::spawn({
+        let slow = slow.clone();
+        async move { slow.run_once().await }
+    });
+    held.started.notified().await;
+    let first_lease = fixture.storage.outbox_item(id).await.expect("item");
+
+    // The delivery takes longer than the lease; the worker renews it meanwhile.
+    fixture.clock.advance(chrono::Duration::seconds(10));
+    let renewed = loop {
+        let item = fixture.storage.outbox_item(id).await.expect("item");
+        if item.next_attempt_at > first_lease.next_attempt_at {
+            break item;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(renewed.leased_by.as_deref(), Some(slow.name()));
+    assert!(renewed.next_attempt_at > fixture.clock.now());
+
+    let other = worker(&fixture, Scripted::with(vec![]));
+    assert_eq!(
+        other.run_once().await.expect("pass"),
+        PassSummary::default(),
+        "another worker must not take a renewed item"
+    );
+    held.release.notify_one();
+    let summary = pass.await.expect("task").expect("pass");
+    assert_eq!(summary.delivered, 1);
+    assert_eq!(*held.seen.lock().expect("lock"), vec![id]);
+    let item = fixture.storage.outbox_item(id).await.expect("item");
+    assert_eq!(item.state, OutboxState::Delivered);
+    assert_eq!(item.leased_by, None);
+}
+
 #[tokio::test]
 async fn two_workers_never_deliver_the_same_item() {
     let fixture = fixture().await;

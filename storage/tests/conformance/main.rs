@@ -13,6 +13,7 @@ mod gates_and_cards;
 mod migrations;
 mod outbox;
 mod releases;
+mod replicas;
 mod sqlite_only;
 mod views;
 mod writes;

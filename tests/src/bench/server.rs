@@ -10,6 +10,8 @@ pub struct Server {
     pub address: SocketAddr,
     pub base: String,
     child: Child,
+    /// Already killed and reaped: its pid may belong to another process now.
+    reaped: bool,
     /// The working directory (config, database); removed after the process stops.
     _dir: tempfile::TempDir,
 }
@@ -58,6 +60,7 @@ impl Server {
             address,
             base: format!("http://{address}"),
             child,
+            reaped: false,
             _dir: dir,
         };
         server.wait_healthy(health).await;
@@ -82,6 +85,13 @@ impl Server {
         }
     }
 
+    /// Kills the process as `kill -9` does: nothing it was doing is finished or recorded.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reaped = true;
+    }
+
     /// The process's resident memory in MiB (Linux), for the report.
     pub fn rss_mib(&self) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -99,6 +109,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

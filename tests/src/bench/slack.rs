@@ -40,6 +40,8 @@ impl BenchSlack {
         let calls = Arc::new(Calls::default());
         let app = axum::Router::new()
             .route("/api/{method}", axum::routing::post(answer))
+            // `response_url` posts (refusals of clicks), counted as method "response_url".
+            .route("/hooks/{id}", axum::routing::post(hook))
             .with_state(calls.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -53,6 +55,11 @@ impl BenchSlack {
     /// From now on every call is answered `429 Retry-After: 60`, and counted.
     pub fn rate_limit(&self) {
         self.calls.limited.store(true, Ordering::SeqCst);
+    }
+
+    /// A `response_url` for interaction payloads.
+    pub fn response_url(&self, id: &str) -> String {
+        format!("{}/hooks/{id}", self.api_url.trim_end_matches("/api"))
     }
 
     /// Calls of `method` answered `ok` so far.
@@ -79,6 +86,16 @@ impl BenchSlack {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+}
+
+async fn hook(State(calls): State<Arc<Calls>>) -> &'static str {
+    *calls
+        .answered_by_method
+        .lock()
+        .expect("lock")
+        .entry("response_url".to_owned())
+        .or_default() += 1;
+    "ok"
 }
 
 async fn answer(State(calls): State<Arc<Calls>>, Path(method): Path<String>) -> Response {

@@ -144,7 +144,7 @@ impl Respond for RestApi {
             Some(Hiccup::BucketExhausted { reset_after_secs }) => {
                 exhausted = Some(reset_after_secs);
             }
-            None => {}
+            Some(Hiccup::Slow { .. }) | None => {}
         }
         let is_webhook = segments.first() == Some(&"webhooks");
         // Interaction webhooks are authorized by their token; everything else by the bot's.

@@ -22,6 +22,10 @@ pub enum Hiccup {
     /// Discord: `429` for the whole bot (`X-RateLimit-Global: true`, `"global": true`).
     /// Slack answers it as [`Hiccup::RateLimited`].
     GlobalRateLimited { retry_after_secs: u64 },
+    /// Slack: the call is carried out (and recorded) at once, but answered only after
+    /// `secs`: a platform slow enough that a caller dies or gives up before hearing back.
+    /// Discord answers as usual.
+    Slow { secs: u64 },
 }
 
 impl Hiccup {

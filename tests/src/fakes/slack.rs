@@ -3,6 +3,7 @@
 //! errors, `ts` per message) and able to throttle with `429 Retry-After` or fail with 5xx.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path_regex};
@@ -142,6 +143,7 @@ fn record(request: &Request) -> Recorded {
 
 impl Respond for WebApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut answer_after = None;
         match self.shared.faults.arrived() {
             Some(
                 Hiccup::RateLimited { retry_after_secs }
@@ -157,6 +159,7 @@ impl Respond for WebApi {
                 return ResponseTemplate::new(200)
                     .set_body_json(json!({"ok": false, "error": code}));
             }
+            Some(Hiccup::Slow { secs }) => answer_after = Some(Duration::from_secs(secs)),
             Some(Hiccup::BucketExhausted { .. }) | None => {}
         }
         let authorized = request
@@ -189,6 +192,10 @@ impl Respond for WebApi {
             _ => json!({"ok": false, "error": "unknown_method"}),
         };
         self.shared.inbox.push(recorded);
-        ResponseTemplate::new(200).set_body_json(reply)
+        let answer = ResponseTemplate::new(200).set_body_json(reply);
+        match answer_after {
+            Some(delay) => answer.set_delay(delay),
+            None => answer,
+        }
     }
 }
