@@ -39,8 +39,8 @@ pub struct App {
 
 impl App {
     /// Connects to the database, applies migrations, joins the replicas sharing it (failing
-    /// command deploys whose replica is gone, see `deploy/`) and prepares the router. Nothing listens yet: `serve` does
-    /// that on a listener the caller bound (port 0 in tests).
+    /// command deploys whose replica is gone, see `deploy/`) and prepares the router. Nothing
+    /// listens yet: `serve` does that on a listener the caller bound (port 0 in tests).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_clock(config, Clock::system()).await
     }

@@ -231,6 +231,11 @@ impl Engine {
                 tracing::info!(deployment = id, %state, "deploy result arrived after the deployment finished");
                 Ok(false)
             }
+            // Another replica finished it between our read and our write.
+            Err(IntakeError::Storage(error)) if error.is_conflict() => {
+                tracing::info!(%error, deployment = deployment.id, "deploy result arrived as another replica finished the deployment");
+                Ok(false)
+            }
             Err(IntakeError::Storage(error)) => Err(error),
             Err(error) => {
                 tracing::error!(%error, deployment = deployment.id, "deploy result refused");

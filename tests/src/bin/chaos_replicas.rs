@@ -39,6 +39,14 @@ async fn main() -> ExitCode {
         eprintln!("usage: chaos_replicas BINARY [MINUTES]");
         return ExitCode::from(2);
     };
+    // Each replica runs in a directory of its own.
+    let binary = match std::fs::canonicalize(&binary) {
+        Ok(binary) => binary,
+        Err(error) => {
+            eprintln!("{}: {error}", binary.display());
+            return ExitCode::from(2);
+        }
+    };
     let minutes: f64 = args.next().and_then(|m| m.parse().ok()).unwrap_or(10.0);
     if std::env::var(greenlight_tests::database::POSTGRES_URL_VAR).is_err() {
         eprintln!("set GREENLIGHT_TEST_POSTGRES_URL: replicas share a PostgreSQL database");
@@ -151,9 +159,9 @@ struct Chaos {
     rng: StdRng,
     db: PgConnection,
     counts: Counts,
-    /// Clicks acknowledged (HTTP 200): (request id, Slack user).
-    acknowledged: Vec<(i64, String)>,
-    /// Waiting requests clicks are spread over.
+    /// Clicks acknowledged (HTTP 200): request id, Slack user, when (ms since the epoch).
+    acknowledged: Vec<(i64, String, i64)>,
+    /// The newest requests, which clicks are spread over.
     open: Vec<i64>,
     next_sha: u64,
 }
@@ -277,7 +285,11 @@ impl Chaos {
             let answer = self.post_event(&event).await;
             self.counts.ci_events += 1;
             if let Some(id) = answer["approval_requests"][0]["id"].as_i64() {
+                // Clicks go to the newest few requests (older ones are superseded anyway).
                 self.open.push(id);
+                if self.open.len() > 4 {
+                    self.open.remove(0);
+                }
                 self.counts.requests += 1;
             }
         }
@@ -332,14 +344,11 @@ impl Chaos {
         match sent {
             Ok(response) if response.status().is_success() => {
                 self.counts.clicks_acknowledged += 1;
-                self.acknowledged.push((request, user));
+                let at = chrono::Utc::now().timestamp_millis();
+                self.acknowledged.push((request, user, at));
             }
             // Slack shows the user an error and they click again; not acknowledged, not owed.
             _ => self.counts.clicks_unanswered += 1,
-        }
-        if self.rng.gen_bool(0.02) {
-            // Approved ones stop taking clicks after a while.
-            self.open.retain(|id| *id != request);
         }
     }
 
@@ -467,10 +476,26 @@ impl Chaos {
                 .expect("decisions")
                 .into_iter()
                 .collect();
+        // A click on a request already decided is not recorded (it changes nothing); any other
+        // acknowledged click must be.
+        let decided_at: BTreeMap<i64, Option<i64>> =
+            sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, decided_at FROM approval_requests")
+                .fetch_all(&mut self.db)
+                .await
+                .expect("requests")
+                .into_iter()
+                .collect();
         let lost: Vec<_> = self
             .acknowledged
             .iter()
-            .filter(|click| !decided.contains(click))
+            .filter(|(request, user, at)| {
+                let final_before = decided_at
+                    .get(request)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|decided| decided <= *at);
+                !final_before && !decided.contains(&(*request, user.clone()))
+            })
             .collect();
         if !lost.is_empty() {
             violations.push(format!(
