@@ -12,8 +12,10 @@ UPDATE deployments SET faulty_at = (
       AND a.detail::jsonb ->> 'deployment_id' = deployments.id::TEXT
 ) WHERE faulty_at IS NULL AND healthy_at IS NULL AND state IN ('rolled_back', 'superseded');
 
--- The window of a DORA query: an environment's deployments by the time they finished.
-CREATE INDEX deployments_finished ON deployments (app, environment, finished_at);
+-- The window of a DORA query: an environment's deployments by the time they finished, with
+-- what each measure reads of them, so the window is read from the index alone.
+CREATE INDEX deployments_finished ON deployments
+    (app, environment, finished_at, kind, state, healthy_at, faulty_at, release_id);
 -- Time to restore: the first deployment healthy after a failure, one index look-up each.
 CREATE INDEX deployments_healthy ON deployments (app, environment, healthy_at)
     WHERE healthy_at IS NOT NULL;

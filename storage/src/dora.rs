@@ -9,15 +9,17 @@
 //!   environment after it, up to the window's end (a failure not restored yet is no sample).
 //!
 //! Medians and 90th percentiles interpolate between the two nearest samples, as PostgreSQL's
-//! `percentile_cont` does; SQL ranks the samples and picks those two, so only four numbers
-//! leave the database whatever the window holds.
+//! `percentile_cont` does; SQL ranks the samples and picks those two, so one row leaves the
+//! database whatever the window holds.
 //!
-//! Speed (a million releases): the window is a range of `deployments_finished`, each restore
-//! one look-up in `deployments_healthy`, each "superseded by a rollback?" one look-up in
-//! `deployments_rollbacks` (migration 0008).
+//! Speed (a million releases): the cost follows the deployments in the window, never the size
+//! of the log. The window is read once, as a range of `deployments_finished` (which carries
+//! every column the measures need), each restore is one look-up in `deployments_healthy`,
+//! each "superseded by a rollback?" one in `deployments_rollbacks` (migration 0008).
 
 use chrono::{DateTime, Utc};
 use greenlight_commands::{AppName, EnvironmentName};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::columns::millis;
@@ -78,70 +80,58 @@ pub async fn dora_metrics(
     conn: &mut AnyConnection,
     window: &DoraWindow,
 ) -> Result<DoraMetrics, StorageError> {
-    let counts = bind(
-        &format!(
-            "SELECT COUNT(*) AS deployments, COUNT(CASE WHEN {FAILED} THEN 1 END) AS failed \
-             {DEPLOYMENTS}"
-        ),
-        window,
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let lead_time = durations(
-        conn,
-        &format!("SELECT {LEAD_TIMES} AS v {DEPLOYMENTS} AND d.healthy_at IS NOT NULL"),
-        window,
-    )
-    .await?;
-    let time_to_restore = durations(
-        conn,
-        &format!("SELECT {RESTORE_TIMES} AS v {DEPLOYMENTS} AND d.faulty_at IS NOT NULL"),
-        window,
-    )
-    .await?;
-    Ok(DoraMetrics {
-        deployments: counts.try_get("deployments")?,
-        failed: counts.try_get("failed")?,
-        lead_time,
-        time_to_restore,
-    })
-}
-
-fn bind<'q>(
-    sql: &'q str,
-    window: &'q DoraWindow,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    sqlx::query(sql)
+    // One pass over the window (materialized once), then each measure from it.
+    let sql = format!(
+        "WITH w AS MATERIALIZED (SELECT \
+           CASE WHEN {FAILED} THEN 1 ELSE 0 END AS failed, \
+           CASE WHEN d.healthy_at IS NOT NULL THEN {LEAD_TIMES} END AS lead_ms, \
+           CASE WHEN d.faulty_at IS NOT NULL THEN {RESTORE_TIMES} END AS restore_ms \
+           {DEPLOYMENTS}), \
+         {lead}, {restore} \
+         SELECT (SELECT COUNT(*) FROM w) AS deployments, \
+           (SELECT COUNT(CASE WHEN failed = 1 THEN 1 END) FROM w) AS failed, \
+           l.*, t.* \
+         FROM lead_ms_spread l, restore_ms_spread t",
+        lead = spread("lead_ms"),
+        restore = spread("restore_ms"),
+    );
+    let row = sqlx::query(&sql)
         .bind(window.app.as_str())
         .bind(window.environment.as_str())
         .bind(millis(window.from))
         .bind(millis(window.to))
+        .fetch_one(conn)
+        .await?;
+    Ok(DoraMetrics {
+        deployments: row.try_get("deployments")?,
+        failed: row.try_get("failed")?,
+        lead_time: durations(&row, "lead_ms")?,
+        time_to_restore: durations(&row, "restore_ms")?,
+    })
 }
 
-/// Summarizes the millisecond values `v` that `samples` selects (NULLs skipped). SQL ranks
-/// them and returns the two neighbours of each percentile's position, `(n - 1) × p` counted
-/// from 0; Rust interpolates between them.
-async fn durations(
-    conn: &mut AnyConnection,
-    samples: &str,
-    window: &DoraWindow,
-) -> Result<Durations, StorageError> {
-    let sql = format!(
-        "WITH samples AS (SELECT v FROM ({samples}) s WHERE v IS NOT NULL), \
-         ranked AS (SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, COUNT(*) OVER () AS n \
-                    FROM samples) \
-         SELECT n, \
-           MAX(CASE WHEN rn = (n - 1) / 2 + 1 THEN v END) AS median_low, \
-           MAX(CASE WHEN rn = n / 2 + 1 THEN v END) AS median_high, \
-           MAX(CASE WHEN rn = (n - 1) * 9 / 10 + 1 THEN v END) AS p90_low, \
-           MAX(CASE WHEN rn = ((n - 1) * 9 + 9) / 10 + 1 THEN v END) AS p90_high \
-         FROM ranked GROUP BY n"
-    );
-    let Some(row) = bind(&sql, window).fetch_optional(&mut *conn).await? else {
+/// CTEs ranking column `name` of `w` (NULLs skipped) into `{name}_spread`: one row with the
+/// sample count `{name}_n` and the two neighbours of the median's and the 90th percentile's
+/// positions, `(n - 1) × p` counted from 0 (all NULL without samples).
+fn spread(name: &str) -> String {
+    format!(
+        "{name}_ranked AS (SELECT {name} AS v, ROW_NUMBER() OVER (ORDER BY {name}) AS rn, \
+           (SELECT COUNT({name}) FROM w) AS n FROM w WHERE {name} IS NOT NULL), \
+         {name}_spread AS (SELECT MAX(n) AS {name}_n, \
+           MAX(CASE WHEN rn = (n - 1) / 2 + 1 THEN v END) AS {name}_median_low, \
+           MAX(CASE WHEN rn = n / 2 + 1 THEN v END) AS {name}_median_high, \
+           MAX(CASE WHEN rn = (n - 1) * 9 / 10 + 1 THEN v END) AS {name}_p90_low, \
+           MAX(CASE WHEN rn = ((n - 1) * 9 + 9) / 10 + 1 THEN v END) AS {name}_p90_high \
+           FROM {name}_ranked)"
+    )
+}
+
+/// The `{name}_…` columns of [`spread`] as seconds; Rust interpolates between neighbours.
+fn durations(row: &AnyRow, name: &str) -> Result<Durations, StorageError> {
+    let Some(n) = row.try_get::<Option<i64>, _>(format!("{name}_n").as_str())? else {
         return Ok(Durations::default());
     };
-    let n: i64 = row.try_get("n")?;
-    let value = |column: &str| row.try_get::<i64, _>(column);
+    let value = |column: &str| row.try_get::<i64, _>(format!("{name}_{column}").as_str());
     // The position of the 90th percentile is (n - 1) × 0.9: its tenths are the weight of the
     // higher neighbour.
     let p90_weight = ((n - 1) * 9 % 10) as f64 / 10.0;
