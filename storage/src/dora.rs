@@ -14,8 +14,9 @@
 //!
 //! Speed (a million releases): the cost follows the deployments in the window, never the size
 //! of the log. The window is read once, as a range of `deployments_finished` (which carries
-//! every column the measures need), each restore is one look-up in `deployments_healthy`,
-//! each "superseded by a rollback?" one in `deployments_rollbacks` (migration 0008).
+//! every deployment column the measures read), with one release look-up per deployment; each
+//! restore is one look-up in `deployments_healthy`, each "superseded by a rollback?" one in
+//! `deployments_rollbacks` (migration 0008).
 
 use chrono::{DateTime, Utc};
 use greenlight_commands::{AppName, EnvironmentName};

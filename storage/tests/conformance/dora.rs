@@ -507,3 +507,70 @@ impl<'a> History<'a> {
             .unwrap_or_else(|e| panic!("{} -> {to}: {e}", deployment.state))
     }
 }
+
+/// Migration 0008 finds the faults that later states hide (rolled back, superseded) in the
+/// release log. Written against SQLite's dialect of it; the PostgreSQL one differs only in
+/// how it reads the JSON detail.
+#[tokio::test]
+async fn migration_0008_recovers_faults_from_the_release_log_on_sqlite() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let url = crate::support::sqlite_url(&dir);
+    // The schema as it was before 0008.
+    let before = tempfile::tempdir().expect("dir");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+    for entry in std::fs::read_dir(&source).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("a name");
+        if name < "0008" {
+            std::fs::copy(&path, before.path().join(name)).expect("copy");
+        }
+    }
+    let options: SqliteConnectOptions = url.parse().expect("a SQLite URL");
+    let mut conn = options
+        .create_if_missing(true)
+        .connect()
+        .await
+        .expect("open");
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .expect("migrations")
+        .run(&mut conn)
+        .await
+        .expect("migrate to 0007");
+    let shop_sha = sha(1);
+    let history = format!(
+        "INSERT INTO releases (id, app, sha, image, created_at) VALUES (1, 'shop', '{shop_sha}', 'i', 0);
+         INSERT INTO deployments (id, release_id, app, environment, kind, state, created_at,
+             updated_at, healthy_at, finished_at) VALUES
+           (1, 1, 'shop', 'production', 'deploy', 'faulty', 0, 1000, NULL, 1000),
+           (2, 1, 'shop', 'production', 'deploy', 'rolled_back', 0, 2500, NULL, 2000),
+           (3, 1, 'shop', 'production', 'deploy', 'superseded', 0, 3000, NULL, 3000),
+           (4, 1, 'shop', 'production', 'deploy', 'superseded', 0, 4500, 4000, 4000);
+         INSERT INTO audit_log (occurred_at, actor, app, environment, sha, kind, detail) VALUES
+           (2000, 'greenlight', 'shop', 'production', '{shop_sha}', 'deployment_faulty',
+            '{{\"deployment_id\":2,\"kind\":\"deploy\"}}'),
+           (2500, 'greenlight', 'shop', 'production', '{shop_sha}', 'deployment_rolled_back',
+            '{{\"deployment_id\":2}}'),
+           (2900, 'greenlight', 'web', 'production', '{shop_sha}', 'deployment_faulty',
+            '{{\"deployment_id\":3}}');"
+    );
+    sqlx::raw_sql(&history)
+        .execute(&mut conn)
+        .await
+        .expect("history");
+    conn.close().await.expect("close");
+
+    let storage = Storage::connect(&url).await.expect("open");
+    storage.migrate().await.expect("migrate to 0008");
+    let faulty_at: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT faulty_at FROM deployments ORDER BY id")
+            .fetch_all(&mut *storage.reader().await.expect("reader"))
+            .await
+            .expect("read");
+    // 3 was superseded while verifying (the faulty entry naming it is another app's).
+    assert_eq!(faulty_at, vec![Some(1000), Some(2000), None, None]);
+    storage.close().await;
+}
