@@ -63,11 +63,14 @@ const DEPLOYMENTS: &str = "FROM deployments d JOIN releases r ON r.id = d.releas
      WHERE d.app = $1 AND d.environment = $2 AND d.finished_at >= $3 AND d.finished_at <= $4 \
      AND d.kind = 'deploy' AND (d.healthy_at IS NOT NULL OR d.faulty_at IS NOT NULL)";
 
-/// A deployment `d` (release `r`) counted as a failed change.
+/// A deployment `d` (release `r`) counted as a failed change. A rollback away from `r`'s SHA
+/// supersedes `d` only if `r` was not deployed there again in between (then it undid that one).
 const FAILED: &str = "d.faulty_at IS NOT NULL OR d.state = 'rolled_back' \
      OR (d.state = 'superseded' AND EXISTS (SELECT 1 FROM deployments b \
          WHERE b.app = d.app AND b.environment = d.environment AND b.kind = 'rollback' \
-         AND b.previous_sha = r.sha AND b.id > d.id))";
+         AND b.previous_sha = r.sha AND b.id > d.id \
+         AND NOT EXISTS (SELECT 1 FROM deployments again WHERE again.release_id = d.release_id \
+             AND again.environment = d.environment AND again.id > d.id AND again.id < b.id)))";
 
 /// Milliseconds from the release's commit (else its build) to healthy.
 const LEAD_TIMES: &str = "d.healthy_at - COALESCE(r.committed_at, r.created_at)";

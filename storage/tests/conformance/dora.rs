@@ -278,6 +278,42 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            // 2 ran twice; the rollback undid its second deployment only.
+            name: "a rollback fails only the deployment it replaced",
+            days: 1,
+            history: vec![
+                build(1, -9 * HOUR, Some(-9 * HOUR)),
+                prod(1, Healthy, -8 * HOUR),
+                build(2, -7 * HOUR, Some(-7 * HOUR)),
+                prod(2, Healthy, -6 * HOUR),
+                build(3, -5 * HOUR, Some(-5 * HOUR)),
+                prod(3, Healthy, -4 * HOUR),
+                Becomes {
+                    n: 2,
+                    state: Superseded,
+                    at: -4 * HOUR,
+                },
+                prod(2, Healthy, -3 * HOUR),
+                Becomes {
+                    n: 3,
+                    state: Superseded,
+                    at: -3 * HOUR,
+                },
+                RollbackStarted {
+                    to: 1,
+                    from: 2,
+                    at: -2 * HOUR,
+                },
+            ],
+            // Lead times 1 h, 1 h, 1 h and 4 h (2 again, from its commit): p90 at rank 2.7.
+            expected: Expected {
+                deployments: 4,
+                failed: 1,
+                lead: (4, Some(3600.0), Some(11_160.0)),
+                restore: (0, None),
+            },
+        },
+        Case {
             // Only release 3 counts: 1 finished before the day, 5 after it; failed deploys,
             // staging and another app's production are not production deployments of shop.
             // 4 turned faulty inside but was restored only after the window: no sample yet.
