@@ -53,6 +53,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// DORA metrics of an environment: deployment frequency, lead time, change failure rate,
+    /// time to restore
+    Dora {
+        /// The app to measure
+        #[arg(long)]
+        app: String,
+        /// The environment [default: the app's last gated environment]
+        #[arg(long)]
+        env: Option<String>,
+        /// How many days back from now
+        #[arg(long, default_value_t = crate::dora::DEFAULT_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::dora::MAX_DAYS)))]
+        days: u32,
+        /// Print JSON (the shape of GET /api/v1/metrics/dora) instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a consistent copy of the SQLite database, safe while the bot is serving
     Backup {
         /// Where to write the copy; must not exist yet
@@ -197,6 +214,31 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
                 crate::release_log::to_json(&releases).to_string()
             } else {
                 crate::release_log::to_table(&releases)
+            };
+            println!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dora {
+            app,
+            env: environment,
+            days,
+            json,
+        } => {
+            let config = load_config(cli.config.as_deref(), env)?;
+            let query =
+                crate::dora::DoraQuery::resolve(&config, Some(&app), environment.as_deref(), days)?;
+            let storage = open_storage(&config).await?;
+            storage.migrate().await.context("applying migrations")?;
+            let window = query.window(crate::clock::Clock::system().now());
+            let metrics = storage
+                .dora_metrics(&window)
+                .await
+                .context("reading the release log")?;
+            storage.close().await;
+            let out = if json {
+                crate::dora::to_json(&query, &window, &metrics).to_string()
+            } else {
+                crate::dora::to_table(&query, &window, &metrics)
             };
             println!("{out}");
             Ok(ExitCode::SUCCESS)

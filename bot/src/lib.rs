@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod discord;
+pub mod dora;
 pub mod engine;
 pub mod flags;
 pub mod github;

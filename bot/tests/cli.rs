@@ -394,6 +394,7 @@ fn every_subcommand_has_help() {
         "check-config",
         "migrate",
         "releases",
+        "dora",
         "backup",
         "notify",
     ] {
@@ -612,6 +613,105 @@ ci_token = "shop-ci-token"
         .expect("notify runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("GREENLIGHT_TOKEN"));
+    server.terminate();
+}
+
+#[test]
+fn dora_measures_what_ci_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("greenlight.toml"),
+        r#"
+[apps.shop]
+image = "ghcr.io/acme/shop"
+ci_token = "shop-ci-token"
+[apps.shop.environments.staging]
+"#,
+    )
+    .expect("config");
+    let mut server = Server::start(dir.path());
+    let base = format!("http://{}", server.address);
+    let committed = chrono::Utc::now() - chrono::Duration::hours(1);
+    let notify = |args: &[&str]| {
+        let output = greenlight(dir.path())
+            .args(["notify", "--server", &base])
+            .args(args)
+            .env("GREENLIGHT_TOKEN", "shop-ci-token")
+            .output()
+            .expect("notify runs");
+        assert!(output.status.success(), "notify {args:?}: {output:?}");
+    };
+    let image = format!("ghcr.io/acme/shop:{SHA}");
+    let committed = committed.to_rfc3339();
+    notify(&[
+        "build",
+        "--app",
+        "shop",
+        "--sha",
+        SHA,
+        "--image",
+        &image,
+        "--committed-at",
+        &committed,
+    ]);
+    notify(&[
+        "deployed",
+        "--app",
+        "shop",
+        "--environment",
+        "staging",
+        "--sha",
+        SHA,
+        "--status",
+        "success",
+    ]);
+    let dora = |args: &[&str]| {
+        greenlight(dir.path())
+            .arg("dora")
+            .args(args)
+            .output()
+            .expect("dora runs")
+    };
+
+    // The only environment is the default; one healthy deployment an hour after its commit.
+    let output = dora(&["--app", "shop", "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let body: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(body["environment"], "staging");
+    assert_eq!(body["days"], 30);
+    assert_eq!(body["deployment_frequency"]["deployments"], 1);
+    assert_eq!(body["change_failure_rate"]["rate"], 0.0);
+    assert_eq!(
+        body["time_to_restore_seconds"]["median"],
+        serde_json::Value::Null
+    );
+    let lead = body["lead_time_seconds"]["median"]
+        .as_f64()
+        .expect("a lead time");
+    assert!((3600.0..3900.0).contains(&lead), "{body}");
+
+    let output = dora(&["--app", "shop", "--env", "staging", "--days", "7"]);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}");
+    assert!(table.contains("shop staging, last 7 days"), "{table}");
+    assert!(table.contains("1 deployment, 0.1429 per day"), "{table}");
+    assert!(
+        table.contains("time to restore       no samples"),
+        "{table}"
+    );
+
+    // Refusals name what to fix.
+    for (args, mention) in [
+        (&["--app", "nope"][..], "app"),
+        (&["--app", "shop", "--env", "production"][..], "environment"),
+        (&["--app", "shop", "--days", "0"][..], "--days"),
+        (&["--app", "shop", "--days", "366"][..], "--days"),
+    ] {
+        let output = dora(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(mention), "{args:?}: {stderr}");
+    }
     server.terminate();
 }
 

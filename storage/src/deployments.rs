@@ -142,13 +142,14 @@ pub async fn insert_deployment(
 ) -> Result<Deployment, StorageError> {
     let at = millis(new.at);
     let healthy_at = (new.state == DeploymentState::Healthy).then_some(at);
+    let faulty_at = (new.state == DeploymentState::Faulty).then_some(at);
     let finished_at = new.state.is_final().then_some(at);
     // The app is copied from the release so environment queries need no join.
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO deployments (release_id, app, environment, kind, state, previous_sha, \
          deployer, deployer_ref, triggered_by, smoke, detail, created_at, updated_at, healthy_at, \
-         finished_at, approved) \
-         SELECT id, app, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14 \
+         finished_at, approved, faulty_at) \
+         SELECT id, app, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15 \
          FROM releases WHERE id = $1 RETURNING id",
     )
     .bind(new.release_id)
@@ -165,6 +166,7 @@ pub async fn insert_deployment(
     .bind(healthy_at)
     .bind(finished_at)
     .bind(i64::from(new.approved))
+    .bind(faulty_at)
     .fetch_optional(&mut *conn)
     .await?;
     let id = id.ok_or_else(|| StorageError::not_found(format!("release {}", new.release_id)))?;
@@ -188,7 +190,7 @@ pub async fn transition_deployment(
         "UPDATE deployments SET state = $3, updated_at = $4, version = version + 1, \
          smoke = COALESCE($5, smoke), detail = COALESCE($6, detail), \
          deployer_ref = COALESCE($7, deployer_ref), healthy_at = COALESCE(healthy_at, $8), \
-         finished_at = COALESCE(finished_at, $9) \
+         finished_at = COALESCE(finished_at, $9), faulty_at = COALESCE(faulty_at, $10) \
          WHERE id = $1 AND state = $2 RETURNING id",
     )
     .bind(id)
@@ -200,6 +202,7 @@ pub async fn transition_deployment(
     .bind(change.deployer_ref.as_deref())
     .bind((change.to == DeploymentState::Healthy).then_some(at))
     .bind(change.to.is_final().then_some(at))
+    .bind((change.to == DeploymentState::Faulty).then_some(at))
     .fetch_optional(&mut *conn)
     .await?;
     match updated {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod connection;
+mod dora_api;
 pub mod error;
 pub mod events;
 mod flags;
@@ -118,6 +119,10 @@ pub fn router(state: AppState, platforms: impl FnOnce(&RouteKit) -> Router<AppSt
         .route(
             "/api/v1/apps/{app}/environments/{environment}",
             kit.limited(get(read_api::environment), default),
+        )
+        .route(
+            "/api/v1/metrics/dora",
+            kit.limited(get(dora_api::dora_metrics), default),
         );
     // Applications' flags (SPEC §7), authenticated by an environment's flags_token.
     let routes = routes

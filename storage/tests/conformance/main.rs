@@ -8,6 +8,7 @@ mod audit;
 mod decisions;
 mod deliveries;
 mod deployments;
+mod dora;
 mod flags_and_locks;
 mod gates_and_cards;
 mod migrations;
