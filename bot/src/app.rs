@@ -21,10 +21,11 @@ use crate::flags::FlagStore;
 use crate::github::GithubDeliverer;
 use crate::http::{AppState, Limits};
 use crate::outbox::{OutboxWorker, RetryPolicy};
+use crate::page::PageAccess;
 use crate::replica::Replica;
 use crate::slack::{SlackAdapter, SlackClient};
 use crate::smoke::SmokeRunner;
-use crate::{discord, github, http, slack, telemetry};
+use crate::{discord, github, http, page, slack, telemetry};
 
 /// How long shutdown waits for background work to finish after the server stopped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -35,6 +36,8 @@ pub struct App {
     state: AppState,
     slack: Option<Arc<SlackClient>>,
     discord: Option<Arc<DiscordClient>>,
+    /// Who may read the timeline page (its routes' own state, like a platform's client).
+    page: PageAccess,
 }
 
 impl App {
@@ -150,6 +153,7 @@ impl App {
         Ok(Self {
             slack,
             discord,
+            page: PageAccess::from_config(&config),
             state: AppState {
                 engine,
                 flags,
@@ -175,6 +179,12 @@ impl App {
         &self.state
     }
 
+    /// The timeline page's sign-in link with this process's random token, when no
+    /// `server.api_token` is configured (`serve` prints it).
+    pub fn sign_in_link(&self) -> Option<&url::Url> {
+        self.page.sign_in_link()
+    }
+
     /// Every route: those of no platform, then each platform's inbound routes.
     pub fn router(&self) -> Router {
         http::router(self.state.clone(), |kit| {
@@ -182,6 +192,7 @@ impl App {
                 .merge(slack::inbound::routes(kit, self.slack.clone()))
                 .merge(discord::interactions::routes(kit, self.discord.clone()))
                 .merge(github::webhook::routes(kit))
+                .merge(page::routes(kit, self.page.clone()))
         })
     }
 

@@ -389,9 +389,19 @@ async fn serve(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<ExitCode> {
         startup_ms = started.elapsed().as_millis() as u64,
         "greenlight is serving"
     );
+    announce_sign_in_link(&app);
     app.serve(listener, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Without an `api_token`, the page's one-time sign-in link: in the log, and on stderr where
+/// a person who just ran `greenlight serve` looks.
+pub fn announce_sign_in_link(app: &App) {
+    if let Some(link) = app.sign_in_link() {
+        tracing::info!(%link, "open the release timeline with this sign-in link (valid until the process stops)");
+        eprintln!("\n  Release timeline: open {link}\n  (a one-time sign-in link, valid until this process stops)\n");
+    }
 }
 
 fn check_config(path: Option<&Path>, env: Env<'_>) -> ExitCode {

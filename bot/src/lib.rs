@@ -20,6 +20,7 @@ pub mod github;
 pub mod http;
 pub mod notify;
 pub mod outbox;
+pub mod page;
 pub mod release_log;
 pub mod replica;
 pub mod secret;

@@ -99,7 +99,8 @@ pub struct ApprovalTransition {
 
 /// Every column but the policy: with a 20,000-person group that JSON is hundreds of KB, and a
 /// click reads the request several times. [`get_policy`] reads it where it is needed.
-const SELECT: &str = "SELECT a.id, a.release_id, a.app, a.environment, r.sha, a.state, a.source, \
+pub(crate) const SELECT: &str =
+    "SELECT a.id, a.release_id, a.app, a.environment, r.sha, a.state, a.source, \
      a.required_approvals, a.approvals_counted, a.opens_at, a.expires_at, a.next_reminder_at, \
      a.outcome_comment, a.decided_at, a.created_at, a.updated_at, a.version \
      FROM approval_requests a JOIN releases r ON r.id = a.release_id";

@@ -46,7 +46,7 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
-const COLUMNS: &str = "id, occurred_at, actor, app, environment, sha, kind, detail";
+pub(crate) const COLUMNS: &str = "id, occurred_at, actor, app, environment, sha, kind, detail";
 
 impl<'r> FromRow<'r, AnyRow> for AuditEntry {
     fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {

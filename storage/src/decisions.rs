@@ -38,7 +38,8 @@ pub struct NewDecision {
     pub at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, request_id, person, platform, platform_user, verdict, comment, \
+pub(crate) const COLUMNS: &str =
+    "id, request_id, person, platform, platform_user, verdict, comment, \
      refused_reason, decided_at";
 
 impl<'r> FromRow<'r, AnyRow> for Decision {

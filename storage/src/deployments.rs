@@ -101,7 +101,8 @@ impl DeploymentTransition {
     }
 }
 
-const SELECT: &str = "SELECT d.id, d.release_id, d.app, d.environment, r.sha, r.image, d.kind, \
+pub(crate) const SELECT: &str =
+    "SELECT d.id, d.release_id, d.app, d.environment, r.sha, r.image, d.kind, \
      d.state, d.previous_sha, d.deployer, d.deployer_ref, d.triggered_by, d.smoke, d.detail, \
      d.created_at, d.updated_at, d.healthy_at, d.finished_at, d.version, d.approved \
      FROM deployments d JOIN releases r ON r.id = d.release_id";

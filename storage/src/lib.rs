@@ -33,6 +33,7 @@ pub mod locks;
 pub mod outbox;
 pub mod releases;
 pub mod replicas;
+pub mod timeline;
 pub mod views;
 
 pub use error::StorageError;
@@ -52,6 +53,7 @@ pub use locks::{Lock, LockOutcome, NewLock};
 pub use outbox::{Due, NewOutboxItem, OutboxCounts, OutboxItem, OutboxRetry, OutboxState};
 pub use releases::{NewRelease, Release};
 pub use replicas::ReplicaRow;
+pub use timeline::{DeployOutcome, FinishedDeploy, ReleaseStory, StoryFilter};
 pub use views::{
     EnvironmentOutcome, EnvironmentState, EnvironmentStatus, PendingApproval, ReleaseFilter,
     ReleaseSummary,

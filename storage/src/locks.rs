@@ -40,7 +40,7 @@ pub enum LockOutcome {
     AlreadyHeld(Lock),
 }
 
-const COLUMNS: &str = "id, app, environment, locked_by, reason, automatic, locked_at, \
+pub(crate) const COLUMNS: &str = "id, app, environment, locked_by, reason, automatic, locked_at, \
      released_at, released_by";
 
 impl<'r> FromRow<'r, AnyRow> for Lock {

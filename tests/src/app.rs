@@ -26,6 +26,8 @@ pub struct TestApp {
     pub clock: Clock,
     /// Holds the database file; removed when the test ends.
     pub dir: TempDir,
+    /// The timeline page's sign-in link `serve` prints when no `api_token` is configured.
+    pub sign_in_link: Option<String>,
     config: Config,
     /// The inboxes of the fakes started on this test's thread (those started before the app
     /// now, any started later at teardown); teardown fails on what is unread there.
@@ -112,6 +114,7 @@ async fn start(config: Config, dir: TempDir, clock: Clock, limits: Limits) -> Te
         .expect("app builds")
         .with_limits(limits);
     let state = app.state().clone();
+    let sign_in_link = app.sign_in_link().map(ToString::to_string);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port");
@@ -129,6 +132,7 @@ async fn start(config: Config, dir: TempDir, clock: Clock, limits: Limits) -> Te
         state,
         clock,
         dir,
+        sign_in_link,
         config,
         fakes: fakes::started_on_this_thread(),
         shutdown: Some(shutdown),

@@ -271,11 +271,16 @@ impl http_body::Body for GuardedBody {
 }
 
 /// Rewrites error responses that are not JSON (axum's and tower-http's rejections: 405, a
-/// failed extractor, …) into the JSON error shape, keeping status and headers.
+/// failed extractor, …) into the JSON error shape, keeping status and headers. The timeline
+/// page's own HTML answers (its sign-in form after a wrong token, its not-found page) are meant
+/// for people and pass unchanged.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(&response)
+        || is_html_page(&response)
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -305,6 +310,14 @@ fn is_json(response: &Response) -> bool {
             let essence = value.split(';').next().unwrap_or_default().trim();
             essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
         })
+}
+
+fn is_html_page(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"))
 }
 
 /// The `error` word and a default detail for a status.
