@@ -297,3 +297,74 @@ async fn what_ci_sends_is_shown_as_text_never_as_markup() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn a_faulty_release_its_rollback_and_the_lock_are_in_the_timeline_with_who_and_when() {
+    use greenlight_commands::{
+        AppName, CommitSha, DeploymentKind, DeploymentState, EnvironmentName,
+    };
+    use greenlight_storage::NewDeployment;
+    let app = start().await;
+    let cookie = session(&app).await;
+    let (good, bad) = (sha(0x600d), sha(0xbadbad));
+    ci::report(&app, CI_TOKEN, ci::build(&good)).await;
+    ci::report(&app, CI_TOKEN, ci::deployed("production", &good, "success")).await;
+    app.clock.advance(chrono::Duration::hours(1));
+    ci::report(&app, CI_TOKEN, ci::build(&bad)).await;
+    let smoke_failed = json!({ "smoke": ci::smoke_failed() });
+    let faulty = ci::deployed("production", &bad, "success").with(smoke_failed);
+    ci::report(&app, CI_TOKEN, faulty).await;
+    app.clock.advance(chrono::Duration::minutes(10));
+    let shop = AppName::parse("shop").expect("app");
+    let production = EnvironmentName::parse("production").expect("environment");
+    let release = app
+        .storage()
+        .release(&shop, &CommitSha::parse(&good).expect("sha"))
+        .await
+        .expect("release");
+    app.storage()
+        .insert_deployment(NewDeployment {
+            release_id: release.id,
+            environment: production.clone(),
+            kind: DeploymentKind::Rollback,
+            state: DeploymentState::Healthy,
+            previous_sha: Some(CommitSha::parse(&bad).expect("sha")),
+            deployer: None,
+            deployer_ref: None,
+            triggered_by: Some("alice".to_owned()),
+            smoke: Vec::new(),
+            detail: None,
+            approved: true,
+            at: app.clock.now(),
+        })
+        .await
+        .expect("rollback");
+    // Greenlight locked production when B turned faulty; bob releases it after the rollback.
+    let html = page(&app, "/apps/shop", &cookie).await;
+    assert!(html.contains("by greenlight: 0badbad is faulty"), "{html}");
+    app.clock.advance(chrono::Duration::minutes(5));
+    app.storage()
+        .release_lock(&shop, &production, "bob", app.clock.now())
+        .await
+        .expect("unlock");
+
+    let html = page(&app, "/apps/shop", &cookie).await;
+    for text in [
+        "faulty",
+        "smoke checkout",
+        "503 Service Unavailable",
+        "deployed without approval",
+        &format!("rollback from {} to this release", &bad[..7]),
+        "— alice",
+        "locked automatically",
+        "— greenlight",
+        "unlocked — bob",
+        "1 faulty",
+        "(1 sample)",
+    ] {
+        assert!(
+            html.contains(text),
+            "{text:?} missing from the page:\n{html}"
+        );
+    }
+}

@@ -140,8 +140,9 @@ fn segments(stack: &[u32; 3], unit: f64) -> Vec<(usize, u32, f64, f64)> {
     found
 }
 
+/// The day a column ends on: the last column is today.
 fn day_label(from: DateTime<Utc>, index: usize) -> String {
-    (from + TimeDelta::days(index as i64))
+    (from + TimeDelta::days(index as i64 + 1))
         .format("%b %-d")
         .to_string()
 }

@@ -353,9 +353,7 @@ pub fn spread(durations: &Durations) -> String {
         .p90_seconds
         .map(|p90| format!(", p90 {}", duration(p90)))
         .unwrap_or_default();
-    format!(
-        "median {}{p90} ({} samples)",
-        duration(median),
-        durations.samples
-    )
+    let samples = durations.samples;
+    let noun = if samples == 1 { "sample" } else { "samples" };
+    format!("median {}{p90} ({samples} {noun})", duration(median))
 }
