@@ -394,6 +394,40 @@ async fn dora_metrics_follow_the_definitions() {
     .await;
 }
 
+/// The timeline page's charts read the same deploys the DORA measures count.
+#[tokio::test]
+async fn the_charts_deploys_are_those_dora_counts() {
+    each_backend(|storage| async move {
+        for (number, case) in cases().into_iter().enumerate() {
+            let history = History::replay(&storage, number, &case.history).await;
+            let window = DoraWindow {
+                app: app(&history.app("shop")),
+                environment: env("production"),
+                from: at(END - case.days * DAY),
+                to: at(END),
+            };
+            let metrics = storage.dora_metrics(&window).await.expect("dora metrics");
+            let deploys = storage.finished_deploys(&window).await.expect("deploys");
+            assert_eq!(deploys.len() as i64, metrics.deployments, "{}", case.name);
+            let leads = deploys.iter().filter(|d| d.lead_time_ms.is_some()).count();
+            assert_eq!(leads as i64, metrics.lead_time.samples, "{}", case.name);
+            let unhealthy = deploys
+                .iter()
+                .filter(|d| d.outcome != greenlight_storage::DeployOutcome::Healthy)
+                .count();
+            assert!(unhealthy as i64 <= metrics.failed, "{}", case.name);
+            assert!(
+                deploys
+                    .windows(2)
+                    .all(|w| w[0].finished_at <= w[1].finished_at),
+                "{}: oldest first",
+                case.name
+            );
+        }
+    })
+    .await;
+}
+
 /// The figures the API shows.
 fn observed(metrics: &DoraMetrics) -> Expected {
     let (lead, restore) = (metrics.lead_time, metrics.time_to_restore);

@@ -16,5 +16,6 @@ mod outbox;
 mod releases;
 mod replicas;
 mod sqlite_only;
+mod timeline;
 mod views;
 mod writes;

@@ -31,7 +31,7 @@ async fn deployed(
 
 /// shop r1 healthy in staging and production; shop r2 healthy in staging, waiting for
 /// production; blog b1 pending in staging; shop r3 faulty in staging.
-async fn history(storage: &Storage) -> [i64; 4] {
+pub async fn history(storage: &Storage) -> [i64; 4] {
     let r1 = release(storage, "shop", 1, at(0)).await;
     deployed(
         storage,
