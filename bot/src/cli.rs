@@ -34,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the bot: HTTP routes, timers and the outbox worker
     Serve,
+    /// Serve the release timeline page over a temporary database seeded with 90 days of a
+    /// sample app's history (removed when it stops); prints the sign-in link
+    Demo,
     /// Validate the configuration and print every problem with its key path
     CheckConfig,
     /// Apply database migrations (serve also does this at start)
@@ -182,6 +185,7 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => serve(cli.config.as_deref(), env).await,
+        Command::Demo => demo(env).await,
         Command::CheckConfig => Ok(check_config(cli.config.as_deref(), env)),
         Command::Migrate => {
             let config = load_config(cli.config.as_deref(), env)?;
@@ -392,6 +396,32 @@ async fn serve(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<ExitCode> {
     announce_sign_in_link(&app);
     app.serve(listener, shutdown).await?;
     tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `greenlight demo`: the sample configuration (listen address from `GREENLIGHT_LISTEN`, if
+/// set) on a seeded temporary database, served until Ctrl-C.
+async fn demo(env: Env<'_>) -> anyhow::Result<ExitCode> {
+    let dir = crate::demo::DemoDir::create()?;
+    let mut config = Config::from_toml_str(crate::demo::CONFIG, env)
+        .map_err(|errors| anyhow::anyhow!("{}", config::check_config_report(&Err(errors))))?;
+    config.database.url = config::DatabaseUrl::parse(&dir.database_url())
+        .map_err(|reason| anyhow::anyhow!("the demo's database URL: {reason}"))?;
+    let storage = open_storage(&config).await?;
+    storage.migrate().await.context("applying migrations")?;
+    crate::demo::seed(&storage, chrono::Utc::now())
+        .await
+        .context("seeding the demo history")?;
+    storage.close().await;
+    let listen = config.server.listen;
+    let app = App::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen} (GREENLIGHT_LISTEN)"))?;
+    tracing::info!(address = %listener.local_addr().context("reading the bound address")?, "the demo is serving; Ctrl-C stops it and removes its database");
+    announce_sign_in_link(&app);
+    app.serve(listener, shutdown::signal()).await?;
+    drop(dir);
     Ok(ExitCode::SUCCESS)
 }
 

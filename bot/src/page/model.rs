@@ -2,7 +2,7 @@
 //! last 30 days of deploys for the charts. Rendering is `view`'s job.
 
 use chrono::{DateTime, Utc};
-use greenlight_commands::{AppName, DeploymentKind};
+use greenlight_commands::{AppName, DecisionVerdict, DeploymentKind};
 use greenlight_storage::{
     Decision, DoraMetrics, Durations, EnvironmentStatus, FinishedDeploy, Lock, ReleaseStory,
     SmokeResult, StorageError, StoryFilter,
@@ -245,6 +245,8 @@ fn release_events(story: &ReleaseStory) -> Vec<Event> {
         };
         events.push(event);
     }
+    // After the decisions, so a request ends after the decision that ended it at the same time.
+    let mut endings = Vec::new();
     for request in &story.approval_requests {
         let mut opened = Event::new(request.created_at, "approval requested");
         opened.environment = Some(request.environment.to_string());
@@ -263,11 +265,11 @@ fn release_events(story: &ReleaseStory) -> Vec<Event> {
         events.push(opened);
         if request.state.is_final() {
             let at = request.decided_at.unwrap_or(request.updated_at);
-            let mut ended = Event::new(at, format!("request {}", request.state.as_str()));
+            let mut ended = Event::new(at, "approval request");
             ended.environment = Some(request.environment.to_string());
             ended.state = Some(request.state.as_str().to_owned());
             ended.note = request.outcome_comment.clone();
-            events.push(ended);
+            endings.push(ended);
         }
     }
     for decision in &story.decisions {
@@ -276,14 +278,22 @@ fn release_events(story: &ReleaseStory) -> Vec<Event> {
             .iter()
             .find(|request| request.id == decision.request_id)
             .map(|request| request.environment.to_string());
-        let verdict = decision.verdict.as_str();
-        let mut event = Event::new(decision.decided_at, format!("{verdict}d"));
+        let mut event = Event::new(decision.decided_at, verdict_word(decision));
         event.environment = environment;
         event.who = Some(decider(decision));
         event.note = decision.comment.clone();
         events.push(event);
     }
+    events.extend(endings);
     events
+}
+
+/// "approved" or "rejected".
+pub fn verdict_word(decision: &Decision) -> &'static str {
+    match decision.verdict {
+        DecisionVerdict::Approve => "approved",
+        DecisionVerdict::Reject => "rejected",
+    }
 }
 
 /// A person's name, else their chat account.

@@ -5,7 +5,7 @@ use greenlight_storage::EnvironmentStatus;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::charts;
-use super::model::{age, decider, stamp, AppNow, Event, Overview, Story};
+use super::model::{age, decider, stamp, verdict_word, AppNow, Event, Overview, Story};
 use greenlight_storage::Decision;
 
 /// Small, responsive, high-contrast; the only style there is.
@@ -195,7 +195,7 @@ fn waiting(
             ul {
                 @for decision in decisions {
                     li {
-                        (decider(decision)) " " (decision.verdict.as_str()) "d "
+                        (decider(decision)) " " (verdict_word(decision)) " "
                         time datetime=(decision.decided_at.to_rfc3339()) { (age(decision.decided_at, page.now)) }
                         @if let Some(comment) = &decision.comment { ": " (comment) }
                     }
