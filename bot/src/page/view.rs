@@ -16,7 +16,7 @@ header{border-bottom:1px solid #d0d7de}header a{color:inherit;text-decoration:no
 a{color:#0550ae}h1{font-size:1.4rem}h2{font-size:1.2rem;margin-top:2rem}h3{font-size:1.05rem}\
 table{border-collapse:collapse;width:100%;margin:0.5rem 0}caption{text-align:left;font-weight:600}\
 th,td{border-bottom:1px solid #d0d7de;padding:0.35rem 0.5rem;text-align:left;vertical-align:top}\
-code{font-size:0.95em}.state{font-weight:600}.healthy,.approved{color:#1a7f37}\
+code{font-size:0.95em}li,td{overflow-wrap:anywhere}.state{font-weight:600}.healthy,.approved{color:#1a7f37}\
 .faulty,.rejected,.failed,.expired{color:#9a6700}.rolled_back,.rolled-back,.locked{color:#cf222e}\
 .muted{color:#57606a}.story{border:1px solid #d0d7de;border-radius:6px;padding:0.5rem 0.75rem;margin:0.75rem 0}\
 .story ol{padding-left:1.2rem;margin:0.25rem 0}.charts{display:flex;flex-wrap:wrap;gap:1rem}\
