@@ -108,8 +108,11 @@ async fn sign_in_page(
         Some(token) if access.accepts_link_tokens() && access.accepts(&token) => {
             signed_in_now(&state, &access)
         }
-        Some(_) => refused(),
-        None => page(StatusCode::OK, view::sign_in(None)),
+        Some(_) => refused(&access),
+        None => page(
+            StatusCode::OK,
+            view::sign_in(None, !access.accepts_link_tokens()),
+        ),
     }
 }
 
@@ -125,14 +128,17 @@ async fn sign_in(
 ) -> Response {
     match form {
         Ok(Form(form)) if access.accepts(&form.token) => signed_in_now(&state, &access),
-        _ => refused(),
+        _ => refused(&access),
     }
 }
 
-fn refused() -> Response {
+fn refused(access: &PageAccess) -> Response {
     page(
         StatusCode::UNAUTHORIZED,
-        view::sign_in(Some("That token is not accepted. Try again.")),
+        view::sign_in(
+            Some("That token is not accepted. Try again."),
+            !access.accepts_link_tokens(),
+        ),
     )
 }
 

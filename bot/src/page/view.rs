@@ -44,15 +44,21 @@ fn layout(title: &str, body: Markup) -> Markup {
     }
 }
 
-/// The sign-in form, with `error` above it after a refused token.
-pub fn sign_in(error: Option<&str>) -> Markup {
+/// The sign-in form, with `error` above it after a refused token; `configured` says whether
+/// the token asked for is `server.api_token` or the one `serve` printed.
+pub fn sign_in(error: Option<&str>, configured: bool) -> Markup {
+    let label = if configured {
+        "API token (server.api_token)"
+    } else {
+        "Sign-in token (in the link greenlight printed at start)"
+    };
     layout(
         "Sign in",
         html! {
             h1 { "Sign in" }
             @if let Some(error) = error { p class="error" role="alert" { (error) } }
             form method="post" action="/sign-in" {
-                label for="token" { "API token (server.api_token)" }
+                label for="token" { (label) }
                 input id="token" name="token" type="password" autocomplete="current-password" required;
                 br;
                 button type="submit" { "Sign in" }
