@@ -103,3 +103,22 @@ pub async fn running(app: &TestApp) -> Deployment {
         .expect("read")
         .expect("something runs in production")
 }
+
+/// A deploy script that records each run (`run <deployment id>`) in the returned file, then
+/// takes a minute: long enough that the test decides how it ends.
+pub fn slow_deploy_script(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let runs = dir.join("runs");
+    let script = dir.join("slow-deploy.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"run $1\" >> '{}'\nexec sleep 60\n",
+            runs.display()
+        ),
+    )
+    .expect("write the script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        .expect("make it executable");
+    (script.display().to_string(), runs)
+}

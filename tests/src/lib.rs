@@ -7,6 +7,7 @@
 pub mod app;
 pub mod approvals;
 pub mod bench;
+pub mod browser;
 pub mod ci;
 pub mod clock;
 pub mod config;

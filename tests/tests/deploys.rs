@@ -14,8 +14,8 @@ use greenlight_tests::ci::{self, Fields};
 use greenlight_tests::config::http_deploy;
 use greenlight_tests::fakes::{DeployHook, FakeProduction, FakeSlack, Recorded};
 use greenlight_tests::gated::{
-    approve, build, config, report, running, staging_healthy, verify, CHANNEL, CI_TOKEN,
-    HOOK_SECRET,
+    approve, build, config, report, running, slow_deploy_script, staging_healthy, verify, CHANNEL,
+    CI_TOKEN, HOOK_SECRET,
 };
 use greenlight_tests::shop::{environment, image, production as prod, sha, shop};
 use greenlight_tests::{gated, TestApp};
@@ -736,28 +736,11 @@ async fn a_github_workflow_deploy_is_dispatched_once_with_the_deployment_as_inpu
     app.teardown().await;
 }
 
-/// A script that records each run in `runs` and then takes its time.
-fn write_slow_script(dir: &std::path::Path) -> (String, std::path::PathBuf) {
-    let runs = dir.join("runs");
-    let script = dir.join("slow-deploy.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"run $1\" >> '{}'\nexec sleep 60\n",
-            runs.display()
-        ),
-    )
-    .expect("write the script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-        .expect("make it executable");
-    (script.display().to_string(), runs)
-}
-
 #[tokio::test]
 async fn a_command_deploy_cut_short_by_a_restart_fails_as_interrupted_and_never_runs_again() {
     let slack = FakeSlack::start().await;
     let scripts = tempfile::tempdir().expect("temporary folder");
-    let (script, runs) = write_slow_script(scripts.path());
+    let (script, runs) = slow_deploy_script(scripts.path());
     let deploy = format!(
         r#"deploy = {{ kind = "command", run = ["{script}", "{{deployment_id}}"], timeout = "10m" }}"#
     );

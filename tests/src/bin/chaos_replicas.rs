@@ -426,24 +426,31 @@ impl Chaos {
     async fn wait_until_drained(&mut self) {
         let started = Instant::now();
         while started.elapsed() < LEASE * 4 {
-            let busy: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending' \
-                 AND (leased_by IS NOT NULL OR next_attempt_at <= $1)",
-            )
-            .bind(chrono::Utc::now().timestamp_millis())
-            .fetch_one(&mut self.db)
-            .await
-            .expect("outbox");
-            let deploying: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE state = 'deploying'")
-                    .fetch_one(&mut self.db)
-                    .await
-                    .expect("deployments");
-            if busy == 0 && deploying == 0 {
+            if self.outbox_busy().await == 0 && self.deploying().await == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// Outbox items due now or leased: work not finished.
+    async fn outbox_busy(&mut self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending' \
+             AND (leased_by IS NOT NULL OR next_attempt_at <= $1)",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .fetch_one(&mut self.db)
+        .await
+        .expect("outbox")
+    }
+
+    /// Deployments still deploying.
+    async fn deploying(&mut self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE state = 'deploying'")
+            .fetch_one(&mut self.db)
+            .await
+            .expect("deployments")
     }
 
     /// The consistency checks; each violation in words.
@@ -504,14 +511,7 @@ impl Chaos {
                 &lost[..lost.len().min(5)]
             ));
         }
-        let stuck: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE state = 'pending' \
-             AND (leased_by IS NOT NULL OR next_attempt_at <= $1)",
-        )
-        .bind(chrono::Utc::now().timestamp_millis())
-        .fetch_one(&mut self.db)
-        .await
-        .expect("outbox");
+        let stuck = self.outbox_busy().await;
         if stuck > 0 {
             violations.push(format!(
                 "{stuck} outbox items due or leased after the drain"
@@ -528,11 +528,7 @@ impl Chaos {
                 "{dead_without_reason} dead outbox items without a reason"
             ));
         }
-        let deploying: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE state = 'deploying'")
-                .fetch_one(&mut self.db)
-                .await
-                .expect("deployments");
+        let deploying = self.deploying().await;
         if deploying > 0 {
             violations.push(format!(
                 "{deploying} deployments still deploying after the drain"
