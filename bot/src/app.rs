@@ -129,11 +129,6 @@ impl App {
                 ChatDeliverer::new(adapter, storage.clone(), config.clone(), clock.clone());
             outbox = outbox.with_deliverer("discord", Arc::new(deliverer));
         }
-        if let Some(deliverer) =
-            GithubDeliverer::from_config(&config, storage.clone(), clock.clone())?
-        {
-            outbox = outbox.with_deliverer("github", Arc::new(deliverer));
-        }
         let background = Background::new();
         let flags = FlagStore::new(storage.clone());
         let engine = Engine::new(
@@ -150,6 +145,11 @@ impl App {
         let deployer = DeployDeliverer::new(engine.clone(), background.clone())
             .context("building the HTTP client for deployers")?;
         outbox = outbox.with_deliverer("deploy", Arc::new(deployer));
+        // Protection-rule answers and card commit lists; the lists are stored through the
+        // engine, which edits the card.
+        if let Some(deliverer) = GithubDeliverer::from_config(&config, engine.clone())? {
+            outbox = outbox.with_deliverer("github", Arc::new(deliverer));
+        }
         Ok(Self {
             slack,
             discord,

@@ -10,7 +10,8 @@ use greenlight_commands::{
     PersonName, Platform,
 };
 use greenlight_storage::{
-    approvals, decisions, deployments, locks, releases, AnyConnection, SmokeResult, StorageError,
+    approvals, commits, decisions, deployments, locks, releases, AnyConnection, CardCommit,
+    SmokeResult, StorageError,
 };
 
 use crate::config::Config;
@@ -57,6 +58,8 @@ pub struct Card {
     pub commit_url: Option<String>,
     /// Compare view from what runs in `environment` now to this release.
     pub diff_url: Option<String>,
+    /// The commits of that compare, once GitHub listed them (needs `[github]` access).
+    pub commits: Option<CommitList>,
     pub image: String,
     pub author: Option<String>,
     pub message: Option<String>,
@@ -66,6 +69,22 @@ pub struct Card {
     pub decisions: Vec<CardDecision>,
     pub status: CardStatus,
     pub lock: Option<CardLock>,
+}
+
+/// The commits between what runs in the environment and the release, as GitHub's compare API
+/// listed them: the first few, and how many there are in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitList {
+    /// Oldest first, as GitHub lists them.
+    pub commits: Vec<CardCommit>,
+    pub total: u64,
+}
+
+impl CommitList {
+    /// How many commits the list does not show.
+    pub fn more(&self) -> u64 {
+        self.total.saturating_sub(self.commits.len() as u64)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +217,18 @@ async fn load_approval_card(
         )),
         _ => None,
     };
+    // A list fetched against another base (production moved since) would list the wrong
+    // commits; the card then shows the link only.
+    let commits = match (&diff_url, &running) {
+        (Some(_), Some(running)) => commits::card_commits(conn, request_id)
+            .await?
+            .filter(|list| list.base_sha == running.sha.as_str())
+            .map(|list| CommitList {
+                commits: list.commits,
+                total: list.total_commits,
+            }),
+        _ => None,
+    };
     let decisions = decisions::list_decisions(conn, request_id)
         .await?
         .into_iter()
@@ -256,6 +287,7 @@ async fn load_approval_card(
         sha: release.sha,
         commit_url: release.commit_url,
         diff_url,
+        commits,
         image: release.image,
         author: release.author,
         message: release.message,
@@ -281,6 +313,7 @@ async fn load_smoke_card(
         sha: release.sha,
         commit_url: release.commit_url,
         diff_url: None,
+        commits: None,
         image: release.image,
         author: release.author,
         message: release.message,

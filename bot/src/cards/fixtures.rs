@@ -4,9 +4,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use greenlight_commands::{
     AppName, CommitSha, DecisionVerdict, DeploymentState, EnvironmentName, PersonName, Platform,
 };
-use greenlight_storage::SmokeResult;
+use greenlight_storage::{CardCommit, SmokeResult};
 
-use super::{Card, CardDecision, CardKey, CardLock, CardStatus};
+use super::{Card, CardDecision, CardKey, CardLock, CardStatus, CommitList};
 
 pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0)
@@ -37,6 +37,7 @@ pub fn waiting_card(body: &str) -> Card {
                 .to_owned(),
         ),
         diff_url: Some("https://github.com/acme/shop/compare/aaa...0123456".to_owned()),
+        commits: None,
         image: "ghcr.io/acme/shop:0123456".to_owned(),
         author: Some("alice".to_owned()),
         message: Some(format!("Checkout: retry card payments\n\n{body}")),
@@ -118,6 +119,16 @@ pub fn huge_card(status: CardStatus, hostile: &Hostile) -> Card {
             "https://github.com/{}/compare/a...b",
             "o".repeat(hostile.diff_path_len)
         )),
+        commits: Some(CommitList {
+            commits: (0..10)
+                .map(|n| CardCommit {
+                    sha: format!("{n:040x}"),
+                    author: format!("{}{emoji_name}", hostile.subject),
+                    title: format!("{}{emoji_name}{}", hostile.subject, hostile.body),
+                })
+                .collect(),
+            total: 5000,
+        }),
         image: format!("ghcr.io/{long_name}/{emoji_name}:{}", hostile.image_tag),
         author: Some(format!("{long_name} {emoji_name} <author@example.com>")),
         message: Some(message),
@@ -195,4 +206,18 @@ pub fn locked_and_rejected(mut card: Card, comment: &str) -> Card {
         comment: Some(comment.to_owned()),
     });
     card
+}
+
+/// A commit list of `total` commits showing the first ten (`author` and `title` for each).
+pub fn commit_list(total: u64, author: &str, title: &str) -> CommitList {
+    CommitList {
+        commits: (0..total.min(10))
+            .map(|n| CardCommit {
+                sha: format!("{n:07x}{}", "f".repeat(33)),
+                author: author.to_owned(),
+                title: format!("{title} {n}"),
+            })
+            .collect(),
+        total,
+    }
 }

@@ -7,7 +7,7 @@ use greenlight_commands::{DecisionVerdict, DeploymentState, EnvironmentName};
 use greenlight_storage::SmokeResult;
 
 use crate::cards::smoke_text::{duration, passed, single_line};
-use crate::cards::{Card, CardDecision, CardStatus};
+use crate::cards::{Card, CardDecision, CardStatus, CommitList};
 
 /// How one platform writes text: what its markup escapes, how it shows bold text and times.
 pub trait Markup {
@@ -99,6 +99,54 @@ pub fn join_within(lines: &[String], max: usize, more: impl Fn(usize) -> String)
         out.push_str(line);
     }
     out
+}
+
+/// How much of a commit line's author and title a card shows.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitRoom {
+    pub author: usize,
+    pub title: usize,
+}
+
+/// One line per listed commit, `short-sha author: title` (escaped: authors and titles are
+/// anyone's text), then "and N more", all within `max`; lines that do not fit are counted in
+/// the "more".
+pub fn commit_lines<M: Markup>(list: &CommitList, max: usize, room: CommitRoom) -> String {
+    let mut lines: Vec<String> = list
+        .commits
+        .iter()
+        .map(|commit| {
+            let short: String = commit.sha.chars().take(7).collect();
+            let title = M::escape_truncated(&single_line(&commit.title), room.title);
+            let author = single_line(&commit.author);
+            if author.is_empty() {
+                format!("{} {title}", M::escape(&short))
+            } else {
+                format!(
+                    "{} {}: {title}",
+                    M::escape(&short),
+                    M::escape_truncated(&author, room.author)
+                )
+            }
+        })
+        .collect();
+    let hidden = list.more();
+    let tail = u64::from(hidden > 0);
+    if hidden > 0 {
+        lines.push(format!("and {hidden} more"));
+    }
+    // `left` counts the lines left out, the "and N more" line among them.
+    join_within(&lines, max, |left| {
+        format!("and {} more", (left as u64).saturating_sub(tail) + hidden)
+    })
+}
+
+/// "3 commits" / "1 commit".
+pub fn commit_count(list: &CommitList) -> String {
+    match list.total {
+        1 => "1 commit".to_owned(),
+        n => format!("{n} commits"),
+    }
 }
 
 /// The emoji a card's title starts with.

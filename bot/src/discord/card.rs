@@ -8,7 +8,7 @@ use super::message::{
     ActionRow, Component, DiscordMarkdown, Embed, EmbedField, EmbedFooter, Message,
 };
 use crate::cards::{Card, CardKey, CardStatus};
-use crate::chat::text::{self, LineRoom};
+use crate::chat::text::{self, CommitRoom, LineRoom};
 
 /// What a button's `custom_id` asks for. The id only names the request: whether the clicker
 /// may act is decided from server state alone.
@@ -69,6 +69,12 @@ const ROOM: LineRoom = LineRoom {
     comment: DETAIL * 2,
 };
 
+/// Room for a commit line's author and title.
+const COMMIT_ROOM: CommitRoom = CommitRoom {
+    author: NAME / 2,
+    title: NAME,
+};
+
 const YELLOW: u32 = 0xF1C40F;
 const GREEN: u32 = 0x2ECC71;
 const RED: u32 = 0xE74C3C;
@@ -80,6 +86,9 @@ const GREY: u32 = 0x95A5A6;
 pub fn card_message(card: &Card) -> Message {
     let mut fields = facts(card);
     if let Some(field) = smoke_field(card) {
+        fields.push(field);
+    }
+    if let Some(field) = commits_field(card) {
         fields.push(field);
     }
     if let Some(url) = &card.diff_url {
@@ -215,6 +224,18 @@ fn smoke_field(card: &Card) -> Option<EmbedField> {
     let (environment, passed, total) = text::smoke_counts(card)?;
     let name = format!("Smoke checks in {environment}: {passed} of {total} passed");
     let value = text::smoke_lines::<DiscordMarkdown>(card, limits::FIELD_VALUE, ROOM);
+    Some(field(&name, value, false))
+}
+
+/// The commits since what runs in the environment, once GitHub listed them.
+fn commits_field(card: &Card) -> Option<EmbedField> {
+    let list = card.commits.as_ref().filter(|list| list.total > 0)?;
+    let name = format!(
+        "{} since what runs in {}",
+        text::commit_count(list),
+        card.environment
+    );
+    let value = text::commit_lines::<DiscordMarkdown>(list, limits::FIELD_VALUE, COMMIT_ROOM);
     Some(field(&name, value, false))
 }
 

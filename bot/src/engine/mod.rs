@@ -5,6 +5,7 @@
 //! checks the request against configuration once and applies it in one transaction.
 
 pub mod audit;
+mod card_commits;
 mod commands;
 mod decisions;
 mod deployment;
@@ -35,6 +36,7 @@ use crate::replica::Replica;
 use crate::smoke::SmokeRunner;
 use crate::stored_policy::PolicyCache;
 
+pub use card_commits::CompareTarget;
 pub use commands::{CommandRefusal, CommandReply};
 pub use decisions::{ChatActor, DecisionReply, InboundDelivery};
 pub use deploys::{DeployResult, INTERRUPTED, TRIGGER_KIND};

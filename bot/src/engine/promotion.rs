@@ -112,6 +112,7 @@ async fn open_request(
     audit::append(conn, GREENLIGHT, &Entry::ApprovalRequested(&request), now).await?;
     let card = CardKey::Approval(request.id);
     effects::post_card(conn, config, &release.app, card, now).await?;
+    super::card_commits::ask_for_commits(conn, config, &request, release, now).await?;
     if request.opens_at > now {
         // The card says when approvals open; refresh it then so it stops saying so.
         effects::update_card_at(

@@ -58,6 +58,9 @@ pub enum GithubError {
     /// The token was refused (401): a new one may succeed.
     #[error("GitHub answered 401: {message}")]
     Unauthorized { message: String },
+    /// What `[github]` holds cannot make this call (no App, an api_url without a path).
+    #[error("{0}")]
+    Setup(String),
     /// The App JWT could not be made (a key that loaded but cannot sign).
     #[error("cannot sign the GitHub App JWT: {0}")]
     Signing(String),
@@ -155,18 +158,33 @@ struct TokenAnswer {
     expires_at: Option<String>,
 }
 
-/// Calls GitHub as one of the App's installations.
+/// Calls GitHub as one of the App's installations, or (reads only) with `github.token`.
 pub struct GithubAppClient {
     http: reqwest::Client,
     api_url: Url,
-    key: AppKey,
+    /// `None` with only `github.token`: protection rules cannot be answered then.
+    key: Option<AppKey>,
+    /// `github.token`, preferred for reads when set.
+    token: Option<Secret>,
     clock: Clock,
     /// Installation id → its current token.
     tokens: Mutex<HashMap<i64, CachedToken>>,
+    /// "owner/name" → the App's installation on that repository.
+    installations: Mutex<HashMap<String, i64>>,
+}
+
+#[derive(Deserialize)]
+struct InstallationAnswer {
+    id: i64,
 }
 
 impl GithubAppClient {
-    pub fn new(config: &GithubConfig, key: AppKey, clock: Clock) -> Result<Self, reqwest::Error> {
+    /// `key` is the App's (if `[github]` has one); `github.token` comes from `config`.
+    pub fn new(
+        config: &GithubConfig,
+        key: Option<AppKey>,
+        clock: Clock,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(TIMEOUT)
@@ -179,9 +197,104 @@ impl GithubAppClient {
             http,
             api_url: config.api_url.clone(),
             key,
+            token: config.token.clone(),
             clock,
             tokens: Mutex::new(HashMap::new()),
+            installations: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether protection rules can be answered (an App is configured).
+    pub fn has_app(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// `{api_url}/{segments…}`, each segment percent-encoded as one path segment.
+    pub fn api(&self, segments: &[&str]) -> Result<Url, GithubError> {
+        let mut url = self.api_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| GithubError::Setup("github.api_url cannot take a path".to_owned()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// GETs `url` (a read of `owner/name`) as JSON: with `github.token` when set, else with a
+    /// token of the App's installation on the repository. A 401 on a cached installation token
+    /// mints a new one and tries once more.
+    pub async fn get_for_repository<T: serde::de::DeserializeOwned>(
+        &self,
+        owner: &str,
+        name: &str,
+        url: Url,
+    ) -> Result<T, GithubError> {
+        if let Some(token) = &self.token {
+            return self.get(url, token).await;
+        }
+        let installation = self.repository_installation(owner, name).await?;
+        let (token, cached) = self.installation_token(installation).await?;
+        match self.get(url.clone(), &token).await {
+            Err(GithubError::Unauthorized { .. }) if cached => {
+                self.forget_token(installation);
+                let (token, _) = self.installation_token(installation).await?;
+                self.get(url, &token)
+                    .await
+                    .map_err(|error| self.unauthorized_is_transient(installation, error))
+            }
+            other => other.map_err(|error| self.unauthorized_is_transient(installation, error)),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        token: &Secret,
+    ) -> Result<T, GithubError> {
+        let response = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
+            .header(ACCEPT, MEDIA_TYPE)
+            .header("X-GitHub-Api-Version", API_VERSION)
+            .send()
+            .await
+            .map_err(|error| network_failure("calling GitHub", &error))?;
+        if !response.status().is_success() {
+            return Err(self.failure(response).await);
+        }
+        response
+            .json()
+            .await
+            .map_err(|error| GithubError::transient(format!("unreadable GitHub answer: {error}")))
+    }
+
+    /// The App's installation on `owner/name` (`GET /repos/{owner}/{repo}/installation`, as
+    /// the App), remembered once found.
+    async fn repository_installation(&self, owner: &str, name: &str) -> Result<i64, GithubError> {
+        let full_name = format!("{owner}/{name}");
+        if let Some(id) = lock(&self.installations).get(&full_name) {
+            return Ok(*id);
+        }
+        let Some(key) = &self.key else {
+            return Err(GithubError::Setup(
+                "[github] has neither a token nor a GitHub App".to_owned(),
+            ));
+        };
+        let jwt = key
+            .jwt(self.clock.now())
+            .map_err(|error| GithubError::Signing(error.to_string()))?;
+        let url = self.api(&["repos", owner, name, "installation"])?;
+        let answer: InstallationAnswer = match self.get(url, &jwt).await {
+            Err(GithubError::Unauthorized { message }) => {
+                return Err(GithubError::transient(format!(
+                    "GitHub refused the App JWT for app_id {} (check github.app_id, the private key and the clock): {message}",
+                    key.app_id()
+                )))
+            }
+            other => other?,
+        };
+        lock(&self.installations).insert(full_name, answer.id);
+        Ok(answer.id)
     }
 
     /// POSTs `body` to `url` with a token of `installation`. A 401 on a token from the cache
@@ -217,8 +330,12 @@ impl GithubAppClient {
                 return Ok((cached.token.clone(), true));
             }
         }
-        let jwt = self
-            .key
+        let Some(key) = &self.key else {
+            return Err(GithubError::Setup(
+                "[github] has no GitHub App (app_id and private_key_file)".to_owned(),
+            ));
+        };
+        let jwt = key
             .jwt(now)
             .map_err(|error| GithubError::Signing(error.to_string()))?;
         let url = format!(
@@ -241,7 +358,7 @@ impl GithubAppClient {
                 // wrong, or this machine's clock is off. Worth retrying once that is fixed.
                 GithubError::Unauthorized { message } => GithubError::transient(format!(
                     "GitHub refused the App JWT for app_id {} (check github.app_id, the private key and the clock): {message}",
-                    self.key.app_id()
+                    key.app_id()
                 )),
                 GithubError::Refused { status, message } => GithubError::Refused {
                     status,
@@ -336,6 +453,10 @@ impl GithubAppClient {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 fn network_failure(doing: &str, error: &reqwest::Error) -> GithubError {

@@ -6,6 +6,10 @@
 //!   (`{"environment_name", "state", "comment"}`).
 //! - `github.gate_status` `{"gate": 7, "comment": "…"}`: a status report (the same callback
 //!   without `state`) while gate 7 waits; skipped once the gate is answered.
+//! - `github.card_commits` `{"request": 42}`: the commits between what runs in the request's
+//!   environment and its release (`compare.rs`), stored with an edit of the card. A refusal
+//!   (404, 422) ends the item (the card keeps its compare link); a rate limit waits for its
+//!   reset through the outbox's retries.
 //!
 //! [`GithubEffect`] (the engine's) builds and reads these, so callers never write the JSON
 //! by hand.
@@ -15,9 +19,9 @@ use greenlight_storage::{GithubGate, OutboxItem, Storage, StorageError};
 use serde_json::{json, Value};
 
 use super::client::{AppKey, GithubAppClient, GithubError, KeyError};
-use crate::clock::Clock;
+use super::compare;
 use crate::config::Config;
-use crate::engine::GithubEffect;
+use crate::engine::{Engine, GithubEffect};
 use crate::outbox::{Deliverer, DeliveryError};
 
 /// GitHub shows at most this much of a status report; longer comments are cut to fit.
@@ -35,7 +39,7 @@ impl From<GithubError> for DeliveryError {
             },
             // Only reaches here when the client could not recover from it itself.
             GithubError::Unauthorized { .. } => DeliveryError::retry(error.to_string()),
-            GithubError::Refused { .. } | GithubError::Signing(_) => {
+            GithubError::Refused { .. } | GithubError::Setup(_) | GithubError::Signing(_) => {
                 DeliveryError::Permanent(error.to_string())
             }
         }
@@ -46,6 +50,7 @@ impl From<GithubError> for DeliveryError {
 pub struct GithubDeliverer {
     client: GithubAppClient,
     storage: Storage,
+    engine: Engine,
 }
 
 /// Why the `github` deliverer could not be built at start-up.
@@ -58,21 +63,23 @@ pub enum SetupError {
 }
 
 impl GithubDeliverer {
-    pub fn new(client: GithubAppClient, storage: Storage) -> Self {
-        Self { client, storage }
+    pub fn new(client: GithubAppClient, engine: Engine) -> Self {
+        Self {
+            client,
+            storage: engine.storage.clone(),
+            engine,
+        }
     }
 
-    /// The deliverer `config` asks for: `None` without a GitHub App in `[github]`, in which
-    /// case protection rules can be recorded but not answered, and the log says so once.
-    pub fn from_config(
-        config: &Config,
-        storage: Storage,
-        clock: Clock,
-    ) -> Result<Option<Self>, SetupError> {
+    /// The deliverer `config` asks for: `None` without a GitHub App or `github.token` in
+    /// `[github]`. Without an App, protection rules can be recorded but not answered, and the
+    /// log says so once.
+    pub fn from_config(config: &Config, engine: Engine) -> Result<Option<Self>, SetupError> {
         let Some(github) = &config.github else {
             return Ok(None);
         };
-        let Some(app) = &github.app else {
+        let key = github.app.as_ref().map(AppKey::load).transpose()?;
+        if key.is_none() {
             // Protection rules reach Greenlight only for gated environments of apps with a
             // repository; without those, the missing App is no loss worth shouting about.
             let gated_on_github: Vec<String> = config
@@ -92,11 +99,12 @@ impl GithubDeliverer {
                     "[github] has no GitHub App (app_id and private_key_file): deployment protection rules for these environments will be recorded but never answered, and GitHub fails their jobs after 30 days"
                 );
             }
-            return Ok(None);
-        };
-        let key = AppKey::load(app)?;
-        let client = GithubAppClient::new(github, key, clock)?;
-        Ok(Some(Self::new(client, storage)))
+            if github.token.is_none() {
+                return Ok(None);
+            }
+        }
+        let client = GithubAppClient::new(github, key, engine.clock.clone())?;
+        Ok(Some(Self::new(client, engine)))
     }
 
     /// Does one effect. Safe to repeat: the answer sent is always the one stored on the gate.
@@ -133,10 +141,49 @@ impl GithubDeliverer {
                 self.post(&gate, &body).await?;
                 Ok(())
             }
+            GithubEffect::CardCommits { request } => self.card_commits(*request).await,
         }
     }
 
+    /// Fetches and stores the commit list of request `request`'s card, which is then edited.
+    async fn card_commits(&self, request: i64) -> Result<(), DeliveryError> {
+        let storage = |error: StorageError| match error {
+            StorageError::NotFound { .. } => DeliveryError::Permanent(error.to_string()),
+            other => DeliveryError::retry(format!("storage: {other}")),
+        };
+        let Some(target) = self
+            .engine
+            .card_compare_target(request)
+            .await
+            .map_err(storage)?
+        else {
+            // Production moved to this release (or nothing runs) since: nothing to list.
+            return Ok(());
+        };
+        let comparison = compare::fetch(&self.client, &target)
+            .await
+            .map_err(|error| {
+                if let GithubError::Refused { status, message } = &error {
+                    tracing::warn!(request, status, %message, repository = %target.repository, base = %target.base, head = %target.head, "GitHub refused the compare of an approval card; the card keeps its compare link only");
+                }
+                DeliveryError::from(error)
+            })?;
+        let list = comparison.into_card_commits(request, &target.base, self.engine.clock.now());
+        tracing::debug!(
+            request,
+            total = list.total_commits,
+            "commits of an approval card"
+        );
+        self.engine.record_card_commits(list).await.map_err(storage)
+    }
+
     async fn post(&self, gate: &GithubGate, body: &Value) -> Result<(), DeliveryError> {
+        if !self.client.has_app() {
+            return Err(DeliveryError::Permanent(format!(
+                "github gate {}: answering a protection rule needs a GitHub App in [github] (app_id and private_key_file)",
+                gate.id
+            )));
+        }
         let Some(installation) = gate.installation_id else {
             return Err(DeliveryError::Permanent(format!(
                 "github gate {}: the protection rule came without an installation id, so no token can answer it (is the webhook the GitHub App's own?)",
@@ -199,6 +246,7 @@ mod tests {
                 gate: 7,
                 comment: "waiting for staging".to_owned(),
             },
+            GithubEffect::CardCommits { request: 42 },
         ] {
             let item = effect.outbox_item(Utc::now());
             assert_eq!(

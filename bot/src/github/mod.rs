@@ -11,16 +11,18 @@
 //! - `client.rs` calls GitHub as the App: RS256 JWT, cached installation tokens, and the
 //!   sorting of GitHub's answers into "try again" and "refused".
 //! - `gate_answer.rs` is the outbox deliverer for `github.*` items: the protection rule's
-//!   callback `{environment_name, state, comment}`.
+//!   callback `{environment_name, state, comment}`, and the commit list of an approval card.
+//! - `compare.rs` reads GitHub's compare API into that list (SPEC §14, "Card context").
 //!
 //! Architecture invariant: only this module knows GitHub's JSON, and it never writes state: the
 //! engine gets typed reports (`DeploymentReport`, `CompletedWorkflowRun`, `GateRequest`) and
 //! queues [`GithubEffect`]s.
 //!
-//! Wiring: `GithubDeliverer::from_config(&config, storage, clock)?` reads the App key once at
+//! Wiring: `GithubDeliverer::from_config(&config, engine)?` reads the App key once at
 //! start-up; register it with `OutboxWorker::with_deliverer("github", …)`.
 
 pub mod client;
+pub mod compare;
 mod events;
 pub mod gate_answer;
 pub mod payloads;

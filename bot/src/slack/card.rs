@@ -11,7 +11,7 @@ use slack_morphism::SlackActionId;
 
 use super::blocks::{escape, escape_truncated, limits, link, slack_len, truncate, Message, Mrkdwn};
 use crate::cards::Card;
-use crate::chat::text::{self, LineRoom};
+use crate::chat::text::{self, CommitRoom, LineRoom};
 
 /// `action_id` of the Approve button; the inbound handler matches on it.
 pub const APPROVE_ACTION_ID: &str = "approve";
@@ -28,6 +28,11 @@ const ROOM: LineRoom = LineRoom {
     name: SHORT,
     detail: SHORT,
     comment: LONG,
+};
+/// Room for a commit line's author and title.
+const COMMIT_ROOM: CommitRoom = CommitRoom {
+    author: 100,
+    title: SHORT,
 };
 
 /// The card as a Slack message. Buttons only while the request waits.
@@ -57,6 +62,9 @@ pub fn card_message(card: &Card) -> Message {
     }
     if let Some(text) = smoke_text(card) {
         blocks.push(section(ids.id("smoke"), &text).into());
+    }
+    if let Some(text) = commits_text(card) {
+        blocks.push(section(ids.id("commits"), &text).into());
     }
     let mut context = Vec::new();
     if let Some(url) = &card.diff_url {
@@ -217,6 +225,19 @@ fn smoke_text(card: &Card) -> Option<String> {
     let title = format!("*Smoke checks in {environment}*: {passed} of {total} passed");
     let budget = limits::SECTION_TEXT - slack_len(&title) - 1;
     let body = text::smoke_lines::<Mrkdwn>(card, budget, ROOM);
+    Some(format!("{title}\n{body}"))
+}
+
+/// The commits since what runs in the environment, once GitHub listed them.
+fn commits_text(card: &Card) -> Option<String> {
+    let list = card.commits.as_ref().filter(|list| list.total > 0)?;
+    let title = format!(
+        "*{} since what runs in {}*",
+        text::commit_count(list),
+        card.environment
+    );
+    let budget = limits::SECTION_TEXT - slack_len(&title) - 1;
+    let body = text::commit_lines::<Mrkdwn>(list, budget, COMMIT_ROOM);
     Some(format!("{title}\n{body}"))
 }
 

@@ -147,3 +147,58 @@ async fn chat_messages_remember_where_cards_are() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn card_commits_are_stored_per_request_and_replaced() {
+    use greenlight_storage::{CardCommit, CardCommits};
+    each_backend(|storage| async move {
+        let release = crate::support::release(&storage, "shop", 1, at(0)).await;
+        let request = storage
+            .insert_approval_request(crate::approvals::new_request(release.id, "production"))
+            .await
+            .expect("request");
+        assert_eq!(storage.card_commits(request.id).await.expect("read"), None);
+        let mut list = CardCommits {
+            request_id: request.id,
+            base_sha: sha(0).to_string(),
+            total_commits: 5_000_000_000,
+            commits: vec![CardCommit {
+                sha: sha(1).to_string(),
+                author: "Zoë <z@example>".to_owned(),
+                title: "Fix \"quotes\" & émojis 🚀".to_owned(),
+            }],
+            fetched_at: at(5),
+        };
+        storage
+            .record_card_commits(list.clone())
+            .await
+            .expect("store");
+        assert_eq!(
+            storage.card_commits(request.id).await.expect("read"),
+            Some(list.clone())
+        );
+        list.total_commits = 2;
+        list.commits.push(list.commits[0].clone());
+        list.fetched_at = at(9);
+        storage
+            .record_card_commits(list.clone())
+            .await
+            .expect("again");
+        assert_eq!(
+            storage.card_commits(request.id).await.expect("read"),
+            Some(list)
+        );
+        let orphan = CardCommits {
+            request_id: request.id + 1000,
+            base_sha: String::new(),
+            total_commits: 0,
+            commits: Vec::new(),
+            fetched_at: at(0),
+        };
+        assert!(
+            storage.record_card_commits(orphan).await.is_err(),
+            "a list belongs to a request"
+        );
+    })
+    .await;
+}

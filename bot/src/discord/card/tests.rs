@@ -327,3 +327,64 @@ fn the_confirmation_is_ephemeral_with_confirm_and_cancel() {
     assert_eq!(buttons[1]["custom_id"], "cancel:42");
     assert_eq!(buttons[1]["style"], 2);
 }
+
+#[test]
+fn commits_show_ten_lines_then_how_many_more() {
+    let card = Card {
+        commits: Some(fixtures::commit_list(13, "alice", "Fix checkout")),
+        ..waiting_card()
+    };
+    let message = json(&card_message(&card));
+    let commits = field(&message, "13 commits since what runs in production");
+    let mut expected: Vec<String> = (0..10)
+        .map(|n| format!("{n:07x} alice: Fix checkout {n}"))
+        .collect();
+    expected.push("and 3 more".to_owned());
+    assert_eq!(commits["value"], expected.join("\n"));
+    assert!(field(&message, "Changes")["value"]
+        .as_str()
+        .expect("link")
+        .contains("compare/aaa...0123456"));
+}
+
+#[test]
+fn commit_lines_are_escaped_and_fit_a_field() {
+    let card = Card {
+        commits: Some(fixtures::commit_list(
+            4000,
+            &"*bold* `code` ~~x~~ ".repeat(50),
+            &"# é👩‍👩‍👧‍👦 **no** [link](https://evil.example) ".repeat(100),
+        )),
+        ..waiting_card()
+    };
+    let message = json(&card_message(&card));
+    assert!(message_violations(&message).is_empty());
+    let value = field(&message, "4000 commits")["value"]
+        .as_str()
+        .expect("value")
+        .to_owned();
+    assert!(
+        value.encode_utf16().count() <= limits::FIELD_VALUE,
+        "{value}"
+    );
+    assert!(
+        value.starts_with("0000000 \\*bold\\* \\`code\\`"),
+        "{value}"
+    );
+    assert!(!value.contains("[link](https://"), "{value}");
+    let shown = value.lines().filter(|line| line.contains(": ")).count();
+    assert!(shown >= 1, "{value}");
+    assert_eq!(
+        value.lines().last().expect("lines"),
+        format!("and {} more", 4000 - shown)
+    );
+}
+
+#[test]
+fn without_a_commit_list_there_is_no_commits_field() {
+    let message = json(&card_message(&waiting_card()));
+    let fields = message["embeds"][0]["fields"].as_array().expect("fields");
+    assert!(!fields
+        .iter()
+        .any(|field| field["name"].as_str().is_some_and(|n| n.contains("commit"))));
+}

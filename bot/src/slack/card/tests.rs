@@ -229,3 +229,94 @@ fn reject_modal_carries_the_request_and_asks_for_a_reason() {
     assert_eq!(input["element"]["multiline"], true);
     assert!(view_violations(&modal).is_empty());
 }
+
+fn commits_block(message: &Message) -> Option<String> {
+    json(message)["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .find(|block| {
+            block["block_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("commits-"))
+        })
+        .map(|block| block["text"]["text"].as_str().expect("text").to_owned())
+}
+
+#[test]
+fn commits_show_ten_lines_then_how_many_more() {
+    let card = Card {
+        commits: Some(fixtures::commit_list(13, "alice", "Fix checkout")),
+        ..waiting_card()
+    };
+    let message = card_message(&card);
+    let text = commits_block(&message).expect("a commits section");
+    let mut expected = vec!["*13 commits since what runs in production*".to_owned()];
+    expected.extend((0..10).map(|n| format!("{n:07x} alice: Fix checkout {n}")));
+    expected.push("and 3 more".to_owned());
+    assert_eq!(text, expected.join("\n"));
+    // The compare link stays.
+    assert!(all_text(&message).contains("Changes since what runs in production now"));
+
+    let exact = Card {
+        commits: Some(fixtures::commit_list(1, "", "Only one")),
+        ..waiting_card()
+    };
+    assert_eq!(
+        commits_block(&card_message(&exact)).expect("section"),
+        "*1 commit since what runs in production*\n0000000 Only one 0"
+    );
+}
+
+#[test]
+fn commit_authors_and_titles_are_escaped_for_mrkdwn() {
+    let card = Card {
+        commits: Some(fixtures::commit_list(
+            2,
+            "<!channel> & Bob",
+            "Use <https://evil.example|this> & <@U0123>\nsecond line",
+        )),
+        ..waiting_card()
+    };
+    let text = commits_block(&card_message(&card)).expect("section");
+    assert!(
+        text.contains(
+            "0000000 &lt;!channel&gt; &amp; Bob: Use &lt;https://evil.example|this&gt; &amp; &lt;@U0123&gt; second line 0"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("<!channel>") && !text.contains("<@U0123>"));
+}
+
+#[test]
+fn long_commit_lines_stay_within_the_section_limit() {
+    // Escaping triples "<" and a family emoji is 11 UTF-16 units: lines are cut after
+    // escaping, never inside an escape or a character.
+    let card = Card {
+        commits: Some(fixtures::commit_list(
+            4000,
+            &"<👩‍👩‍👧‍👦".repeat(200),
+            &"&é👩‍👩‍👧‍👦<".repeat(500),
+        )),
+        ..waiting_card()
+    };
+    let message = card_message(&card);
+    let text = commits_block(&message).expect("section");
+    assert!(
+        slack_len(&text) <= limits::SECTION_TEXT,
+        "{}",
+        slack_len(&text)
+    );
+    assert!(message_violations(&json(&message)).is_empty());
+    let shown = text.lines().filter(|line| line.contains(": ")).count();
+    let last = text.lines().last().expect("lines");
+    assert_eq!(last, format!("and {} more", 4000 - shown));
+    assert!(!text.contains("&l…") && !text.contains("&am…"), "{text}");
+}
+
+#[test]
+fn without_a_commit_list_the_card_keeps_the_compare_link_only() {
+    let message = card_message(&waiting_card());
+    assert_eq!(commits_block(&message), None);
+    assert!(all_text(&message).contains("compare/aaa...0123456"));
+}
