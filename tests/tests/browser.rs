@@ -55,14 +55,25 @@ async fn a_week_of_releases(app: &TestApp) -> String {
     today[..7].to_owned()
 }
 
-async fn text_of(browser: &Client) -> String {
-    browser
-        .find(Locator::Css("body"))
-        .await
-        .expect("a body")
-        .text()
-        .await
-        .expect("its text")
+/// The text of the page at `path`, once the browser got there and the page is read whole (a
+/// click on a submit button returns before the navigation it starts ends).
+async fn text_at(browser: &Client, path: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let here = browser.current_url().await.expect("url");
+        if here.path() == path {
+            if let Ok(body) = browser.find(Locator::Css("body")).await {
+                if let Ok(text) = body.text().await {
+                    return text;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still at {here} after 10 s, not at {path}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Goes to the page, is sent to sign in, signs in through the form; returns the page's text.
@@ -96,7 +107,14 @@ async fn sign_in_and_read(browser: &Client, app: &TestApp) -> String {
         .click()
         .await
         .expect("submit");
-    assert!(text_of(browser).await.contains("not accepted"));
+    let refused = loop {
+        let text = text_at(browser, "/sign-in").await;
+        if text.contains("not accepted") {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(refused.contains("API token"));
 
     let field = browser
         .find(Locator::Css("input[type=password]"))
@@ -110,8 +128,7 @@ async fn sign_in_and_read(browser: &Client, app: &TestApp) -> String {
         .click()
         .await
         .expect("submit");
-    assert_eq!(browser.current_url().await.expect("url").path(), "/");
-    text_of(browser).await
+    text_at(browser, "/").await
 }
 
 fn screenshot_path() -> PathBuf {
@@ -160,11 +177,9 @@ async fn on_a_phone_a_reviewer_signs_in_and_reads_the_pipeline_with_or_without_j
             .click()
             .await
             .expect("follow it");
-        assert_eq!(
-            browser.current_url().await.expect("url").path(),
-            "/apps/shop"
-        );
-        assert!(text_of(&browser).await.contains("Waiting for approval"));
+        assert!(text_at(&browser, "/apps/shop")
+            .await
+            .contains("Waiting for approval"));
 
         if javascript {
             // Readable on a phone: nothing wider than the screen.
