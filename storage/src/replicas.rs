@@ -108,13 +108,15 @@ pub async fn record_command_run(
 }
 
 /// Command deploys marked started and still deploying whose replica is not alive at `now` (or
-/// unknown: started before replicas were recorded). Their commands are nobody's any more.
+/// unknown: started before replicas were recorded), with that replica's name when one was
+/// recorded. Their commands are nobody's any more.
 pub async fn orphaned_command_deploys(
     conn: &mut AnyConnection,
     now: DateTime<Utc>,
-) -> Result<Vec<i64>, StorageError> {
-    Ok(sqlx::query_scalar(
-        "SELECT d.id FROM deployments d LEFT JOIN command_runs c ON c.deployment_id = d.id \
+) -> Result<Vec<(i64, Option<String>)>, StorageError> {
+    Ok(sqlx::query_as(
+        "SELECT d.id, c.replica FROM deployments d \
+         LEFT JOIN command_runs c ON c.deployment_id = d.id \
          WHERE d.state = 'deploying' AND d.deployer = 'command' AND d.deployer_ref IS NOT NULL \
          AND (c.replica IS NULL OR NOT EXISTS (\
            SELECT 1 FROM replicas r WHERE r.name = c.replica AND r.alive_until > $1)) \
@@ -123,19 +125,6 @@ pub async fn orphaned_command_deploys(
     .bind(millis(now))
     .fetch_all(conn)
     .await?)
-}
-
-/// The replica that runs deployment `deployment_id`'s command, if one was recorded.
-pub async fn command_runner(
-    conn: &mut AnyConnection,
-    deployment_id: i64,
-) -> Result<Option<String>, StorageError> {
-    Ok(
-        sqlx::query_scalar("SELECT replica FROM command_runs WHERE deployment_id = $1")
-            .bind(deployment_id)
-            .fetch_optional(conn)
-            .await?,
-    )
 }
 
 impl Storage {
@@ -182,12 +171,7 @@ impl Storage {
     pub async fn orphaned_command_deploys(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>, StorageError> {
+    ) -> Result<Vec<(i64, Option<String>)>, StorageError> {
         orphaned_command_deploys(&mut *self.reader().await?, now).await
-    }
-
-    /// See [`command_runner`].
-    pub async fn command_runner(&self, deployment_id: i64) -> Result<Option<String>, StorageError> {
-        command_runner(&mut *self.reader().await?, deployment_id).await
     }
 }

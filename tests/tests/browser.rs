@@ -76,6 +76,24 @@ async fn text_at(browser: &Client, path: &str) -> String {
     }
 }
 
+/// Types `token` into the sign-in form's field and submits it with its button.
+async fn submit_token(browser: &Client, token: &str) {
+    browser
+        .find(Locator::Css("input[type=password]"))
+        .await
+        .expect("a token field")
+        .send_keys(token)
+        .await
+        .expect("type");
+    browser
+        .find(Locator::Css("form [type=submit]"))
+        .await
+        .expect("a submit button")
+        .click()
+        .await
+        .expect("submit");
+}
+
 /// Goes to the page, is sent to sign in, signs in through the form; returns the page's text.
 async fn sign_in_and_read(browser: &Client, app: &TestApp) -> String {
     browser.goto(&app.url("/")).await.expect("open /");
@@ -99,14 +117,7 @@ async fn sign_in_and_read(browser: &Client, app: &TestApp) -> String {
         .expect("the field is labelled");
     assert!(label.text().await.expect("label").contains("API token"));
 
-    field.send_keys("not-the-token").await.expect("type");
-    browser
-        .find(Locator::Css("form [type=submit]"))
-        .await
-        .expect("a submit button")
-        .click()
-        .await
-        .expect("submit");
+    submit_token(browser, "not-the-token").await;
     let refused = loop {
         let text = text_at(browser, "/sign-in").await;
         if text.contains("not accepted") {
@@ -116,18 +127,7 @@ async fn sign_in_and_read(browser: &Client, app: &TestApp) -> String {
     };
     assert!(refused.contains("API token"));
 
-    let field = browser
-        .find(Locator::Css("input[type=password]"))
-        .await
-        .expect("the field again");
-    field.send_keys(API_TOKEN).await.expect("type");
-    browser
-        .find(Locator::Css("form [type=submit]"))
-        .await
-        .expect("a submit button")
-        .click()
-        .await
-        .expect("submit");
+    submit_token(browser, API_TOKEN).await;
     text_at(browser, "/").await
 }
 

@@ -283,8 +283,7 @@ impl Engine {
     pub async fn interrupt_orphaned_commands(&self) -> Result<u32, StorageError> {
         let now = self.clock.now();
         let mut failed = 0;
-        for id in self.storage.orphaned_command_deploys(now).await? {
-            let runner = self.storage.command_runner(id).await?;
+        for (id, runner) in self.storage.orphaned_command_deploys(now).await? {
             if runner.as_deref() == Some(self.replica.name()) {
                 continue;
             }
