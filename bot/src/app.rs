@@ -14,6 +14,7 @@ use crate::background::{Background, TaskPanic};
 use crate::chat::ChatDeliverer;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::deploy::DeployDeliverer;
 use crate::discord::{DiscordAdapter, DiscordClient};
 use crate::engine::{self, Engine};
@@ -164,6 +165,7 @@ impl App {
                 background,
                 replica,
                 limits: Limits::default(),
+                connections: Connections::new(),
             },
         })
     }

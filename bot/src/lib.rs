@@ -11,6 +11,7 @@ pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod deploy;
 pub mod discord;

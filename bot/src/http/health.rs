@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::connections::Transport;
 use crate::http::AppState;
 
 pub async fn health() -> Json<Value> {
@@ -34,11 +35,18 @@ pub async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let replica = &state.replica;
     let config = &state.config;
     let platform = |enabled: bool| if enabled { "configured" } else { "disabled" };
+    // A platform reached over an outbound connection shows that connection's state.
+    let connection = |transport: Transport, enabled: bool| {
+        state
+            .connections
+            .describe(transport)
+            .unwrap_or_else(|| platform(enabled).to_owned())
+    };
     let body = json!({
         "database": database,
         "database_backend": state.storage.backend().as_str(),
-        "slack": platform(config.slack.is_some()),
-        "discord": platform(config.discord.is_some()),
+        "slack": connection(Transport::SlackSocketMode, config.slack.is_some()),
+        "discord": connection(Transport::DiscordGateway, config.discord.is_some()),
         "github": platform(config.github.is_some()),
         "version": env!("CARGO_PKG_VERSION"),
         // Which replica answered, and what it would leave for another to take over (SPEC §11).

@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use super::limits::Limits;
 use crate::background::Background;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::engine::Engine;
 use crate::flags::FlagStore;
 use crate::outbox::OutboxWorker;
@@ -29,4 +30,6 @@ pub struct AppState {
     /// Timeouts and caps of the HTTP server (SPEC §9); production defaults unless a test
     /// shrank them (`App::with_limits`).
     pub limits: Limits,
+    /// Slack Socket Mode and the Discord Gateway, as their tasks report them (SPEC §12).
+    pub connections: Connections,
 }
