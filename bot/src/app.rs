@@ -237,6 +237,7 @@ impl App {
                 .clone()
                 .run_version_check(background.stop_signal()),
         );
+        self.connect_outbound(background);
         http::server::serve(listener, router, self.state.limits, shutdown).await;
         tracing::info!("HTTP server stopped; finishing background work");
         let panics = self.state.background.shutdown(SHUTDOWN_GRACE).await;
@@ -250,6 +251,28 @@ impl App {
             Ok(())
         } else {
             Err(BackgroundPanicked(panics).into())
+        }
+    }
+}
+
+impl App {
+    /// Opens the connections that let the platforms reach Greenlight without a public URL
+    /// (SPEC §12), next to the HTTP routes.
+    fn connect_outbound(&self, background: &Background) {
+        let socket_mode = self.state.config.slack.as_ref().and_then(|slack| {
+            let client = self.slack.clone()?;
+            Some((client, slack.app_token.clone()?))
+        });
+        if let Some((client, app_token)) = socket_mode {
+            background.spawn(
+                "slack socket mode",
+                slack::socket_mode::run(
+                    self.state.clone(),
+                    client,
+                    app_token,
+                    background.stop_signal(),
+                ),
+            );
         }
     }
 }

@@ -110,7 +110,8 @@ pub enum DiscordCommand {
 #[derive(Debug, Subcommand)]
 pub enum SlackCommand {
     /// Print the Slack app manifest (slash commands, interactivity URL, bot scopes) for this
-    /// config's server.public_url; paste it at api.slack.com/apps → Create New App
+    /// config's server.public_url, or with Socket Mode on when slack.app_token is set; paste
+    /// it at api.slack.com/apps → Create New App
     Manifest,
 }
 
@@ -275,7 +276,16 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<ExitCode> {
             command: SlackCommand::Manifest,
         } => {
             let config = load_config(cli.config.as_deref(), env)?;
-            let manifest = crate::slack::manifest::manifest(&config.server.public_url);
+            use crate::slack::manifest::{manifest, Delivery};
+            let socket_mode = config
+                .slack
+                .as_ref()
+                .is_some_and(|slack| slack.app_token.is_some());
+            let manifest = manifest(if socket_mode {
+                Delivery::SocketMode
+            } else {
+                Delivery::RequestUrls(&config.server.public_url)
+            });
             println!("{}", serde_json::to_string_pretty(&manifest)?);
             Ok(ExitCode::SUCCESS)
         }

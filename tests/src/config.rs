@@ -24,6 +24,17 @@ pub fn slack_section_signed_with(slack: &FakeSlack, signing_secret: &str) -> Str
     )
 }
 
+/// `[slack]` talking to `slack` over Socket Mode only: the fake's app token and no signing
+/// secret, so Slack's HTTP routes refuse everything.
+pub fn slack_socket_mode_section(slack: &FakeSlack) -> String {
+    format!(
+        "[slack]\nbot_token = \"{}\"\napp_token = \"{}\"\napi_url = \"{}\"\n",
+        slack.bot_token,
+        crate::fakes::slack_socket::APP_TOKEN,
+        slack.api_url()
+    )
+}
+
 /// `[discord]` for the tests' application, verifying with `public_key` (hex) and talking to
 /// the REST API at `api_url`.
 pub fn discord_section(public_key: &str, api_url: &str) -> String {

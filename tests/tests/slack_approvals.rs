@@ -1,6 +1,8 @@
 //! The approval gate in Slack, end to end: CI reports staging healthy, the card appears, people
 //! click, and only the right clicks count. Everything runs through the real app against a fake
-//! Slack, with requests signed as Slack signs them and a manual clock.
+//! Slack, with requests signed as Slack signs them and a manual clock. The tests of clicks and
+//! the reason modal run twice: over signed HTTP requests and over Socket Mode (SPEC §12),
+//! where the app has no signing secret at all.
 
 use greenlight_tests::approvals::{
     self, card_texts, healthy_in_staging, shop_config, CI_TOKEN, STANDARD_POLICY,
@@ -10,7 +12,7 @@ use greenlight_tests::clock::manual_clock;
 use greenlight_tests::config::{slack_section_signed_with, SLACK_SIGNING_SECRET as SIGNING_SECRET};
 use greenlight_tests::fakes::slack::{has_buttons, Hiccup};
 use greenlight_tests::fakes::FakeSlack;
-use greenlight_tests::inbound::slack::{self as from_slack, interaction_body};
+use greenlight_tests::inbound::slack::{self as from_slack, interaction_body, Answer, Via};
 use greenlight_tests::signing::slack_signature;
 use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
@@ -23,7 +25,48 @@ const BOB: &str = "U0BOB0001";
 const CAROL: &str = "U0CAROL01";
 const DAVE: &str = "U0DAVE001";
 
-fn config(slack: &FakeSlack, production: &str, extra_people: &str) -> String {
+/// Which way Slack reaches the app in a test that runs over both.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Http,
+    SocketMode,
+}
+
+impl Transport {
+    async fn via(self, slack: &FakeSlack) -> Via {
+        match self {
+            Transport::Http => Via::http(SIGNING_SECRET),
+            Transport::SocketMode => Via::socket_mode(slack).await,
+        }
+    }
+}
+
+/// Each `name(transport)` as two tests, `name::over_http` and `name::over_socket_mode`.
+macro_rules! over_http_and_socket_mode {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn over_http() {
+                super::$name(super::Transport::Http).await
+            }
+
+            #[tokio::test]
+            async fn over_socket_mode() {
+                super::$name(super::Transport::SocketMode).await
+            }
+        }
+    )*};
+}
+
+over_http_and_socket_mode!(
+    refused_clicks_say_why_and_change_nothing,
+    two_reviewers_approve_and_the_card_shows_both_without_buttons,
+    rejecting_asks_for_a_reason_and_rejects,
+    fifty_concurrent_approvals_make_one_approval_and_one_deploy,
+    a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed,
+);
+
+fn config(slack: &FakeSlack, via: &Via, production: &str, extra_people: &str) -> String {
     format!(
         r#"
 {slack}
@@ -34,27 +77,33 @@ carol = {{ slack = "{CAROL}", github = "carol" }}
 dave = {{ slack = "{DAVE}" }}
 {extra_people}
 {shop}"#,
-        slack = slack_section_signed_with(slack, r#"["old-secret", "${SLACK_SIGNING_SECRET}"]"#),
+        slack = via.section(
+            slack,
+            slack_section_signed_with(slack, r#"["old-secret", "${SLACK_SIGNING_SECRET}"]"#)
+        ),
         shop = shop_config(&format!("{{ slack = \"{CHANNEL}\" }}"), production),
     )
 }
 
-async fn start(slack: &FakeSlack, production: &str, extra_people: &str) -> TestApp {
-    spawn_app_with_clock(
-        &config(slack, production, extra_people),
+async fn start(slack: &FakeSlack, via: &Via, production: &str, extra_people: &str) -> TestApp {
+    let app = spawn_app_with_clock(
+        &config(slack, via, production, extra_people),
         &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)],
         manual_clock(),
     )
-    .await
+    .await;
+    via.ready().await;
+    app
 }
 
 /// Slack, Greenlight on the standard policy, and a request for `SHA` whose card was posted.
-async fn card_posted() -> (FakeSlack, TestApp, i64) {
+async fn card_posted(transport: Transport) -> (FakeSlack, Via, TestApp, i64) {
     let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
+    let via = transport.via(&slack).await;
+    let app = start(&slack, &via, STANDARD_POLICY, "").await;
     let request = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
-    (slack, app, request)
+    (slack, via, app, request)
 }
 
 async fn ci(app: &TestApp, event: Value) -> Value {
@@ -66,9 +115,10 @@ async fn staging_healthy(app: &TestApp, sha: &str) -> i64 {
     approvals::staging_healthy(app, sha, "alice").await
 }
 
-/// Posts a signed Slack interaction (form-encoded `payload=`), as Slack does.
-async fn interact(app: &TestApp, payload: &Value) -> reqwest::Response {
-    from_slack::interact(app, SIGNING_SECRET, payload).await
+/// Delivers a Slack interaction as Slack does: a signed form post (`payload=`), or an
+/// envelope over Socket Mode.
+async fn interact(via: &Via, app: &TestApp, payload: &Value) -> Answer {
+    via.interact(app, payload).await
 }
 
 /// A button click built from Slack's documented block_actions payload.
@@ -83,11 +133,14 @@ fn click(slack: &FakeSlack, user: &str, action: &str, request_id: i64) -> Value 
     )
 }
 
-fn reject_submission(user: &str, request_id: i64, reason: &str) -> Value {
-    json!({"type": "view_submission", "team": {"id": "T0CAG"}, "user": {"id": user},
-        "view": {"id": "V0FAKE", "type": "modal", "callback_id": "reject_reason",
-            "private_metadata": request_id.to_string(),
-            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}}}})
+/// Submitting the reject-reason modal Greenlight opened (`opened`, the view of its
+/// `views.open`) with `reason` typed in.
+fn reject_submission(opened: &Value, user: &str, reason: &str) -> Value {
+    from_slack::view_submission(
+        opened,
+        user,
+        json!({"reason": {"reason": {"type": "plain_text_input", "value": reason}}}),
+    )
 }
 
 fn text_of(blocks: &Value) -> String {
@@ -97,7 +150,8 @@ fn text_of(blocks: &Value) -> String {
 #[tokio::test]
 async fn the_card_appears_once_with_what_a_reviewer_needs() {
     let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
+    let via = Via::http(SIGNING_SECRET);
+    let app = start(&slack, &via, STANDARD_POLICY, "").await;
     let request = staging_healthy(&app, SHA).await;
 
     let post = slack.next_call("chat.postMessage", CHANNEL).await;
@@ -134,7 +188,8 @@ async fn the_card_appears_once_with_what_a_reviewer_needs() {
 #[tokio::test]
 async fn failing_staging_smoke_gets_a_card_without_buttons() {
     let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
+    let via = Via::http(SIGNING_SECRET);
+    let app = start(&slack, &via, STANDARD_POLICY, "").await;
     ci(&app, ci::build(SHA).with(json!({"author": "alice"}))).await;
     ci(
         &app,
@@ -152,9 +207,8 @@ async fn failing_staging_smoke_gets_a_card_without_buttons() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn refused_clicks_say_why_and_change_nothing() {
-    let (slack, app, request) = card_posted().await;
+async fn refused_clicks_say_why_and_change_nothing(transport: Transport) {
+    let (slack, via, app, request) = card_posted(transport).await;
 
     let cases = [
         ("U0NOBODY1", "not linked to a person"),
@@ -163,8 +217,8 @@ async fn refused_clicks_say_why_and_change_nothing() {
         (BOB, "approvals open at 12:05 UTC"),
     ];
     for (user, why) in cases {
-        let response = interact(&app, &click(&slack, user, "approve", request)).await;
-        assert_eq!(response.status(), 200, "Slack always gets its ack");
+        let response = interact(&via, &app, &click(&slack, user, "approve", request)).await;
+        assert_eq!(response.status, 200, "Slack always gets its ack");
         let reply = slack.next_response_url_post().await;
         assert_eq!(reply.body["response_type"], "ephemeral");
         let text = reply.text();
@@ -190,9 +244,8 @@ async fn refused_clicks_say_why_and_change_nothing() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
-    let (slack, app, request) = card_posted().await;
+async fn two_reviewers_approve_and_the_card_shows_both_without_buttons(transport: Transport) {
+    let (slack, via, app, request) = card_posted(transport).await;
     // The card is refreshed when approvals open, dropping "opens 12:05 UTC".
     app.outbox_pass_after(chrono::Duration::minutes(5)).await;
     let opened = slack.next_call("chat.update", CHANNEL).await;
@@ -202,7 +255,7 @@ async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
         opened.body
     );
 
-    interact(&app, &click(&slack, BOB, "approve", request)).await;
+    interact(&via, &app, &click(&slack, BOB, "approve", request)).await;
     let update = slack.next_call("chat.update", CHANNEL).await;
     assert!(text_of(&update.body).contains("bob"));
     assert!(
@@ -211,12 +264,12 @@ async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
     );
 
     // Bob again: counts once.
-    interact(&app, &click(&slack, BOB, "approve", request)).await;
+    interact(&via, &app, &click(&slack, BOB, "approve", request)).await;
     let again = slack.next_response_url_post().await;
     assert!(again.text().contains("counts once"));
     assert_eq!(app.request_state(request).await, "waiting");
 
-    interact(&app, &click(&slack, CAROL, "approve", request)).await;
+    interact(&via, &app, &click(&slack, CAROL, "approve", request)).await;
     let approved = slack.next_final_update(CHANNEL).await;
     let card = text_of(&approved.body);
     assert!(card.contains("bob") && card.contains("carol"), "{card}");
@@ -230,40 +283,49 @@ async fn two_reviewers_approve_and_the_card_shows_both_without_buttons() {
         announced.body
     );
     // A late click on a final card changes nothing and says so.
-    interact(&app, &click(&slack, ALICE, "approve", request)).await;
+    interact(&via, &app, &click(&slack, ALICE, "approve", request)).await;
     let late = slack.next_response_url_post().await;
     assert!(late.text().contains("already"), "{}", late.body);
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn rejecting_asks_for_a_reason_and_rejects() {
-    let (slack, app, request) = card_posted().await;
+async fn rejecting_asks_for_a_reason_and_rejects(transport: Transport) {
+    let (slack, via, app, request) = card_posted(transport).await;
 
     // A non-reviewer's Reject is refused at once, without a modal.
-    interact(&app, &click(&slack, DAVE, "reject", request)).await;
+    interact(&via, &app, &click(&slack, DAVE, "reject", request)).await;
     let refusal = slack.next_response_url_post().await;
     assert!(refusal.text().contains("not a reviewer"));
 
     // A reviewer's Reject opens the reason modal (even before the wait timer: rejecting early
     // is allowed).
-    interact(&app, &click(&slack, CAROL, "reject", request)).await;
+    interact(&via, &app, &click(&slack, CAROL, "reject", request)).await;
     let modal = slack.next_method("views.open").await;
     assert_eq!(modal.body["view"]["callback_id"], "reject_reason");
     assert_eq!(modal.body["view"]["private_metadata"], request.to_string());
 
     // An empty reason is refused inside the modal.
-    let empty = interact(&app, &reject_submission(CAROL, request, "  ")).await;
-    let errors: Value = empty.json().await.expect("JSON");
+    let empty = interact(
+        &via,
+        &app,
+        &reject_submission(&modal.body["view"], CAROL, "  "),
+    )
+    .await;
+    let errors = empty.body;
     assert_eq!(errors["response_action"], "errors");
     assert_eq!(app.request_state(request).await, "waiting");
 
     let submitted = interact(
+        &via,
         &app,
-        &reject_submission(CAROL, request, "the migration locks the orders table"),
+        &reject_submission(
+            &modal.body["view"],
+            CAROL,
+            "the migration locks the orders table",
+        ),
     )
     .await;
-    assert_eq!(submitted.status(), 200);
+    assert_eq!(submitted.status, 200);
     assert_eq!(app.request_state(request).await, "rejected");
     let update = slack.next_final_update(CHANNEL).await;
     assert!(text_of(&update.body).contains("the migration locks the orders table"));
@@ -278,7 +340,7 @@ async fn rejecting_asks_for_a_reason_and_rejects() {
 
 #[tokio::test]
 async fn an_unanswered_request_expires_even_across_a_restart() {
-    let (slack, app, request) = card_posted().await;
+    let (slack, _, app, request) = card_posted(Transport::Http).await;
 
     app.outbox_idle().await;
     let app = app.restart().await;
@@ -296,7 +358,7 @@ async fn an_unanswered_request_expires_even_across_a_restart() {
 
 #[tokio::test]
 async fn reminders_go_to_the_cards_thread() {
-    let (slack, app, request) = card_posted().await;
+    let (slack, _, app, request) = card_posted(Transport::Http).await;
     app.run_timers_after(chrono::Duration::minutes(20)).await;
     let reminder = slack.next_call("chat.postMessage", CHANNEL).await;
     assert!(reminder.body["thread_ts"].is_string(), "{}", reminder.body);
@@ -314,7 +376,8 @@ async fn reminders_go_to_the_cards_thread() {
 #[tokio::test]
 async fn a_newer_release_supersedes_the_waiting_card() {
     let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
+    let via = Via::http(SIGNING_SECRET);
+    let app = start(&slack, &via, STANDARD_POLICY, "").await;
     let first = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
     let second = staging_healthy(&app, NEWER).await;
@@ -332,9 +395,9 @@ async fn a_newer_release_supersedes_the_waiting_card() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy() {
+async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy(transport: Transport) {
     let slack = FakeSlack::start().await;
+    let via = transport.via(&slack).await;
     let people: String = (0..50)
         .map(|n| format!("r{n:02} = {{ slack = \"U0R{n:06}\" }}\n"))
         .collect();
@@ -343,14 +406,14 @@ async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy() {
         "reviewers = [{}]\nrequired_approvals = 2\napproval_timeout = \"1h\"\n",
         reviewers.join(", ")
     );
-    let app = start(&slack, &policy, &people).await;
+    let app = start(&slack, &via, &policy, &people).await;
     let request = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
 
     let clicks = (0..50).map(|n| {
         let payload = click(&slack, &format!("U0R{n:06}"), "approve", request);
-        let app = &app;
-        async move { interact(app, &payload).await.status() }
+        let (app, via) = (&app, &via);
+        async move { interact(via, app, &payload).await.status }
     });
     let statuses = futures::future::join_all(clicks).await;
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
@@ -388,8 +451,9 @@ async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy() {
 #[tokio::test]
 async fn a_slack_outage_delays_the_card_but_loses_nothing() {
     let slack = FakeSlack::start().await;
+    let via = Via::http(SIGNING_SECRET);
     slack.hiccup(Hiccup::outage());
-    let app = start(&slack, STANDARD_POLICY, "").await;
+    let app = start(&slack, &via, STANDARD_POLICY, "").await;
     staging_healthy(&app, SHA).await;
     // Drive the outbox through the outage with the clock; the card arrives exactly once.
     app.retry_outbox(10).await;
@@ -407,7 +471,7 @@ async fn a_slack_outage_delays_the_card_but_loses_nothing() {
 
 #[tokio::test]
 async fn forged_stale_future_and_foreign_requests_get_401() {
-    let (slack, app, request) = card_posted().await;
+    let (slack, _, app, request) = card_posted(Transport::Http).await;
     app.outbox_idle().await;
     app.clock.advance(chrono::Duration::minutes(5));
     let body = interaction_body(&click(&slack, BOB, "approve", request));
@@ -470,7 +534,8 @@ async fn forged_stale_future_and_foreign_requests_get_401() {
 #[tokio::test]
 async fn url_verification_is_answered() {
     let slack = FakeSlack::start().await;
-    let app = start(&slack, STANDARD_POLICY, "").await;
+    let via = Via::http(SIGNING_SECRET);
+    let app = start(&slack, &via, STANDARD_POLICY, "").await;
     let body = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).to_string();
     let response = from_slack::post_signed(
         &app,
@@ -489,16 +554,17 @@ async fn url_verification_is_answered() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed() {
-    let (slack, app, request) = card_posted().await;
+async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed(
+    transport: Transport,
+) {
+    let (slack, via, app, request) = card_posted(transport).await;
 
     // A refusal would be posted to whatever response_url the payload names; one pointing
     // anywhere but Slack goes to the user in the channel instead.
     let mut hostile = click(&slack, DAVE, "approve", request);
     hostile["response_url"] = json!("http://169.254.169.254/latest/meta-data");
-    let response = interact(&app, &hostile).await;
-    assert_eq!(response.status(), 200);
+    let response = interact(&via, &app, &hostile).await;
+    assert_eq!(response.status, 200);
     let reply = slack.next_call("chat.postEphemeral", CHANNEL).await;
     assert_eq!(reply.body["user"], DAVE);
     assert!(reply.text().contains("not a reviewer"));
@@ -506,7 +572,7 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
     // The same signed click delivered twice (a replay) is applied once: one refusal recorded,
     // one reply.
     let once = click(&slack, DAVE, "approve", request);
-    interact(&app, &once).await;
+    interact(&via, &app, &once).await;
     slack.next_response_url_post().await;
     let before = app
         .storage()
@@ -514,8 +580,8 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
         .await
         .expect("decisions")
         .len();
-    let response = interact(&app, &once).await;
-    assert_eq!(response.status(), 200);
+    let response = interact(&via, &app, &once).await;
+    assert_eq!(response.status, 200);
     let after = app
         .storage()
         .decisions(request)
@@ -532,6 +598,7 @@ async fn a_replayed_click_counts_once_and_foreign_response_urls_are_not_followed
 async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
     const CLICKS: usize = 500;
     let slack = FakeSlack::start().await;
+    let via = Via::http(SIGNING_SECRET);
     // One more reviewer than approve, so the request keeps waiting and every click counts.
     let people: String = (0..=CLICKS)
         .map(|n| format!("r{n:03} = {{ slack = \"U0R{n:06}\" }}\n"))
@@ -542,7 +609,7 @@ async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
         reviewers.join(", "),
         CLICKS + 1
     );
-    let app = start(&slack, &policy, &people).await;
+    let app = start(&slack, &via, &policy, &people).await;
     let request = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
 
@@ -554,7 +621,7 @@ async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
     let mut calls_after_the_429 = 0;
     for n in 0..CLICKS {
         let payload = click(&slack, &format!("U0R{n:06}"), "approve", request);
-        assert_eq!(interact(&app, &payload).await.status(), 200);
+        assert_eq!(interact(&via, &app, &payload).await.status, 200);
         if n == 0 {
             app.deliver_due().await;
             calls_after_the_429 = slack.api_requests();

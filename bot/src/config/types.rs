@@ -95,8 +95,11 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
     pub bot_token: Secret,
-    /// Every secret accepted for request signatures, so it can be rotated.
-    pub signing_secret: SecretList,
+    /// Every secret accepted for request signatures, so it can be rotated. Optional with
+    /// Socket Mode; without it `/slack/*` refuses every request.
+    pub signing_secret: Option<SecretList>,
+    /// The app-level token (`xapp-…`) that turns on Socket Mode (SPEC §12).
+    pub app_token: Option<Secret>,
     /// Web API base, `https://slack.com/api` unless tests point it at a fake.
     pub api_url: Url,
 }

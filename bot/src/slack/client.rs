@@ -217,6 +217,11 @@ impl SlackClient {
         }
     }
 
+    /// slack-morphism's client on the same connector and `api_url`, for Socket Mode.
+    pub fn api(&self) -> &slack_morphism::SlackClient<SlackClientHyperHttpsConnector> {
+        &self.api
+    }
+
     /// Gives up on a call after `timeout` instead of [`CALL_TIMEOUT`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -457,7 +462,10 @@ mod tests {
     fn debug_output_hides_the_token() {
         let config = SlackConfig {
             bot_token: crate::secret::Secret::new("xoxb-very-secret"),
-            signing_secret: crate::secret::SecretList::single(crate::secret::Secret::new("s")),
+            signing_secret: Some(crate::secret::SecretList::single(
+                crate::secret::Secret::new("s"),
+            )),
+            app_token: None,
             api_url: Url::parse("http://127.0.0.1:9/api").expect("url"),
         };
         let client = SlackClient::new(&config);
@@ -469,7 +477,10 @@ mod tests {
         // Port 9 (discard) is closed on test machines: connection refused, at once.
         let config = SlackConfig {
             bot_token: crate::secret::Secret::new("xoxb-very-secret"),
-            signing_secret: crate::secret::SecretList::single(crate::secret::Secret::new("s")),
+            signing_secret: Some(crate::secret::SecretList::single(
+                crate::secret::Secret::new("s"),
+            )),
+            app_token: None,
             api_url: Url::parse("http://127.0.0.1:9/api").expect("url"),
         };
         let client = SlackClient::new(&config).with_timeout(Duration::from_secs(5));

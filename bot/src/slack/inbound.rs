@@ -29,6 +29,7 @@ use crate::cards::CardKey;
 use crate::chat::ReplyAddress;
 use crate::engine::{ChatActor, CommandReply, DecisionReply, InboundDelivery, ReplyTo};
 use crate::http::{ApiError, AppState, RouteKit};
+use crate::secret::SecretList;
 use crate::verify;
 
 /// Slack shows the user an error after 3 s; leave room for the network.
@@ -69,17 +70,8 @@ async fn interactions(
         }
         SlackInteraction::Interaction(interaction) => interaction,
     };
-    let signature = signature_of(&headers);
-    match interaction {
-        Interaction::BlockActions(actions) => {
-            block_actions(&state, client, actions, &signature).await
-        }
-        Interaction::ViewSubmission(submission) => {
-            view_submission(&state, submission, &signature).await
-        }
-        // Shortcuts, view closings and the like: acknowledged, nothing to do.
-        Interaction::Other => Ok(StatusCode::OK.into_response()),
-    }
+    let answer = handle_interaction(&state, client, interaction, &signature_of(&headers)).await?;
+    Ok(answer.into_response())
 }
 
 async fn commands(
@@ -91,6 +83,57 @@ async fn commands(
     let SlackCommandRequest::Command(form) = parse_command(&body)? else {
         return Ok(StatusCode::OK.into_response());
     };
+    let answer = handle_command(&state, form, &signature_of(&headers)).await?;
+    Ok(answer.into_response())
+}
+
+/// What Slack gets back for an interaction or a command, whichever way it came: the body of
+/// the HTTP response, or the payload of a Socket Mode acknowledgement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlackAnswer {
+    /// Received; nothing to show.
+    Empty,
+    /// A message (a command's reply) or a `response_action` (a modal's errors).
+    Json(Value),
+}
+
+impl IntoResponse for SlackAnswer {
+    fn into_response(self) -> Response {
+        match self {
+            SlackAnswer::Empty => StatusCode::OK.into_response(),
+            SlackAnswer::Json(body) => Json(body).into_response(),
+        }
+    }
+}
+
+/// Applies a (verified) interaction: the one code path of `POST /slack/interactions` and
+/// Socket Mode. `replay_key` identifies this delivery where the payload has no id of its own
+/// (the HTTP request's signature, or a digest of the envelope's payload).
+pub async fn handle_interaction(
+    state: &AppState,
+    client: Option<Arc<SlackClient>>,
+    interaction: Interaction,
+    replay_key: &str,
+) -> Result<SlackAnswer, ApiError> {
+    match interaction {
+        Interaction::BlockActions(actions) => {
+            block_actions(state, client, actions, replay_key).await
+        }
+        Interaction::ViewSubmission(submission) => {
+            view_submission(state, submission, replay_key).await
+        }
+        // Shortcuts, view closings and the like: acknowledged, nothing to do.
+        Interaction::Other => Ok(SlackAnswer::Empty),
+    }
+}
+
+/// Runs a (verified) slash command: the one code path of `POST /slack/commands` and Socket
+/// Mode. Mistakes in the words are answered as ephemeral messages.
+pub async fn handle_command(
+    state: &AppState,
+    form: SlackCommand,
+    replay_key: &str,
+) -> Result<SlackAnswer, ApiError> {
     let command = form.command.as_str();
     let parsed = match chat::parse(command, &form.text, &state.engine.catalog()) {
         Ok(parsed) => parsed,
@@ -100,48 +143,57 @@ async fn commands(
         platform: Platform::Slack,
         user_id: form.user_id.clone(),
         reply_to: match &form.response_url {
-            Some(url) if response_url_allowed(&state, url) => {
+            Some(url) if response_url_allowed(state, url) => {
                 reply_to(ReplyAddress::ResponseUrl(url.clone()))
             }
             _ => ReplyTo::Nobody,
         },
     };
-    // Each invocation has its own trigger id; a replayed request repeats it.
+    // Each invocation has its own trigger id; a replay repeats it.
     let replay_key = match &form.trigger_id {
         Some(trigger) if !trigger.is_empty() => format!("command:{trigger}"),
-        _ => format!("command:{}", signature_of(&headers)),
+        _ => format!("command:{replay_key}"),
     };
-    if !first_delivery(&state, replay_key).await? {
+    if !first_delivery(state, replay_key).await? {
         return Ok(ephemeral(ALREADY_HANDLED));
     }
     let engine = state.engine.clone();
     let work = async move { engine.run_command(&actor, parsed).await };
     let deadline = tokio::time::Instant::now() + ACK_BUDGET;
-    let reply = match state.background.within("slack command", deadline, work).await {
+    let reply = match state
+        .background
+        .within("slack command", deadline, work)
+        .await
+    {
         Deadline::Done(Ok(Ok(reply))) => reply,
         Deadline::Done(Ok(Err(error))) => {
             tracing::error!(%error, command, "a Slack command failed");
-            return Ok(ephemeral("Greenlight could not do that just now; please try again."));
+            return Ok(ephemeral(
+                "Greenlight could not do that just now; please try again.",
+            ));
         }
         Deadline::Done(Err(lost)) => {
             tracing::error!(%lost, command, "a Slack command task failed");
-            return Ok(ephemeral("Greenlight could not do that just now; please try again."));
-        }
-        Deadline::Late(_) => {
             return Ok(ephemeral(
-                "Greenlight is slow right now; your command is still being applied. The channel will show the result.",
-            ))
+                "Greenlight could not do that just now; please try again.",
+            ));
         }
+        Deadline::Late(_) => return Ok(ephemeral(STILL_APPLYING)),
     };
     Ok(match reply {
         CommandReply::Ephemeral(text) => ephemeral(&text),
         CommandReply::ConfirmRollback {
             text,
             confirm_value,
-        } => Json(crate::slack::notices::rollback_confirmation(&text, &confirm_value).to_json())
-            .into_response(),
+        } => SlackAnswer::Json(
+            crate::slack::notices::rollback_confirmation(&text, &confirm_value).to_json(),
+        ),
     })
 }
+
+/// A command's reply when the database is too slow to answer within Slack's deadline.
+pub const STILL_APPLYING: &str =
+    "Greenlight is slow right now; your command is still being applied. The channel will show the result.";
 
 /// `webhook_deliveries.source` of Slack's replay keys.
 const DELIVERY_SOURCE: &str = "slack";
@@ -243,18 +295,18 @@ pub fn parse_command(body: &[u8]) -> Result<SlackCommandRequest, ApiError> {
 }
 
 /// A reply only the person who typed the command sees (Slack's default for command replies).
-fn ephemeral(text: &str) -> Response {
+pub fn ephemeral(text: &str) -> SlackAnswer {
     let message = crate::slack::Message::plain(text);
     let mut body = message.to_json();
     body["response_type"] = json!("ephemeral");
-    Json(body).into_response()
+    SlackAnswer::Json(body)
 }
 
 /// Mounted before both handlers: what [`authenticate`] can refuse without the body (Slack not
 /// configured, a header missing or malformed, a timestamp outside the replay window) is
 /// refused before the body is read, with the same answer.
 fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    slack_config(state)?;
+    signing_secrets(state)?;
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     verify::slack::check_headers(
         header(verify::slack::TIMESTAMP_HEADER),
@@ -273,21 +325,29 @@ fn slack_config(state: &AppState) -> Result<&crate::config::SlackConfig, ApiErro
         .ok_or_else(|| ApiError::not_found("Slack is not configured ([slack] in greenlight.toml)"))
 }
 
+/// The secrets HTTP requests must be signed with. Socket Mode alone needs none, and then the
+/// HTTP routes refuse everything: nothing unsigned gets in.
+fn signing_secrets(state: &AppState) -> Result<&SecretList, ApiError> {
+    slack_config(state)?.signing_secret.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            "Slack's HTTP routes are off: [slack] has no signing_secret (Socket Mode only)",
+        )
+    })
+}
+
 fn unauthenticated(error: verify::VerifyError) -> ApiError {
     metrics::counter!("greenlight_slack_unauthenticated_total").increment(1);
     ApiError::unauthorized(format!("Slack signature check failed: {error}"))
 }
 
 /// Verifies Slack's signature with the engine's clock (so tests can pin time) and every
-/// configured signing secret. 404 when Slack is not configured at all.
+/// configured signing secret. 404 when Slack is not configured at all, or has no signing
+/// secret.
 fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
-    let slack = slack_config(state)?;
+    let secrets = signing_secrets(state)?;
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     verify::slack::verify(
-        slack
-            .signing_secret
-            .iter()
-            .map(|secret| secret.expose().as_bytes()),
+        secrets.iter().map(|secret| secret.expose().as_bytes()),
         header(verify::slack::TIMESTAMP_HEADER),
         header(verify::slack::SIGNATURE_HEADER),
         body,
@@ -401,8 +461,8 @@ async fn block_actions(
     state: &AppState,
     client: Option<Arc<SlackClient>>,
     payload: BlockActions,
-    signature: &str,
-) -> Result<Response, ApiError> {
+    replay_key: &str,
+) -> Result<SlackAnswer, ApiError> {
     let response_url = payload
         .response_url
         .as_deref()
@@ -423,7 +483,7 @@ async fn block_actions(
     for action in &payload.actions {
         match action.action_id.as_str() {
             ROLLBACK_CONFIRM_ACTION_ID => {
-                let key = action.replay_key(&payload.user.id, signature);
+                let key = action.replay_key(&payload.user.id, replay_key);
                 if !first_delivery(state, key).await? {
                     continue;
                 }
@@ -469,7 +529,7 @@ async fn block_actions(
             APPROVE_ACTION_ID => {
                 let engine = state.engine.clone();
                 let actor = actor.clone();
-                let once = delivery(action.replay_key(&payload.user.id, signature));
+                let once = delivery(action.replay_key(&payload.user.id, replay_key));
                 within_deadline(state, async move {
                     engine
                         .decide_once(request_id, actor, Verdict::Approve, Some(once))
@@ -484,7 +544,7 @@ async fn block_actions(
             _ => {}
         }
     }
-    Ok(StatusCode::OK.into_response())
+    Ok(SlackAnswer::Empty)
 }
 
 /// A Reject click asks for a reason in a modal, unless the clicker could not reject anyway:
@@ -546,10 +606,10 @@ async fn open_reject_modal(
 async fn view_submission(
     state: &AppState,
     submission: ViewSubmission,
-    signature: &str,
-) -> Result<Response, ApiError> {
+    replay_key: &str,
+) -> Result<SlackAnswer, ApiError> {
     if submission.view.callback_id != REJECT_MODAL_CALLBACK_ID {
-        return Ok(StatusCode::OK.into_response());
+        return Ok(SlackAnswer::Empty);
     }
     let request_id: i64 = submission
         .view
@@ -565,8 +625,9 @@ async fn view_submission(
         .and_then(|input| input.value.clone())
         .unwrap_or_default();
     // Not the view id alone: after a refused reason the same modal is submitted again with a
-    // new one. A replay repeats the signed request exactly, so its signature is the key.
-    let once = delivery(format!("view:{signature}"));
+    // new one. A replay repeats the delivery exactly, so its signature (HTTP) or the digest
+    // of its payload (Socket Mode) is the key.
+    let once = delivery(format!("view:{replay_key}"));
     let actor = ChatActor {
         platform: Platform::Slack,
         user_id: submission.user.id,
@@ -581,9 +642,9 @@ async fn view_submission(
     })
     .await;
     match outcome {
-        Some(DecisionReply::Refused(refusal)) => Ok(Json(modal_error(&refusal)).into_response()),
+        Some(DecisionReply::Refused(refusal)) => Ok(SlackAnswer::Json(modal_error(&refusal))),
         // Accepted, or still being applied: close the modal; the card shows the outcome.
-        _ => Ok(StatusCode::OK.into_response()),
+        _ => Ok(SlackAnswer::Empty),
     }
 }
 

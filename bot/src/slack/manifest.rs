@@ -1,5 +1,7 @@
 //! `greenlight slack manifest`: the Slack app manifest for this configuration, so creating the
 //! Slack app is one paste (slash commands, interactivity URL and scopes all from one place).
+//! With Socket Mode (`slack.app_token`) it turns Socket Mode on and names no request URL:
+//! Slack then sends everything over the WebSocket Greenlight opens.
 
 use greenlight_commands::chat::COMMANDS;
 use serde_json::{json, Value};
@@ -9,8 +11,20 @@ use url::Url;
 /// (`chat:write`) and slash commands (`commands`). Invite the bot to the deploy channels.
 pub const BOT_SCOPES: &[&str] = &["chat:write", "commands"];
 
-pub fn manifest(public_url: &Url) -> Value {
-    let base = public_url.as_str().trim_end_matches('/');
+/// How Slack reaches Greenlight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery<'a> {
+    /// Slack calls `/slack/*` under this public URL.
+    RequestUrls(&'a Url),
+    /// Slack sends over Socket Mode; no URL is needed.
+    SocketMode,
+}
+
+pub fn manifest(delivery: Delivery<'_>) -> Value {
+    let base = match delivery {
+        Delivery::RequestUrls(public_url) => Some(public_url.as_str().trim_end_matches('/')),
+        Delivery::SocketMode => None,
+    };
     let commands: Vec<Value> = COMMANDS
         .iter()
         .map(|spec| {
@@ -19,15 +33,22 @@ pub fn manifest(public_url: &Url) -> Value {
                 .split_once(' ')
                 .map(|(_, rest)| rest.to_owned())
                 .unwrap_or_default();
-            json!({
+            let mut command = json!({
                 "command": format!("/{}", spec.name),
-                "url": format!("{base}/slack/commands"),
                 "description": spec.summary,
                 "usage_hint": hint,
                 "should_escape": false,
-            })
+            });
+            if let Some(base) = base {
+                command["url"] = json!(format!("{base}/slack/commands"));
+            }
+            command
         })
         .collect();
+    let mut interactivity = json!({ "is_enabled": true });
+    if let Some(base) = base {
+        interactivity["request_url"] = json!(format!("{base}/slack/interactions"));
+    }
     json!({
         "_metadata": { "major_version": 1, "minor_version": 1 },
         "display_information": {
@@ -41,12 +62,9 @@ pub fn manifest(public_url: &Url) -> Value {
         },
         "oauth_config": { "scopes": { "bot": BOT_SCOPES } },
         "settings": {
-            "interactivity": {
-                "is_enabled": true,
-                "request_url": format!("{base}/slack/interactions"),
-            },
+            "interactivity": interactivity,
             "org_deploy_enabled": false,
-            "socket_mode_enabled": false,
+            "socket_mode_enabled": base.is_none(),
             "token_rotation_enabled": false,
         },
     })
@@ -59,7 +77,7 @@ mod tests {
     #[test]
     fn every_command_and_url_comes_from_the_config_and_the_table() {
         let url = Url::parse("https://greenlight.example.com/").expect("url");
-        let manifest = manifest(&url);
+        let manifest = manifest(Delivery::RequestUrls(&url));
         let commands = manifest["features"]["slash_commands"]
             .as_array()
             .expect("commands");
@@ -89,5 +107,22 @@ mod tests {
         assert!(manifest["display_information"]["name"]
             .as_str()
             .is_some_and(|n| n.len() <= 35));
+        assert_eq!(manifest["settings"]["socket_mode_enabled"], false);
+    }
+
+    #[test]
+    fn socket_mode_names_no_url() {
+        let manifest = manifest(Delivery::SocketMode);
+        assert_eq!(manifest["settings"]["socket_mode_enabled"], true);
+        assert_eq!(
+            manifest["settings"]["interactivity"],
+            json!({ "is_enabled": true })
+        );
+        let commands = manifest["features"]["slash_commands"]
+            .as_array()
+            .expect("commands");
+        assert_eq!(commands.len(), COMMANDS.len());
+        assert!(commands.iter().all(|command| command.get("url").is_none()));
+        assert!(!manifest.to_string().contains("http"), "{manifest}");
     }
 }

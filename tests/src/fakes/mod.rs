@@ -9,6 +9,7 @@ pub mod github;
 mod inbox;
 pub mod platform;
 pub mod slack;
+pub mod slack_socket;
 
 pub use deploy_hook::{DeployHook, FakeProduction};
 pub use discord::FakeDiscord;
@@ -16,3 +17,4 @@ pub use faults::Hiccup;
 pub use github::FakeGithub;
 pub use inbox::{started_on_this_thread, Inbox, Recorded};
 pub use slack::FakeSlack;
+pub use slack_socket::FakeSocketMode;

@@ -52,6 +52,11 @@ impl<P> PlatformFake<P> {
         }
     }
 
+    /// Adds a route to the fake's server (e.g. `apps.connections.open` for Socket Mode).
+    pub async fn mount(&self, mock: Mock) {
+        mock.mount(&self.server).await;
+    }
+
     /// The server's base URL.
     pub(super) fn uri(&self) -> String {
         self.server.uri()

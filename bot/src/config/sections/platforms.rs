@@ -19,17 +19,47 @@ pub(super) fn slack(
         "bot_token",
         "the Bot User OAuth Token (xoxb-…), e.g. \"${SLACK_BOT_TOKEN}\"",
     );
-    let signing_secret = fields.required::<SecretList>(
-        "signing_secret",
-        "the Signing Secret from the app's Basic Information, e.g. \"${SLACK_SIGNING_SECRET}\"",
-    );
+    // Socket Mode needs no signing secret (the connection itself is authenticated); HTTP
+    // requests are refused without one.
+    let socket_mode = fields.has("app_token");
+    let app_token = fields.optional_with("app_token", app_token);
+    let signing_secret = if socket_mode {
+        fields.optional::<SecretList>("signing_secret")
+    } else {
+        fields
+            .required::<SecretList>(
+                "signing_secret",
+                "the Signing Secret from the app's Basic Information, e.g. \"${SLACK_SIGNING_SECRET}\" (or an app_token, \"xapp-…\", for Socket Mode)",
+            )
+            .map(Some)
+    };
     let api_url = fields.optional_with("api_url", base_url);
     fields.finish();
     Ok(SlackConfig {
         bot_token: bot_token?,
         signing_secret: signing_secret?,
+        app_token: app_token?,
         api_url: api_url?.unwrap_or_else(|| constant_url(SlackConfig::DEFAULT_API_URL)),
     })
+}
+
+/// `slack.app_token`: an app-level token, which is what `apps.connections.open` accepts.
+fn app_token(value: &Value, at: &KeyPath, problems: &mut Problems) -> Result<Secret, Invalid> {
+    let token = Secret::from_value(value, at, problems)?;
+    let text = token.expose();
+    if !text.starts_with("xapp-") {
+        let kind = if text.starts_with("xoxb-") {
+            "this is a bot token, which belongs in bot_token"
+        } else {
+            "value not shown"
+        };
+        problems.add(
+            at,
+            format!("must be an app-level token (xapp-…) with the connections:write scope, from the app's Basic Information ({kind})"),
+        );
+        return Err(Invalid);
+    }
+    Ok(token)
 }
 
 pub(super) fn discord(

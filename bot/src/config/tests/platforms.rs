@@ -7,7 +7,18 @@ fn platform_section_rules() {
     for (text, expected) in [
         (
             "[slack]\nbot_token = \"xoxb-1\"",
-            vec![r#"slack.signing_secret: missing; the Signing Secret from the app's Basic Information, e.g. "${SLACK_SIGNING_SECRET}""#],
+            vec![r#"slack.signing_secret: missing; the Signing Secret from the app's Basic Information, e.g. "${SLACK_SIGNING_SECRET}" (or an app_token, "xapp-…", for Socket Mode)"#],
+        ),
+        (
+            "[slack]\nbot_token = \"xoxb-1\"\napp_token = \"xoxb-2\"",
+            vec!["slack.app_token: must be an app-level token (xapp-…) with the connections:write scope, from the app's Basic Information (this is a bot token, which belongs in bot_token)"],
+        ),
+        (
+            "[slack]\nbot_token = \"xoxb-1\"\napp_token = \"hunter2\"\nsigning_secret = []",
+            vec![
+                "slack.app_token: must be an app-level token (xapp-…) with the connections:write scope, from the app's Basic Information (value not shown)",
+                "slack.signing_secret: must list at least one secret",
+            ],
         ),
         (
             "[slack]\nbot_token = \"xoxb-1\"\nsigning_secret = []\napi_url = \"https://slack.example/api?x=1\"",
@@ -58,4 +69,20 @@ fn platform_section_rules() {
     ] {
         assert_eq!(problems(text), expected, "{text}");
     }
+}
+
+#[test]
+fn socket_mode_needs_an_app_token_and_no_signing_secret() {
+    let config = valid("[slack]\nbot_token = \"xoxb-1\"\napp_token = \"xapp-1-A0-1-abc\"\n");
+    let slack = config.slack.expect("[slack]");
+    assert!(slack.signing_secret.is_none());
+    assert_eq!(
+        slack.app_token.as_ref().map(|token| token.expose()),
+        Some("xapp-1-A0-1-abc")
+    );
+    // Both at once: Socket Mode and the HTTP routes side by side (a team moving over).
+    let both =
+        valid("[slack]\nbot_token = \"xoxb-1\"\napp_token = \"xapp-1\"\nsigning_secret = \"s\"\n");
+    let slack = both.slack.expect("[slack]");
+    assert!(slack.signing_secret.is_some() && slack.app_token.is_some());
 }
