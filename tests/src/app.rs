@@ -186,6 +186,29 @@ impl TestApp {
             .expect("seeded deployment");
     }
 
+    /// Holds SQLite's write lock from a connection of its own for `duration`, as a long
+    /// transaction or a stalled disk would: the app's writes wait meanwhile (up to its busy
+    /// timeout). Returns once the lock is held; the task ends when it is released.
+    pub async fn hold_database_writes(&self, duration: Duration) -> tokio::task::JoinHandle<()> {
+        use sqlx::Connection;
+        let path = self.dir.path().join("greenlight.db");
+        let mut connection =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("a second connection to the test database");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut connection)
+            .await
+            .expect("the write lock");
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            sqlx::query("COMMIT")
+                .execute(&mut connection)
+                .await
+                .expect("releasing the write lock");
+        })
+    }
+
     pub fn storage(&self) -> &Storage {
         &self.state.storage
     }

@@ -12,7 +12,10 @@ use greenlight_tests::clock::manual_clock;
 use greenlight_tests::config::{slack_section_signed_with, SLACK_SIGNING_SECRET as SIGNING_SECRET};
 use greenlight_tests::fakes::slack::{has_buttons, Hiccup};
 use greenlight_tests::fakes::FakeSlack;
-use greenlight_tests::inbound::slack::{self as from_slack, interaction_body, Answer, Via};
+use greenlight_tests::inbound::slack::{
+    self as from_slack, interaction_body, Answer, Transport, Via,
+};
+use greenlight_tests::over_http_and_socket_mode;
 use greenlight_tests::signing::slack_signature;
 use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
@@ -24,39 +27,6 @@ const ALICE: &str = "U0ALICE01";
 const BOB: &str = "U0BOB0001";
 const CAROL: &str = "U0CAROL01";
 const DAVE: &str = "U0DAVE001";
-
-/// Which way Slack reaches the app in a test that runs over both.
-#[derive(Debug, Clone, Copy)]
-enum Transport {
-    Http,
-    SocketMode,
-}
-
-impl Transport {
-    async fn via(self, slack: &FakeSlack) -> Via {
-        match self {
-            Transport::Http => Via::http(SIGNING_SECRET),
-            Transport::SocketMode => Via::socket_mode(slack).await,
-        }
-    }
-}
-
-/// Each `name(transport)` as two tests, `name::over_http` and `name::over_socket_mode`.
-macro_rules! over_http_and_socket_mode {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn over_http() {
-                super::$name(super::Transport::Http).await
-            }
-
-            #[tokio::test]
-            async fn over_socket_mode() {
-                super::$name(super::Transport::SocketMode).await
-            }
-        }
-    )*};
-}
 
 over_http_and_socket_mode!(
     refused_clicks_say_why_and_change_nothing,
@@ -99,7 +69,7 @@ async fn start(slack: &FakeSlack, via: &Via, production: &str, extra_people: &st
 /// Slack, Greenlight on the standard policy, and a request for `SHA` whose card was posted.
 async fn card_posted(transport: Transport) -> (FakeSlack, Via, TestApp, i64) {
     let slack = FakeSlack::start().await;
-    let via = transport.via(&slack).await;
+    let via = transport.via(&slack, SIGNING_SECRET).await;
     let app = start(&slack, &via, STANDARD_POLICY, "").await;
     let request = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
@@ -397,7 +367,7 @@ async fn a_newer_release_supersedes_the_waiting_card() {
 
 async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy(transport: Transport) {
     let slack = FakeSlack::start().await;
-    let via = transport.via(&slack).await;
+    let via = transport.via(&slack, SIGNING_SECRET).await;
     let people: String = (0..50)
         .map(|n| format!("r{n:02} = {{ slack = \"U0R{n:06}\" }}\n"))
         .collect();

@@ -1,5 +1,6 @@
 //! Slash commands from Slack: signed form posts to `/slack/commands`, one grammar for every
-//! command, operators-only changes, helpful errors for garbled text.
+//! command, operators-only changes, helpful errors for garbled text. Every command runs twice:
+//! over signed HTTP and over Socket Mode (SPEC §12).
 
 use greenlight_tests::ci::{self, Fields};
 use greenlight_tests::clock::manual_clock;
@@ -7,7 +8,8 @@ use greenlight_tests::config::{
     shop_app, slack_section_signed_with, SLACK_SIGNING_SECRET as SECRET,
 };
 use greenlight_tests::fakes::FakeSlack;
-use greenlight_tests::inbound::slack as from_slack;
+use greenlight_tests::inbound::slack::{self as from_slack, Transport, Via};
+use greenlight_tests::over_http_and_socket_mode;
 use greenlight_tests::shop::{production, shop};
 use greenlight_tests::{spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
@@ -17,11 +19,20 @@ const ALICE: &str = "U0ALICE01";
 const DAVE: &str = "U0DAVE001";
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-async fn start(slack: &FakeSlack) -> TestApp {
-    start_with(slack, "").await
+over_http_and_socket_mode!(
+    operators_change_flags_and_the_channel_is_told,
+    non_operators_and_strangers_are_refused_and_logged,
+    releases_lists_the_log,
+    garbled_text_gets_a_helpful_error_never_a_5xx,
+    operators_lock_and_unlock_and_a_held_lock_says_who,
+    rollback_asks_to_confirm_and_deploys_the_previous_image_once,
+);
+
+async fn start(slack: &FakeSlack, via: &Via) -> TestApp {
+    start_with(slack, via, "").await
 }
 
-async fn start_with(slack: &FakeSlack, production_extra: &str) -> TestApp {
+async fn start_with(slack: &FakeSlack, via: &Via, production_extra: &str) -> TestApp {
     let config = format!(
         r#"
 {slack}
@@ -34,7 +45,10 @@ dave = {{ slack = "{DAVE}" }}
 sre = ["alice", "bob"]
 
 {shop}"#,
-        slack = slack_section_signed_with(slack, r#""${SLACK_SIGNING_SECRET}""#),
+        slack = via.section(
+            slack,
+            slack_section_signed_with(slack, r#""${SLACK_SIGNING_SECRET}""#)
+        ),
         shop = shop_app(
             &format!(
                 "ci_token = \"shop-ci\"\nchannels = {{ slack = \"{CHANNEL}\" }}\n\
@@ -44,23 +58,27 @@ sre = ["alice", "bob"]
             &format!("reviewers = [\"group:sre\"]\n{production_extra}"),
         ),
     );
-    spawn_app_with_clock(&config, &[("SLACK_SIGNING_SECRET", SECRET)], manual_clock()).await
+    let app =
+        spawn_app_with_clock(&config, &[("SLACK_SIGNING_SECRET", SECRET)], manual_clock()).await;
+    via.ready().await;
+    app
 }
 
 /// A slash command as Slack sends it: the documented example body with our fields swapped in.
-async fn command(app: &TestApp, user: &str, name: &str, text: &str) -> (u16, Value) {
-    from_slack::command(app, SECRET, user, CHANNEL, name, text).await
+async fn command(via: &Via, app: &TestApp, user: &str, name: &str, text: &str) -> (u16, Value) {
+    via.command(app, user, CHANNEL, name, text).await
 }
 
 fn text(reply: &Value) -> &str {
     reply["text"].as_str().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn operators_change_flags_and_the_channel_is_told() {
+async fn operators_change_flags_and_the_channel_is_told(transport: Transport) {
     let slack = FakeSlack::start().await;
-    let app = start(&slack).await;
+    let via = transport.via(&slack, SECRET).await;
+    let app = start(&slack, &via).await;
     let (status, reply) = command(
+        &via,
         &app,
         ALICE,
         "/flag",
@@ -88,28 +106,42 @@ async fn operators_change_flags_and_the_channel_is_told() {
         .expect("created");
     assert!(!flag.enabled);
 
-    let (_, reply) = command(&app, ALICE, "/flag", "production new_checkout rollout 25").await;
+    let (_, reply) = command(
+        &via,
+        &app,
+        ALICE,
+        "/flag",
+        "production new_checkout rollout 25",
+    )
+    .await;
     assert!(
         text(&reply).contains("on") || text(&reply).contains("off"),
         "{reply}"
     );
     slack.next_call("chat.postMessage", CHANNEL).await;
-    let (_, listed) = command(&app, DAVE, "/flag", "production list").await;
+    let (_, listed) = command(&via, &app, DAVE, "/flag", "production list").await;
     assert!(text(&listed).contains("new_checkout"), "{listed}");
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn non_operators_and_strangers_are_refused_and_logged() {
+async fn non_operators_and_strangers_are_refused_and_logged(transport: Transport) {
     let slack = FakeSlack::start().await;
-    let app = start(&slack).await;
-    let (status, reply) = command(&app, DAVE, "/flag", "production new_checkout on").await;
+    let via = transport.via(&slack, SECRET).await;
+    let app = start(&slack, &via).await;
+    let (status, reply) = command(&via, &app, DAVE, "/flag", "production new_checkout on").await;
     assert_eq!(status, 200);
     assert!(
         text(&reply).contains("only operators of shop (sre)"),
         "{reply}"
     );
-    let (_, reply) = command(&app, "U0NOBODY1", "/flag", "production new_checkout on").await;
+    let (_, reply) = command(
+        &via,
+        &app,
+        "U0NOBODY1",
+        "/flag",
+        "production new_checkout on",
+    )
+    .await;
     assert!(text(&reply).contains("not linked"), "{reply}");
     let refused = app.audit("command_refused").await.len();
     assert_eq!(refused, 2);
@@ -123,17 +155,17 @@ async fn non_operators_and_strangers_are_refused_and_logged() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn releases_lists_the_log() {
+async fn releases_lists_the_log(transport: Transport) {
     let slack = FakeSlack::start().await;
-    let app = start(&slack).await;
+    let via = transport.via(&slack, SECRET).await;
+    let app = start(&slack, &via).await;
     ci::report(
         &app,
         "shop-ci",
         ci::build(SHA).with(json!({"author": "alice", "message": "Fix checkout"})),
     )
     .await;
-    let (_, reply) = command(&app, DAVE, "/releases", "").await;
+    let (_, reply) = command(&via, &app, DAVE, "/releases", "").await;
     assert!(
         text(&reply).contains(&SHA[..7]) && text(&reply).contains("Fix checkout"),
         "{reply}"
@@ -141,10 +173,10 @@ async fn releases_lists_the_log() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn garbled_text_gets_a_helpful_error_never_a_5xx() {
+async fn garbled_text_gets_a_helpful_error_never_a_5xx(transport: Transport) {
     let slack = FakeSlack::start().await;
-    let app = start(&slack).await;
+    let via = transport.via(&slack, SECRET).await;
+    let app = start(&slack, &via).await;
     let cases = [
         ("/flag", "", "Which environment"),
         ("/flag", "prodution list", "Did you mean `production`?"),
@@ -155,11 +187,11 @@ async fn garbled_text_gets_a_helpful_error_never_a_5xx() {
         ("/flag", &"x ".repeat(2000), "has no environment"),
     ];
     for (name, words, needle) in cases {
-        let (status, reply) = command(&app, ALICE, name, words).await;
+        let (status, reply) = command(&via, &app, ALICE, name, words).await;
         assert_eq!(status, 200, "{name} {words}");
         assert!(text(&reply).contains(needle), "{name}: {reply}");
     }
-    let (_, help) = command(&app, DAVE, "/flag", "help").await;
+    let (_, help) = command(&via, &app, DAVE, "/flag", "help").await;
     assert!(text(&help).contains("rollout"), "{help}");
     app.teardown().await;
 }
@@ -167,7 +199,8 @@ async fn garbled_text_gets_a_helpful_error_never_a_5xx() {
 #[tokio::test]
 async fn ssl_checks_and_unsigned_commands() {
     let slack = FakeSlack::start().await;
-    let app = start(&slack).await;
+    let via = Via::http(SECRET);
+    let app = start(&slack, &via).await;
     let body = b"ssl_check=1&token=x".to_vec();
     let response = from_slack::post_signed(&app, "/slack/commands", body, SECRET, 0).await;
     assert_eq!(response.status(), 200);
@@ -182,11 +215,18 @@ async fn ssl_checks_and_unsigned_commands() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
+async fn operators_lock_and_unlock_and_a_held_lock_says_who(transport: Transport) {
     let slack = FakeSlack::start().await;
-    let app = start(&slack).await;
-    let (_, reply) = command(&app, ALICE, "/lock", "production db migration running").await;
+    let via = transport.via(&slack, SECRET).await;
+    let app = start(&slack, &via).await;
+    let (_, reply) = command(
+        &via,
+        &app,
+        ALICE,
+        "/lock",
+        "production db migration running",
+    )
+    .await;
     assert!(
         text(&reply).starts_with("Locked shop production"),
         "{reply}"
@@ -197,9 +237,16 @@ async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
         "{}",
         announcement.body
     );
-    let (_, again) = command(&app, "U0BOB0001", "/lock", "production another reason").await;
+    let (_, again) = command(
+        &via,
+        &app,
+        "U0BOB0001",
+        "/lock",
+        "production another reason",
+    )
+    .await;
     assert!(text(&again).contains("already locked by alice"), "{again}");
-    let (_, refused) = command(&app, DAVE, "/unlock", "production").await;
+    let (_, refused) = command(&via, &app, DAVE, "/unlock", "production").await;
     assert!(text(&refused).contains("only operators"), "{refused}");
     let status = app
         .storage()
@@ -210,7 +257,7 @@ async fn operators_lock_and_unlock_and_a_held_lock_says_who() {
         status.lock.expect("still locked").reason,
         "db migration running"
     );
-    let (_, unlocked) = command(&app, ALICE, "/unlock", "production").await;
+    let (_, unlocked) = command(&via, &app, ALICE, "/unlock", "production").await;
     assert!(
         text(&unlocked).starts_with("Unlocked shop production"),
         "{unlocked}"
@@ -232,8 +279,7 @@ async fn deployed_to_production(app: &TestApp, sha: &str) {
     app.seed_approved_healthy("shop", "production", sha).await;
 }
 
-#[tokio::test]
-async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
+async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once(transport: Transport) {
     use wiremock::matchers::{body_partial_json, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -251,14 +297,15 @@ async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
         "deploy = {{ kind = \"http\", url = \"{}/hook\", secret = \"hook-secret\" }}",
         hook.uri()
     );
-    let app = start_with(&slack, &deploy).await;
+    let via = transport.via(&slack, SECRET).await;
+    let app = start_with(&slack, &via, &deploy).await;
     deployed_to_production(&app, OLDER).await;
     deployed_to_production(&app, SHA).await;
 
-    let (_, refused) = command(&app, DAVE, "/rollback", "").await;
+    let (_, refused) = command(&via, &app, DAVE, "/rollback", "").await;
     assert!(text(&refused).contains("only operators"), "{refused}");
 
-    let (_, plan) = command(&app, ALICE, "/rollback", "").await;
+    let (_, plan) = command(&via, &app, ALICE, "/rollback", "").await;
     assert!(
         text(&plan).contains(&OLDER[..7]) && text(&plan).contains(&SHA[..7]),
         "{plan}"
@@ -274,7 +321,7 @@ async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
     // A non-operator clicking the (forwarded) button is refused; the operator's click, twice,
     // rolls back once.
     for user in [DAVE, ALICE, ALICE] {
-        click_confirm(&app, &slack, user, &reference).await;
+        click_confirm(&via, &app, &slack, user, &reference).await;
     }
     // Answers come back through the outbox in whatever order the clicks were handled.
     let mut replies: Vec<String> = futures_replies(&slack, 3).await;
@@ -302,13 +349,11 @@ async fn rollback_asks_to_confirm_and_deploys_the_previous_image_once() {
     app.teardown().await;
 }
 
-async fn click_confirm(app: &TestApp, slack: &FakeSlack, user: &str, reference: &str) {
-    let payload = json!({"type": "block_actions", "user": {"id": user},
-        "channel": {"id": CHANNEL}, "response_url": slack.response_url(&format!("rb-{user}")),
-        "actions": [{"action_id": "rollback_confirm", "value": reference,
-            "action_ts": greenlight_tests::signing::slack_action_ts()}]});
-    let response = from_slack::interact(app, SECRET, &payload).await;
-    assert_eq!(response.status(), 200);
+async fn click_confirm(via: &Via, app: &TestApp, slack: &FakeSlack, user: &str, reference: &str) {
+    let response_url = slack.response_url(&format!("rb-{user}"));
+    let payload = from_slack::click(user, CHANNEL, "rollback_confirm", reference, &response_url);
+    let answer = via.interact(app, &payload).await;
+    assert_eq!(answer.status, 200);
 }
 
 async fn futures_replies(slack: &FakeSlack, count: usize) -> Vec<String> {

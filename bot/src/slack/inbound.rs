@@ -70,8 +70,18 @@ async fn interactions(
         }
         SlackInteraction::Interaction(interaction) => interaction,
     };
-    let answer = handle_interaction(&state, client, interaction, &signature_of(&headers)).await?;
-    Ok(answer.into_response())
+    let replay_key = signature_of(&headers);
+    let work_state = state.clone();
+    let work =
+        async move { handle_interaction(&work_state, client, interaction, &replay_key).await };
+    let answer = answer_within(
+        &state,
+        "slack interaction",
+        ACK_BUDGET,
+        work,
+        SlackAnswer::Empty,
+    );
+    Ok(answer.await?.into_response())
 }
 
 async fn commands(
@@ -83,8 +93,35 @@ async fn commands(
     let SlackCommandRequest::Command(form) = parse_command(&body)? else {
         return Ok(StatusCode::OK.into_response());
     };
-    let answer = handle_command(&state, form, &signature_of(&headers)).await?;
-    Ok(answer.into_response())
+    let replay_key = signature_of(&headers);
+    let work_state = state.clone();
+    let work = async move { handle_command(&work_state, form, &replay_key).await };
+    let late = ephemeral(STILL_APPLYING);
+    let answer = answer_within(&state, "slack command", ACK_BUDGET, work, late);
+    Ok(answer.await?.into_response())
+}
+
+/// Slack's deadline holds whatever the database does: work that outlasts `budget` goes on in
+/// its own task (its effects reach the channel through the outbox) and `late` answers now.
+pub async fn answer_within<F>(
+    state: &AppState,
+    name: &str,
+    budget: Duration,
+    work: F,
+    late: SlackAnswer,
+) -> Result<SlackAnswer, ApiError>
+where
+    F: std::future::Future<Output = Result<SlackAnswer, ApiError>> + Send + 'static,
+{
+    let deadline = tokio::time::Instant::now() + budget;
+    match state.background.within(name, deadline, work).await {
+        Deadline::Done(Ok(answer)) => answer,
+        Deadline::Done(Err(lost)) => {
+            tracing::error!(%lost, name, "a Slack request's task failed");
+            Err(ApiError::internal())
+        }
+        Deadline::Late(_) => Ok(late),
+    }
 }
 
 /// What Slack gets back for an interaction or a command, whichever way it came: the body of

@@ -28,7 +28,7 @@ use slack_morphism::{
 
 use super::client::SlackClient;
 use super::inbound::{self, Interaction, SlackAnswer, SlackCommand};
-use crate::background::{Deadline, StopSignal};
+use crate::background::StopSignal;
 use crate::connections::Transport;
 use crate::http::AppState;
 use crate::secret::Secret;
@@ -65,6 +65,10 @@ pub async fn run(
 ) {
     let connections = state.connections.clone();
     connections.set(Transport::SlackSocketMode, "connecting");
+    // The WebSocket's TLS (tokio-tungstenite) takes rustls' process-wide provider, which a
+    // build with two providers compiled in does not have (REFERENCE §5.4): name ring, the one
+    // the rest of Greenlight uses. Already installed is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.expose().to_owned()))
         .with_token_type(SlackApiTokenType::App);
     let api = Arc::new(client.api().clone());
@@ -202,16 +206,16 @@ async fn on_interaction(
     let work = async move {
         inbound::handle_interaction(&work_state, Some(client), interaction, &replay_key).await
     };
-    let answer = within_budget(&state, "slack socket interaction", work).await;
+    let answer = within_budget(&state, "slack socket interaction", work, SlackAnswer::Empty).await;
     Ok(match answer {
-        Some(SlackAnswer::Json(body)) => match serde_json::from_value(body) {
+        SlackAnswer::Json(body) => match serde_json::from_value(body) {
             Ok(response) => SlackInteractionResponse::ViewSubmission(response),
             Err(error) => {
                 tracing::error!(%error, "an interaction answer is not a view response");
                 SlackInteractionResponse::Empty
             }
         },
-        Some(SlackAnswer::Empty) | None => SlackInteractionResponse::Empty,
+        SlackAnswer::Empty => SlackInteractionResponse::Empty,
     })
 }
 
@@ -233,32 +237,25 @@ async fn on_command(
     let replay_key = digest(&serde_json::to_value(&event)?);
     let work_state = state.clone();
     let work = async move { inbound::handle_command(&work_state, form, &replay_key).await };
-    let answer = within_budget(&state, "slack socket command", work)
-        .await
-        .unwrap_or_else(|| inbound::ephemeral(inbound::STILL_APPLYING));
+    let late = inbound::ephemeral(inbound::STILL_APPLYING);
+    let answer = within_budget(&state, "slack socket command", work, late).await;
     Ok(command_reply(answer))
 }
 
 const NOT_READY: &str = "Greenlight is starting; please try again in a moment.";
 
-/// Runs `work` for at most [`ENVELOPE_BUDGET`]: `None` when it is still running (it goes on)
-/// or failed (already logged by the route's code, or here).
-async fn within_budget<F>(state: &AppState, name: &str, work: F) -> Option<SlackAnswer>
+/// Runs `work` for at most [`ENVELOPE_BUDGET`]: `late` when it is still running (it goes
+/// on); a refusal or a lost task is logged and answered with nothing.
+async fn within_budget<F>(state: &AppState, name: &str, work: F, late: SlackAnswer) -> SlackAnswer
 where
     F: std::future::Future<Output = Result<SlackAnswer, crate::http::ApiError>> + Send + 'static,
 {
-    let deadline = tokio::time::Instant::now() + ENVELOPE_BUDGET;
-    match state.background.within(name, deadline, work).await {
-        Deadline::Done(Ok(Ok(answer))) => Some(answer),
-        Deadline::Done(Ok(Err(error))) => {
-            tracing::warn!(?error, "a Slack Socket Mode envelope was refused");
-            None
+    match inbound::answer_within(state, name, ENVELOPE_BUDGET, work, late).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::warn!(?error, name, "a Slack Socket Mode envelope was refused");
+            SlackAnswer::Empty
         }
-        Deadline::Done(Err(lost)) => {
-            tracing::error!(%lost, "a Slack Socket Mode envelope's task failed");
-            None
-        }
-        Deadline::Late(_) => None,
     }
 }
 

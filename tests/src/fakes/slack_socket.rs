@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,8 @@ struct Inner {
     changed: Notify,
     hellos: AtomicUsize,
     connections_opened: AtomicUsize,
+    /// The next acknowledgement is lost with its connection (see `lose_next_ack`).
+    lose_next_ack: AtomicBool,
 }
 
 struct Connection {
@@ -102,6 +104,7 @@ impl FakeSocketMode {
             changed: Notify::new(),
             hellos: AtomicUsize::new(0),
             connections_opened: AtomicUsize::new(0),
+            lose_next_ack: AtomicBool::new(false),
         });
         let fake = Self { inner };
         let accepting = fake.clone();
@@ -198,7 +201,13 @@ impl FakeSocketMode {
         loop {
             tokio::select! {
                 frame = frames.next() => match frame {
-                    Some(Ok(Message::Text(text))) => self.acknowledged(&text),
+                    Some(Ok(Message::Text(text))) => {
+                        if self.inner.lose_next_ack.swap(false, Ordering::SeqCst) {
+                            // The connection died with the ack on the wire: Slack never saw it.
+                            break;
+                        }
+                        self.acknowledged(&text);
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                     // Pings are answered by tungstenite itself.
                     Some(Ok(_)) => {}
@@ -374,6 +383,13 @@ impl FakeSocketMode {
         if let Some(connection) = self.lock_open().get(&id) {
             let _ = connection.frames.send(Outgoing::Drop);
         }
+    }
+
+    /// The next acknowledgement any connection sends is lost: that connection drops (no
+    /// close frame) as the ack arrives, so its envelope, already handled by the app, is sent
+    /// again on another connection.
+    pub fn lose_next_ack(&self) {
+        self.inner.lose_next_ack.store(true, Ordering::SeqCst);
     }
 
     /// `hello`s sent: connections opened, reconnects included.

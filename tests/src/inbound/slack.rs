@@ -17,6 +17,42 @@ pub enum Via {
     SocketMode(FakeSocketMode),
 }
 
+/// Which way Slack reaches the app, for tests that run over both.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    Http,
+    SocketMode,
+}
+
+impl Transport {
+    /// The driver for this transport; HTTP requests are signed with `secret`.
+    pub async fn via(self, slack: &FakeSlack, secret: &str) -> Via {
+        match self {
+            Transport::Http => Via::http(secret),
+            Transport::SocketMode => Via::socket_mode(slack).await,
+        }
+    }
+}
+
+/// Makes each `async fn name(transport: Transport)` two tests, `name::over_http` and
+/// `name::over_socket_mode`.
+#[macro_export]
+macro_rules! over_http_and_socket_mode {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn over_http() {
+                super::$name($crate::inbound::slack::Transport::Http).await
+            }
+
+            #[tokio::test]
+            async fn over_socket_mode() {
+                super::$name($crate::inbound::slack::Transport::SocketMode).await
+            }
+        }
+    )*};
+}
+
 /// What Slack got back: the HTTP status and JSON body, or (Socket Mode) 200 and the
 /// acknowledgement's payload. `Value::Null` when there is none.
 #[derive(Debug, Clone)]
@@ -87,12 +123,9 @@ impl Via {
         match self {
             Via::Http { secret } => command(app, secret, user, channel, name, text).await,
             Via::SocketMode(fake) => {
-                let body = command_body(user, channel, name, text);
-                // Over Socket Mode the same fields arrive as a JSON object.
-                let fields: serde_json::Map<String, Value> = url::form_urlencoded::parse(&body)
-                    .map(|(key, value)| (key.into_owned(), Value::String(value.into_owned())))
-                    .collect();
-                let ack = fake.command(Value::Object(fields)).await;
+                let ack = fake
+                    .command(command_fields(user, channel, name, text))
+                    .await;
                 (200, ack.payload.unwrap_or(Value::Null))
             }
         }
@@ -210,6 +243,16 @@ pub fn command_body(user: &str, channel: &str, name: &str, text: &str) -> Vec<u8
         .extend_pairs(fields)
         .finish()
         .into_bytes()
+}
+
+/// The fields of [`command_body`] as a JSON object: how a slash command arrives over Socket
+/// Mode.
+pub fn command_fields(user: &str, channel: &str, name: &str, text: &str) -> Value {
+    let body = command_body(user, channel, name, text);
+    let fields: serde_json::Map<String, Value> = url::form_urlencoded::parse(&body)
+        .map(|(key, value)| (key.into_owned(), Value::String(value.into_owned())))
+        .collect();
+    Value::Object(fields)
 }
 
 /// Runs slash command `name` with `text` as `user` in `channel`; returns the status and the
