@@ -152,10 +152,7 @@ async fn on_hello(open: u32, host: &str, states: SlackClientEventsUserState) {
         connections.reconnecting(Transport::SlackSocketMode, "a connection was reopened");
     }
     tracing::info!(host, open, "Slack Socket Mode connection ready");
-    connections.set(
-        Transport::SlackSocketMode,
-        format!("connected ({open} open)"),
-    );
+    connections.set(Transport::SlackSocketMode, "connected");
 }
 
 /// slack-morphism's error handler: protocol errors and frames it could not read. Dropped
