@@ -283,9 +283,10 @@ async fn a_redelivered_post_posts_nothing() {
         SlackAdapter(Arc::new(SlackClient::new(
             &greenlight::config::SlackConfig {
                 bot_token: greenlight::secret::Secret::new(h.slack.bot_token.clone()),
-                signing_secret: greenlight::secret::SecretList::single(
+                signing_secret: Some(greenlight::secret::SecretList::single(
                     greenlight::secret::Secret::new("s"),
-                ),
+                )),
+                app_token: None,
                 api_url: h.slack.api_url().parse().expect("url"),
             },
         ))),
@@ -637,9 +638,10 @@ async fn a_slow_slack_is_retried_not_waited_for() {
     });
     let client = SlackClient::new(&greenlight::config::SlackConfig {
         bot_token: greenlight::secret::Secret::new("xoxb-test"),
-        signing_secret: greenlight::secret::SecretList::single(greenlight::secret::Secret::new(
-            "s",
+        signing_secret: Some(greenlight::secret::SecretList::single(
+            greenlight::secret::Secret::new("s"),
         )),
+        app_token: None,
         api_url: format!("http://{address}/api").parse().expect("url"),
     })
     .with_timeout(Duration::from_millis(200));

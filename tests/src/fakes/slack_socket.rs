@@ -150,6 +150,8 @@ impl FakeSocketMode {
         json!({"ok": true, "url": url})
     }
 
+    // The handshake callback's error type is tungstenite's HTTP response, large by nature.
+    #[allow(clippy::result_large_err)]
     async fn serve(&self, stream: tokio::net::TcpStream) {
         let mut ticket = None;
         let accepted =
