@@ -252,7 +252,7 @@ async fn a_disconnect_mid_flow_reconnects_and_loses_no_click() {
     assert_eq!(app.request_state(request).await, "approved");
     assert_eq!(app.approver_count(request).await, 2);
     assert_eq!(app.audit("deploy_owed").await.len(), 1);
-    assert!(!socket.open_connections().contains(&first));
+    socket.gone(first).await;
 
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
     assert!(reconnects(&metrics) >= 1, "{metrics}");

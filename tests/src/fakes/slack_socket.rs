@@ -360,6 +360,12 @@ impl FakeSocketMode {
         .await
     }
 
+    /// Waits until connection `id` has closed.
+    pub async fn gone(&self, id: u64) {
+        self.wait_for(|fake| (!fake.lock_open().contains_key(&id)).then_some(()))
+            .await
+    }
+
     /// Ids of the open connections, oldest first.
     pub fn open_connections(&self) -> Vec<u64> {
         self.lock_open().keys().copied().collect()
