@@ -192,18 +192,24 @@ pub async fn get_approval_request(
         .ok_or_else(|| StorageError::not_found(format!("approval request {id}")))
 }
 
+/// The text of the review policy stored with request `id`, unparsed: requests share their
+/// policies' texts, so a reader can keep one parse per distinct text.
+pub async fn get_policy_text(conn: &mut AnyConnection, id: i64) -> Result<String, StorageError> {
+    let policy: Option<String> =
+        sqlx::query_scalar("SELECT policy FROM approval_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    policy.ok_or_else(|| StorageError::not_found(format!("approval request {id}")))
+}
+
 /// The review policy stored with request `id` when it opened (the JSON `NewApprovalRequest`
 /// gave). It never changes afterwards, so callers may keep it.
 pub async fn get_policy(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<serde_json::Value, StorageError> {
-    let policy: Option<String> =
-        sqlx::query_scalar("SELECT policy FROM approval_requests WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    let policy = policy.ok_or_else(|| StorageError::not_found(format!("approval request {id}")))?;
+    let policy = get_policy_text(conn, id).await?;
     serde_json::from_str(&policy).map_err(|error| {
         StorageError::invalid("policy", format!("stored policy of request {id}: {error}"))
     })
