@@ -237,6 +237,16 @@ impl App {
                 .clone()
                 .run_version_check(background.stop_signal()),
         );
+        // Discord over the Gateway (SPEC §12): an outbound connection instead of the endpoint.
+        if let (Some(client), Some(true)) = (
+            &self.discord,
+            self.state.config.discord.as_ref().map(|d| d.gateway),
+        ) {
+            background.spawn(
+                "discord gateway",
+                discord::gateway::run(self.state.clone(), client.clone(), background.stop_signal()),
+            );
+        }
         http::server::serve(listener, router, self.state.limits, shutdown).await;
         tracing::info!("HTTP server stopped; finishing background work");
         let panics = self.state.background.shutdown(SHUTDOWN_GRACE).await;

@@ -1,0 +1,350 @@
+//! The Discord Gateway (SPEC §12, `[discord] gateway = true`): an outbound WebSocket, so
+//! Greenlight needs no public URL. serenity keeps the connection (IDENTIFY, heartbeats, RESUME
+//! with replay, reconnects); every `INTERACTION_CREATE` goes through the same
+//! [`interactions::answer`] as `POST /discord/interactions`, minus the signature check (the
+//! event arrived on the bot's own authenticated connection), and its answer is POSTed to the
+//! interaction callback on the REST API (`api_url`) within the same 3 seconds.
+//!
+//! Interactions are read from the raw event by our own parser, not serenity's models: when
+//! serenity reads the event, its `Interaction` is serialized back to JSON; when it cannot (its
+//! models require fields such as `member.flags` or `attachment_size_limit`, REFERENCE §4.2),
+//! the event reaches us as `Event::Unknown` with the raw payload, which we read all the same.
+//!
+//! Intents: none. Interactions are sent whatever the intents, so asking for none means Discord
+//! sends nothing else to parse, and no privileged intent can be refused (close code 4014).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serenity::all::{
+    ApplicationId, ClientBuilder, ConnectionStage, Context, Event, EventHandler, GatewayError,
+    GatewayIntents, HttpBuilder, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent,
+};
+use serenity::async_trait;
+use tokio::time::{timeout, timeout_at, Instant};
+
+use super::client::DiscordClient;
+use super::interactions::{self, Inbound, ACK_BUDGET};
+use super::message::{InteractionResponse, Message};
+use super::notices;
+use crate::background::{Background, StopSignal};
+use crate::config::DiscordConfig;
+use crate::connections::{Connections, Transport};
+use crate::http::AppState;
+
+/// What the answer may take beyond [`ACK_BUDGET`] before a holding answer is sent instead
+/// (every wait inside is bounded by the budget already; this is the last guard of the 3 s).
+const ANSWER_GRACE: Duration = Duration::from_millis(250);
+/// Waits between attempts to learn the Gateway's URL, and after serenity gave up.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long serenity gets to close the shard cleanly at shutdown.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(6);
+
+const TRANSPORT: Transport = Transport::DiscordGateway;
+
+/// Keeps the Gateway connection until `stop`; started by `App::serve` when
+/// `[discord] gateway = true`. A refusal that retrying cannot fix (a bad token, refused
+/// intents) is logged and shown in the status, and the task waits for shutdown.
+pub async fn run(app: AppState, client: Arc<DiscordClient>, mut stop: StopSignal) {
+    let Some(config) = app.config.discord.clone() else {
+        return;
+    };
+    let connections = app.connections.clone();
+    connections.set(TRANSPORT, "connecting");
+    let mut wait = RETRY_FIRST;
+    loop {
+        // It watches `stop` itself, to close the connection cleanly.
+        match connect_and_run(&app, &client, &config, stop.clone()).await {
+            Ended::Stopped => return,
+            Ended::Refused(why) => {
+                tracing::error!(%why, "the Discord Gateway refused Greenlight; not retrying");
+                connections.set(TRANSPORT, format!("stopped: {why}"));
+                stop.stopped().await;
+                return;
+            }
+            Ended::Failed(why) => {
+                tracing::warn!(%why, retry_in_s = wait.as_secs(), "the Discord Gateway failed");
+                connections.reconnecting(TRANSPORT, &why);
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.stopped() => return,
+        }
+        wait = (wait * 2).min(RETRY_MAX);
+    }
+}
+
+/// How one run of serenity's client ended.
+enum Ended {
+    /// Shutdown was asked for.
+    Stopped,
+    /// Discord refused in a way retrying cannot fix.
+    Refused(String),
+    /// Anything else; worth another try.
+    Failed(String),
+}
+
+async fn connect_and_run(
+    app: &AppState,
+    client: &Arc<DiscordClient>,
+    config: &DiscordConfig,
+    mut stop: StopSignal,
+) -> Ended {
+    let http = rest_client(config);
+    // serenity falls back to the real Discord, silently, when this call fails; ask first so a
+    // failure here is a visible retry, and the URL it gives is the one used.
+    let asking = timeout(super::client::CALL_TIMEOUT, http.get_gateway());
+    let url = tokio::select! {
+        answer = asking => match answer {
+            Ok(Ok(gateway)) => gateway.url,
+            Ok(Err(error)) => {
+                return Ended::Failed(format!(
+                    "GET /api/v10/gateway on {} failed: {error}",
+                    config.api_url
+                ))
+            }
+            Err(_) => return Ended::Failed("GET /api/v10/gateway timed out".to_owned()),
+        },
+        () = stop.stopped() => return Ended::Stopped,
+    };
+    let handler = Arc::new(Handler {
+        inbound: Arc::new(Inbound::new(app.clone(), Some(client.clone()))),
+        client: client.clone(),
+        background: app.background.clone(),
+        connections: app.connections.clone(),
+        seen: Mutex::default(),
+    });
+    let built = ClientBuilder::new_with_http(http, GatewayIntents::empty())
+        .raw_event_handler(RawHandler(handler.clone()))
+        .event_handler(StageHandler(handler));
+    // The builder asks again: the same answer, or serenity's real-Discord fallback, which the
+    // URL we got replaces.
+    let mut serenity = match built.await {
+        Ok(serenity) => serenity,
+        Err(error) => return Ended::Failed(format!("starting the Gateway client: {error}")),
+    };
+    *serenity.ws_url.lock().await = url;
+    let shards = serenity.shard_manager.clone();
+    let started = serenity.start();
+    tokio::pin!(started);
+    tokio::select! {
+        ended = &mut started => {
+            // serenity's shard queuer outlives a failed start; tell it to stop, off this path.
+            app.background.spawn("discord gateway cleanup", async move {
+                shards.shutdown_all().await;
+            });
+            match ended {
+                Ok(()) => Ended::Failed("the Gateway connection ended".to_owned()),
+                Err(serenity::Error::Gateway(error)) => match refusal(&error) {
+                    Some(why) => Ended::Refused(why),
+                    None => Ended::Failed(format!("Gateway error: {error}")),
+                },
+                Err(error) => Ended::Failed(format!("Gateway client error: {error}")),
+            }
+        }
+        () = stop.stopped() => {
+            shards.shutdown_all().await;
+            // serenity returns once its shard closed; a shard still connecting never does.
+            let _ = timeout(SHUTDOWN_WAIT, &mut started).await;
+            Ended::Stopped
+        }
+    }
+}
+
+/// serenity's REST client pointed at `api_url` (its `proxy` rewrites `https://discord.com`),
+/// with the application id known before any READY.
+fn rest_client(config: &DiscordConfig) -> serenity::http::Http {
+    HttpBuilder::new(config.bot_token.expose())
+        .proxy(config.api_url.as_str().trim_end_matches('/'))
+        .application_id(application_id(config))
+        .build()
+}
+
+fn application_id(config: &DiscordConfig) -> ApplicationId {
+    let id = config
+        .application_id
+        .to_string()
+        .parse::<u64>()
+        .unwrap_or(1);
+    ApplicationId::new(id.max(1))
+}
+
+/// The close codes that retrying cannot fix (Discord's gateway close codes), in words an
+/// operator can act on.
+fn refusal(error: &GatewayError) -> Option<String> {
+    Some(match error {
+        GatewayError::InvalidAuthentication => {
+            "Discord refused the bot token (close code 4004); check discord.bot_token".to_owned()
+        }
+        GatewayError::DisallowedGatewayIntents => {
+            "Discord refused the intents (close code 4014: not enabled for this app)".to_owned()
+        }
+        GatewayError::InvalidGatewayIntents => {
+            "Discord refused the intents (close code 4013: invalid intents)".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// What the Gateway's events reach.
+struct Handler {
+    inbound: Arc<Inbound>,
+    client: Arc<DiscordClient>,
+    background: Background,
+    connections: Connections,
+    seen: Mutex<Seen>,
+}
+
+/// What the connection went through, to count each reconnect once.
+#[derive(Default)]
+struct Seen {
+    /// A session was established before (a later READY is a reconnect).
+    connected_before: bool,
+    /// The current outage was counted already (when serenity reported leaving `Connected`).
+    outage_counted: bool,
+}
+
+impl Handler {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A session is up (READY or RESUMED): a reconnect unless it is the first.
+    fn connected(&self, shard: u32, how: &str) {
+        let count = {
+            let mut seen = self.seen();
+            let count = seen.connected_before && !seen.outage_counted;
+            seen.connected_before = true;
+            seen.outage_counted = false;
+            count
+        };
+        if count {
+            self.connections.reconnecting(TRANSPORT, how);
+        }
+        tracing::info!(shard, how, "connected to the Discord Gateway");
+        self.connections
+            .set(TRANSPORT, format!("connected, shard {shard}"));
+    }
+
+    fn stage_changed(&self, event: &ShardStageUpdateEvent) {
+        if event.new == ConnectionStage::Connected {
+            return;
+        }
+        let why = match event.new {
+            ConnectionStage::Resuming => "resuming the session",
+            ConnectionStage::Identifying => "identifying again",
+            ConnectionStage::Handshake => "waiting for the Gateway's HELLO",
+            _ => "connecting again",
+        };
+        let count = {
+            let mut seen = self.seen();
+            let leaving = event.old == ConnectionStage::Connected && !seen.outage_counted;
+            if leaving {
+                seen.outage_counted = true;
+            }
+            leaving
+        };
+        tracing::info!(old = ?event.old, new = ?event.new, "Discord Gateway connection stage");
+        if count {
+            self.connections.reconnecting(TRANSPORT, why);
+        } else if self.seen().connected_before {
+            self.connections
+                .set(TRANSPORT, format!("reconnecting: {why}"));
+        } else {
+            self.connections
+                .set(TRANSPORT, format!("connecting: {why}"));
+        }
+    }
+
+    /// Answers one interaction: parsed by our parser, answered by the shared core within the
+    /// budget that started when the event arrived, the answer POSTed to its callback.
+    async fn interaction(self: Arc<Self>, payload: Vec<u8>, received: Instant) {
+        let deadline = received + ACK_BUDGET;
+        let interaction = match interactions::parse_interaction(&payload) {
+            Ok(interaction) => interaction,
+            Err(error) => {
+                // Without an id and token there is nothing to answer.
+                tracing::warn!(detail = %error.detail, "an INTERACTION_CREATE Greenlight cannot read");
+                return;
+            }
+        };
+        let (id, token) = (interaction.id.clone(), interaction.token.clone());
+        let answering = interactions::answer(&self.inbound, interaction, deadline);
+        let response = match timeout_at(deadline + ANSWER_GRACE, answering).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) if error.status.is_client_error() => ephemeral(&format!(
+                "Greenlight could not read this interaction: {}",
+                error.detail
+            )),
+            Ok(Err(_)) => ephemeral("Greenlight could not do that just now; please try again."),
+            Err(_) => ephemeral(notices::UNAVAILABLE),
+        };
+        // The Gateway never sends PING; nothing to answer if it did.
+        if response == InteractionResponse::Pong {
+            return;
+        }
+        if let Err(error) = self
+            .client
+            .create_interaction_response(&id, &token, &response.to_json())
+            .await
+        {
+            tracing::warn!(%error, interaction = %id, "answering a Gateway interaction failed");
+        }
+    }
+}
+
+fn ephemeral(text: &str) -> InteractionResponse {
+    InteractionResponse::Message(Message::ephemeral(text))
+}
+
+/// Every dispatch, as serenity read it (or could not).
+struct RawHandler(Arc<Handler>);
+
+#[async_trait]
+impl RawEventHandler for RawHandler {
+    async fn raw_event(&self, _ctx: Context, event: Event) {
+        let received = Instant::now();
+        let payload = match event {
+            Event::InteractionCreate(event) => serde_json::to_vec(&event.interaction),
+            Event::Unknown(unknown) if unknown.kind == "INTERACTION_CREATE" => {
+                serde_json::to_vec(&unknown.value)
+            }
+            _ => return,
+        };
+        let payload = match payload {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::error!(%error, "an INTERACTION_CREATE could not be re-encoded");
+                return;
+            }
+        };
+        let handler = self.0.clone();
+        // A tracked task: its panic is counted, and shutdown waits for the answer.
+        self.0.background.spawn(
+            "discord gateway interaction",
+            handler.interaction(payload, received),
+        );
+    }
+}
+
+/// The connection's life: READY, RESUMED and serenity's stage changes.
+struct StageHandler(Arc<Handler>);
+
+#[async_trait]
+impl EventHandler for StageHandler {
+    async fn ready(&self, ctx: Context, _ready: Ready) {
+        self.0.connected(ctx.shard_id.0, "identified again");
+    }
+
+    async fn resume(&self, ctx: Context, _event: ResumedEvent) {
+        self.0.connected(ctx.shard_id.0, "resumed the session");
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        self.0.stage_changed(&event);
+    }
+}
