@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use serenity::all::{
     ApplicationId, ClientBuilder, ConnectionStage, Context, Event, EventHandler, GatewayError,
-    GatewayIntents, HttpBuilder, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent,
+    GatewayIntents, HttpBuilder, Interaction, RawEventHandler, Ready, ResumedEvent,
+    ShardStageUpdateEvent,
 };
 use serenity::async_trait;
 use tokio::time::{timeout, timeout_at, Instant};
@@ -101,8 +102,9 @@ async fn connect_and_run(
             Ok(Ok(gateway)) => gateway.url,
             Ok(Err(error)) => {
                 return Ended::Failed(format!(
-                    "GET /api/v10/gateway on {} failed: {error}",
-                    config.api_url
+                    "GET /api/v10/gateway on {} failed: {}",
+                    config.api_url,
+                    error_chain(&error)
                 ))
             }
             Err(_) => return Ended::Failed("GET /api/v10/gateway timed out".to_owned()),
@@ -154,12 +156,28 @@ async fn connect_and_run(
 }
 
 /// serenity's REST client pointed at `api_url` (its `proxy` rewrites `https://discord.com`),
-/// with the application id known before any READY.
+/// with the application id known before any READY. Its rate limiter is off because it builds
+/// requests without the proxy (serenity 0.12.5 `http/ratelimiting.rs` passes `None`), so it
+/// would ask the real Discord; serenity makes one call here (`GET /gateway`) and Greenlight's
+/// own calls go through `client.rs` and the outbox's pacing.
 fn rest_client(config: &DiscordConfig) -> serenity::http::Http {
     HttpBuilder::new(config.bot_token.expose())
         .proxy(config.api_url.as_str().trim_end_matches('/'))
+        .ratelimiter_disabled(true)
         .application_id(application_id(config))
         .build()
+}
+
+/// An error and its causes on one line (serenity's own text hides reqwest's reason).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn application_id(config: &DiscordConfig) -> ApplicationId {
@@ -309,7 +327,7 @@ impl RawEventHandler for RawHandler {
     async fn raw_event(&self, _ctx: Context, event: Event) {
         let received = Instant::now();
         let payload = match event {
-            Event::InteractionCreate(event) => serde_json::to_vec(&event.interaction),
+            Event::InteractionCreate(event) => interaction_json(&event.interaction),
             Event::Unknown(unknown) if unknown.kind == "INTERACTION_CREATE" => {
                 serde_json::to_vec(&unknown.value)
             }
@@ -329,6 +347,25 @@ impl RawEventHandler for RawHandler {
             handler.interaction(payload, received),
         );
     }
+}
+
+/// An interaction serenity read, as JSON again. serenity writes every field back except
+/// `type`, which it keeps as the enum's variant.
+fn interaction_json(interaction: &Interaction) -> serde_json::Result<Vec<u8>> {
+    let kind: u8 = match interaction {
+        Interaction::Ping(_) => 1,
+        Interaction::Command(_) => 2,
+        Interaction::Component(_) => 3,
+        Interaction::Autocomplete(_) => 4,
+        Interaction::Modal(_) => 5,
+        // serenity refuses unknown types, so none reaches here; our parser refuses 0.
+        _ => 0,
+    };
+    let mut value = serde_json::to_value(interaction)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("type".to_owned(), kind.into());
+    }
+    serde_json::to_vec(&value)
 }
 
 /// The connection's life: READY, RESUMED and serenity's stage changes.

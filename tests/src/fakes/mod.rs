@@ -4,6 +4,7 @@
 
 pub mod deploy_hook;
 pub mod discord;
+pub mod discord_gateway;
 mod faults;
 pub mod github;
 mod inbox;
@@ -12,6 +13,7 @@ pub mod slack;
 
 pub use deploy_hook::{DeployHook, FakeProduction};
 pub use discord::FakeDiscord;
+pub use discord_gateway::FakeGateway;
 pub use faults::Hiccup;
 pub use github::FakeGithub;
 pub use inbox::{started_on_this_thread, Inbox, Recorded};

@@ -52,6 +52,11 @@ impl<P> PlatformFake<P> {
         }
     }
 
+    /// Adds a route to the fake's server (a platform's extra endpoints).
+    pub(super) async fn mount(&self, mock: Mock) {
+        mock.mount(&self.server).await;
+    }
+
     /// The server's base URL.
     pub(super) fn uri(&self) -> String {
         self.server.uri()

@@ -1,0 +1,367 @@
+//! Discord over the Gateway (SPEC §12), end to end against a fake Gateway that speaks the real
+//! protocol: what Greenlight identifies with, what the status shows, answers within Discord's
+//! 3 seconds while the database is slow, and a RECONNECT or a dropped socket in the middle of
+//! an approval losing no click and applying none twice. The approval flows and the slash
+//! commands themselves run over the Gateway in `discord_approvals.rs` and `discord_commands.rs`.
+
+use std::time::{Duration, Instant};
+
+use greenlight_tests::approvals::{self, shop_config, STANDARD_POLICY};
+use greenlight_tests::clock::manual_clock;
+use greenlight_tests::config::{discord_gateway_section, DISCORD_BOT_TOKEN};
+use greenlight_tests::fakes::discord::has_buttons;
+use greenlight_tests::fakes::{FakeDiscord, FakeGateway};
+use greenlight_tests::inbound::discord::{self as from_discord, callback, slash_command};
+use greenlight_tests::inbound::discord::{Transport, Via};
+use greenlight_tests::{fixtures, over_both_transports, spawn_app_with_clock, TestApp};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+const CHANNEL: &str = "1100000000000000000";
+const ALICE: &str = "100000000000000001";
+const BOB: &str = "100000000000000002";
+const CAROL: &str = "100000000000000003";
+
+/// Greenlight with `discord` (any TOML) and shop gated by the standard policy.
+async fn start_with(discord: &str) -> TestApp {
+    let config = format!(
+        r#"
+{discord}
+[people]
+alice = {{ discord = "{ALICE}", github = "alice" }}
+bob = {{ discord = "{BOB}", github = "bob-gh" }}
+carol = {{ discord = "{CAROL}", github = "carol" }}
+
+{shop}"#,
+        // alice runs shop's commands (`operators` goes with the channels, in shop's table).
+        shop = shop_config(
+            &format!("{{ discord = \"{CHANNEL}\" }}\noperators = [\"alice\"]"),
+            STANDARD_POLICY
+        ),
+    );
+    spawn_app_with_clock(&config, &[], manual_clock()).await
+}
+
+/// Discord over the Gateway, connected.
+async fn connected() -> (FakeDiscord, Via, TestApp) {
+    let discord = FakeDiscord::start().await;
+    let via = Via::new(Transport::Gateway, &discord).await;
+    let app = start_with(&via.section(&discord)).await;
+    gateway(&via).wait_connected().await;
+    (discord, via, app)
+}
+
+fn gateway(via: &Via) -> &FakeGateway {
+    via.gateway().expect("over the Gateway")
+}
+
+/// What `GET /api/v1/status` says about Discord.
+async fn discord_status(app: &TestApp) -> String {
+    let status: Value = app
+        .get("/api/v1/status")
+        .await
+        .json()
+        .await
+        .expect("status is JSON");
+    status["discord"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits (up to 15 s) until the status shows `expected` for Discord.
+async fn status_shows(app: &TestApp, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let shown = discord_status(app).await;
+        if shown == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the status shows {shown:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `greenlight_chat_reconnects_total{transport="discord_gateway"}` as `/metrics` shows it.
+async fn gateway_reconnects(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .find(|line| {
+            line.starts_with("greenlight_chat_reconnects_total")
+                && line.contains("transport=\"discord_gateway\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+fn click(user: &str, custom_id: &str) -> Value {
+    from_discord::click(user, CHANNEL, custom_id)
+}
+
+#[tokio::test]
+async fn greenlight_identifies_with_its_token_and_no_intents_and_the_status_shows_it() {
+    let (discord, via, app) = connected().await;
+    let identifies = gateway(&via).identifies();
+    assert_eq!(identifies.len(), 1, "{identifies:?}");
+    assert_eq!(
+        identifies[0].token,
+        format!("Bot {DISCORD_BOT_TOKEN}"),
+        "the bot token"
+    );
+    assert_eq!(
+        identifies[0].intents, 0,
+        "interactions need no intents, privileged or not"
+    );
+    status_shows(&app, "gateway: connected, shard 0").await;
+    // Heartbeats keep it: a missed ACK would make serenity reconnect.
+    gateway(&via).wait_heartbeats(2).await;
+    assert_eq!(gateway(&via).connections(), 1, "still the first connection");
+    // The HTTP endpoint is off without a public key: it accepts nothing, signed or not.
+    let response = app
+        .client
+        .post(app.url("/discord/interactions"))
+        .header("x-signature-ed25519", "00".repeat(64))
+        .header("x-signature-timestamp", "1700000000")
+        .body(r#"{"id":"1","type":1}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 404);
+    let error: Value = response.json().await.expect("JSON error");
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Gateway"),
+        "{error}"
+    );
+    discord.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_refused_bot_token_stops_with_a_clear_status_instead_of_looping() {
+    let discord = FakeDiscord::start().await;
+    let gateway = discord.start_gateway().await;
+    let section =
+        discord_gateway_section(&discord.api_url()).replace(DISCORD_BOT_TOKEN, "revoked-token");
+    let app = start_with(&section).await;
+    let identifies = gateway.wait_identifies(1).await;
+    assert_eq!(identifies[0].token, "Bot revoked-token");
+    status_shows(
+        &app,
+        "gateway: stopped: Discord refused the bot token (close code 4004); check discord.bot_token",
+    )
+    .await;
+    assert_eq!(gateway.connections(), 1, "no retry with a refused token");
+    assert_eq!(gateway.identifies().len(), 1);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn payloads_serenity_cannot_read_are_still_answered() {
+    let (discord, via, app) = connected().await;
+    // The documentation's examples lack `member.flags` and `attachment_size_limit`, so
+    // serenity reads none of them; Greenlight reads them from the raw event.
+    for (name, body) in fixtures::all_under("discord") {
+        let payload: Value = serde_json::from_slice(&body).expect("JSON fixture");
+        gateway(&via)
+            .dispatch_raw_interaction(payload.clone())
+            .await;
+        let answer = callback(discord.inbox(), &payload).await.body;
+        assert_eq!(answer["type"], 4, "{name}: {answer}");
+        assert_eq!(answer["data"]["flags"], 64, "{name}: {answer}");
+    }
+    app.teardown().await;
+}
+
+/// Holds SQLite's write lock from another connection, as a long write elsewhere would:
+/// every write of the app waits (up to its 5 s busy timeout) until it is dropped.
+struct WriteLock(sqlx::SqliteConnection);
+
+impl WriteLock {
+    async fn take(app: &TestApp) -> Self {
+        let path = app.dir.path().join("greenlight.db");
+        let mut connection =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("a second connection to the app's database");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut connection)
+            .await
+            .expect("the write lock");
+        Self(connection)
+    }
+
+    async fn release(mut self) {
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("release the write lock");
+    }
+}
+
+async fn an_answer_comes_within_3_seconds_while_the_database_is_slow(transport: Transport) {
+    let discord = FakeDiscord::start().await;
+    let via = Via::new(transport, &discord).await;
+    let app = start_with(&via.section(&discord)).await;
+    if let Some(gateway) = via.gateway() {
+        gateway.wait_connected().await;
+    }
+    let lock = WriteLock::take(&app).await;
+    let options = json!([{"name": "environment", "type": 3, "value": "production"},
+        {"name": "reason", "type": 3, "value": "incident 7"}]);
+    let started = Instant::now();
+    let (status, answer) = via
+        .interact(&app, &slash_command(ALICE, CHANNEL, "lock", options))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_secs(3),
+        "answered after {took:?}, past Discord's 3 s"
+    );
+    let text = answer["data"]["content"].as_str().unwrap_or_default();
+    assert!(text.contains("still being applied"), "{answer}");
+    lock.release().await;
+    // The command went on and did its work.
+    let announcement = discord.next_post(CHANNEL).await;
+    assert!(
+        announcement.text().contains("incident 7"),
+        "{}",
+        announcement.body
+    );
+    app.teardown().await;
+}
+
+over_both_transports!(an_answer_comes_within_3_seconds_while_the_database_is_slow);
+
+/// Clicks Approve, then the confirmation's button; returns the confirmation's final answer.
+async fn approve(app: &TestApp, via: &Via, user: &str, request: i64) -> Value {
+    let (_, prompt) = via
+        .interact(app, &click(user, &format!("approve:{request}")))
+        .await;
+    let confirm = prompt["data"]["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a confirm button: {prompt}"))
+        .to_owned();
+    via.interact(app, &click(user, &confirm)).await.1
+}
+
+#[tokio::test]
+async fn reconnects_and_dropped_sockets_lose_no_click_and_apply_none_twice() {
+    let (discord, via, app) = connected().await;
+    let gateway = gateway(&via);
+    status_shows(&app, "gateway: connected, shard 0").await;
+    let reconnects_before = gateway_reconnects(&app).await;
+    let request = approvals::staging_healthy(&app, SHA, "alice").await;
+    discord.next_post(CHANNEL).await;
+    app.outbox_pass_after(chrono::Duration::minutes(5)).await;
+    discord.next_edit(CHANNEL).await;
+
+    // Discord asks for a reconnect (op 7); bob's clicks, sent meanwhile, are replayed on the
+    // resumed session and each answered once.
+    gateway.reconnect();
+    let answer = approve(&app, &via, BOB, request).await;
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 more approval is needed"),
+        "{answer}"
+    );
+    gateway.wait_resumed(1).await;
+    assert_eq!(
+        gateway.sessions_started(),
+        1,
+        "resumed, not identified again"
+    );
+    assert_eq!(gateway.resumes()[0].session_id, "fake-session-1");
+    discord.next_edit(CHANNEL).await;
+
+    // The TCP connection drops without a close frame; carol's clicks wait for the resume.
+    gateway.drop_connection();
+    let answer = approve(&app, &via, CAROL, request).await;
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Approved"),
+        "{answer}"
+    );
+    gateway.wait_resumed(2).await;
+    assert_eq!(gateway.sessions_started(), 1);
+    assert_eq!(app.request_state(request).await, "approved");
+    assert_eq!(app.approver_count(request).await, 2, "each approval once");
+    let card = discord.next_final_edit(CHANNEL).await;
+    assert!(!has_buttons(&card.body));
+    discord.next_post(CHANNEL).await;
+
+    status_shows(&app, "gateway: connected, shard 0").await;
+    assert!(
+        gateway_reconnects(&app).await >= reconnects_before + 2,
+        "both reconnects counted"
+    );
+    discord.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_changes_nothing() {
+    let (discord, via, app) = connected().await;
+    let gateway = gateway(&via);
+    let request = approvals::staging_healthy(&app, SHA, "alice").await;
+    discord.next_post(CHANNEL).await;
+    app.outbox_pass_after(chrono::Duration::minutes(5)).await;
+    discord.next_edit(CHANNEL).await;
+    let confirm = click(BOB, &format!("confirm:{request}"));
+    let (_, first) = via.interact(&app, &confirm).await;
+    assert!(
+        first["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Approval recorded"),
+        "{first}"
+    );
+    discord.next_edit(CHANNEL).await;
+    // The same event again, as a replay that overlaps what was delivered would bring it.
+    gateway.dispatch_interaction(&confirm).await;
+    let again = callback(discord.inbox(), &confirm).await.body;
+    assert!(
+        again["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already handled"),
+        "{again}"
+    );
+    assert_eq!(app.approver_count(request).await, 1);
+    app.outbox_idle().await;
+    discord.assert_all_read();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn check_config_accepts_the_gateway_without_a_public_key_and_names_the_field_otherwise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("greenlight.toml");
+    let check = |text: &str| {
+        std::fs::write(&file, text).expect("config");
+        let result = greenlight::config::Config::load(&file, &|_| None);
+        (
+            result.is_ok(),
+            greenlight::config::check_config_report(&result),
+        )
+    };
+    let gateway = discord_gateway_section("https://discord.com");
+    let (ok, report) = check(&gateway);
+    assert!(ok, "{report}");
+    let neither = gateway.replace("gateway = true\n", "");
+    let (ok, report) = check(&neither);
+    assert!(!ok);
+    assert!(
+        report.contains("discord.public_key: missing") && report.contains("gateway = true"),
+        "{report}"
+    );
+}
