@@ -10,9 +10,11 @@ use greenlight_tests::approvals::{self, shop_config, STANDARD_POLICY};
 use greenlight_tests::clock::manual_clock;
 use greenlight_tests::config::{discord_gateway_section, DISCORD_BOT_TOKEN};
 use greenlight_tests::fakes::discord::has_buttons;
+use greenlight_tests::fakes::discord_gateway::as_delivered;
 use greenlight_tests::fakes::{FakeDiscord, FakeGateway};
 use greenlight_tests::inbound::discord::{self as from_discord, callback, slash_command};
 use greenlight_tests::inbound::discord::{Transport, Via};
+use greenlight_tests::signing::discord_interaction_id;
 use greenlight_tests::{fixtures, over_both_transports, spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -364,4 +366,61 @@ async fn check_config_accepts_the_gateway_without_a_public_key_and_names_the_fie
         report.contains("discord.public_key: missing") && report.contains("gateway = true"),
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn an_invalidated_session_identifies_again_and_answers_on_the_new_one() {
+    let (discord, via, app) = connected().await;
+    let gateway = gateway(&via);
+    status_shows(&app, "gateway: connected, shard 0").await;
+    let reconnects_before = gateway_reconnects(&app).await;
+    // op 9 with `d: false`: the session cannot be resumed.
+    gateway.invalidate_session(false);
+    gateway.wait_identifies(2).await;
+    gateway.wait_connected().await;
+    assert_eq!(gateway.sessions_started(), 2);
+    let (_, answer) = via
+        .interact(&app, &slash_command(ALICE, CHANNEL, "releases", json!([])))
+        .await;
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No releases"),
+        "{answer}"
+    );
+    status_shows(&app, "gateway: connected, shard 0").await;
+    assert!(gateway_reconnects(&app).await > reconnects_before);
+    discord.assert_all_read();
+    app.teardown().await;
+}
+
+/// The fake completes payloads as Discord's Gateway sends them, so serenity reads them and the
+/// suites exercise its models and Greenlight's re-encoding of them; the documentation's bare
+/// examples take the other path (an unknown event with the raw payload), covered above.
+#[test]
+fn the_fakes_deliveries_are_interactions_serenity_reads() {
+    let modal = json!({
+        "id": discord_interaction_id(), "type": 5, "token": "modal-token",
+        "channel_id": CHANNEL, "guild_id": "290926798626357999",
+        "member": {"user": {"id": CAROL, "username": "carol"}, "roles": []},
+        "data": {"custom_id": "reject_reason:1", "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": "reason", "value": "no"}]}]},
+    });
+    let options = json!([{"name": "environment", "type": 3, "value": "production"}]);
+    for (what, payload) in [
+        ("a button", click(BOB, "approve:1")),
+        ("a modal", modal),
+        (
+            "a slash command",
+            slash_command(ALICE, CHANNEL, "lock", options),
+        ),
+    ] {
+        let delivered = as_delivered(&payload);
+        if let Err(error) = serde_json::from_value::<serenity::all::Interaction>(delivered) {
+            panic!("serenity cannot read {what} as the fake delivers it: {error}");
+        }
+    }
+    let bare = fixtures::read_json("discord/component_interaction_button.json");
+    assert!(serde_json::from_value::<serenity::all::Interaction>(bare).is_err());
 }

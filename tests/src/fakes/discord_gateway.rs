@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::config::{DISCORD_APPLICATION_ID, DISCORD_BOT_TOKEN};
 
 /// How long a test waits for the gateway to reach a state.
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(20);
 /// GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT: the privileged intents.
 const PRIVILEGED_INTENTS: u64 = (1 << 1) | (1 << 8) | (1 << 15);
 /// The guild the test interactions come from.
