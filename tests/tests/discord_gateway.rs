@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use greenlight_tests::approvals::{self, shop_config, STANDARD_POLICY};
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{discord_gateway_section, DISCORD_BOT_TOKEN};
+use greenlight_tests::config::{discord_gateway_section, http_deploy, DISCORD_BOT_TOKEN};
 use greenlight_tests::fakes::discord::has_buttons;
 use greenlight_tests::fakes::discord_gateway::as_delivered;
-use greenlight_tests::fakes::{FakeDiscord, FakeGateway};
+use greenlight_tests::fakes::{DeployHook, FakeDiscord, FakeGateway};
 use greenlight_tests::inbound::discord::{self as from_discord, callback, slash_command};
 use greenlight_tests::inbound::discord::{Transport, Via};
 use greenlight_tests::signing::discord_interaction_id;
@@ -27,6 +27,11 @@ const CAROL: &str = "100000000000000003";
 
 /// Greenlight with `discord` (any TOML) and shop gated by the standard policy.
 async fn start_with(discord: &str) -> TestApp {
+    start_deploying(discord, "").await
+}
+
+/// As [`start_with`], production deployed by `deploy` (TOML) signed with `${HOOK_SECRET}`.
+async fn start_deploying(discord: &str, deploy: &str) -> TestApp {
     let config = format!(
         r#"
 {discord}
@@ -39,11 +44,14 @@ carol = {{ discord = "{CAROL}", github = "carol" }}
         // alice runs shop's commands (`operators` goes with the channels, in shop's table).
         shop = shop_config(
             &format!("{{ discord = \"{CHANNEL}\" }}\noperators = [\"alice\"]"),
-            STANDARD_POLICY
+            &format!("{STANDARD_POLICY}\n{deploy}"),
         ),
     );
-    spawn_app_with_clock(&config, &[], manual_clock()).await
+    spawn_app_with_clock(&config, &[("HOOK_SECRET", HOOK_SECRET)], manual_clock()).await
 }
+
+/// The secret the deploy hook and Greenlight share.
+const HOOK_SECRET: &str = "deploy-hook-secret";
 
 /// Discord over the Gateway, connected.
 async fn connected() -> (FakeDiscord, Via, TestApp) {
@@ -423,4 +431,57 @@ fn the_fakes_deliveries_are_interactions_serenity_reads() {
     }
     let bare = fixtures::read_json("discord/component_interaction_button.json");
     assert!(serde_json::from_value::<serenity::all::Interaction>(bare).is_err());
+}
+
+#[tokio::test]
+async fn two_approvals_over_the_gateway_start_the_production_deploy() {
+    let discord = FakeDiscord::start().await;
+    let via = Via::new(Transport::Gateway, &discord).await;
+    let hook = DeployHook::start(HOOK_SECRET, 1).await;
+    let app = start_deploying(&via.section(&discord), &http_deploy(&hook)).await;
+    let request = approvals::staging_healthy(&app, SHA, "alice").await;
+    discord.next_post(CHANNEL).await;
+    app.outbox_pass_after(chrono::Duration::minutes(5)).await;
+    discord.next_edit(CHANNEL).await;
+
+    approve(&app, &via, BOB, request).await;
+    discord.next_edit(CHANNEL).await;
+    let answer = approve(&app, &via, CAROL, request).await;
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Approved"),
+        "{answer}"
+    );
+    let deploy = hook.next_request().await;
+    assert_eq!(deploy.body["sha"], SHA, "{}", deploy.body);
+    assert_eq!(deploy.body["environment"], "production");
+    assert_eq!(deploy.body["kind"], "deploy");
+    let card = discord.next_final_edit(CHANNEL).await;
+    assert!(!has_buttons(&card.body));
+    discord
+        .inbox()
+        .allow_unread("the deploy's own announcements are the deploy suite's subject");
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_gateway_url_discord_does_not_give_is_a_visible_retry_not_a_fallback() {
+    // No fake Gateway: `GET /api/v10/gateway` answers 404. serenity alone would connect to
+    // the real Discord instead, saying nothing.
+    let discord = FakeDiscord::start().await;
+    let app = start_with(&discord_gateway_section(&discord.api_url())).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let shown = loop {
+        let shown = discord_status(&app).await;
+        if shown.starts_with("gateway: reconnecting: GET /api/v10/gateway") {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "the status shows {shown:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(shown.contains(&discord.api_url()), "{shown}");
+    assert!(gateway_reconnects(&app).await >= 1);
+    app.teardown().await;
 }
