@@ -115,8 +115,7 @@ async fn connect_and_run(
         inbound: Arc::new(Inbound::new(app.clone(), Some(client.clone()))),
         client: client.clone(),
         background: app.background.clone(),
-        connections: app.connections.clone(),
-        seen: Mutex::default(),
+        link: Link::new(app.connections.clone()),
     });
     let built = ClientBuilder::new_with_http(http, GatewayIntents::empty())
         .raw_event_handler(RawHandler(handler.clone()))
@@ -211,6 +210,11 @@ struct Handler {
     inbound: Arc<Inbound>,
     client: Arc<DiscordClient>,
     background: Background,
+    link: Link,
+}
+
+/// The connection's state as `connections.rs` shows it, from serenity's events.
+struct Link {
     connections: Connections,
     seen: Mutex<Seen>,
 }
@@ -224,7 +228,14 @@ struct Seen {
     outage_counted: bool,
 }
 
-impl Handler {
+impl Link {
+    fn new(connections: Connections) -> Self {
+        Self {
+            connections,
+            seen: Mutex::default(),
+        }
+    }
+
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen
             .lock()
@@ -248,11 +259,11 @@ impl Handler {
             .set(TRANSPORT, format!("connected, shard {shard}"));
     }
 
-    fn stage_changed(&self, event: &ShardStageUpdateEvent) {
-        if event.new == ConnectionStage::Connected {
+    fn stage_changed(&self, old: ConnectionStage, new: ConnectionStage) {
+        if new == ConnectionStage::Connected {
             return;
         }
-        let why = match event.new {
+        let why = match new {
             ConnectionStage::Resuming => "resuming the session",
             ConnectionStage::Identifying => "identifying again",
             ConnectionStage::Handshake => "waiting for the Gateway's HELLO",
@@ -260,13 +271,13 @@ impl Handler {
         };
         let count = {
             let mut seen = self.seen();
-            let leaving = event.old == ConnectionStage::Connected && !seen.outage_counted;
+            let leaving = old == ConnectionStage::Connected && !seen.outage_counted;
             if leaving {
                 seen.outage_counted = true;
             }
             leaving
         };
-        tracing::info!(old = ?event.old, new = ?event.new, "Discord Gateway connection stage");
+        tracing::info!(?old, ?new, "Discord Gateway connection stage");
         if count {
             self.connections.reconnecting(TRANSPORT, why);
         } else if self.seen().connected_before {
@@ -277,7 +288,9 @@ impl Handler {
                 .set(TRANSPORT, format!("connecting: {why}"));
         }
     }
+}
 
+impl Handler {
     /// Answers one interaction: parsed by our parser, answered by the shared core within the
     /// budget that started when the event arrived, the answer POSTed to its callback.
     async fn interaction(self: Arc<Self>, payload: Vec<u8>, received: Instant) {
@@ -374,14 +387,81 @@ struct StageHandler(Arc<Handler>);
 #[async_trait]
 impl EventHandler for StageHandler {
     async fn ready(&self, ctx: Context, _ready: Ready) {
-        self.0.connected(ctx.shard_id.0, "identified again");
+        self.0.link.connected(ctx.shard_id.0, "identified again");
     }
 
     async fn resume(&self, ctx: Context, _event: ResumedEvent) {
-        self.0.connected(ctx.shard_id.0, "resumed the session");
+        self.0.link.connected(ctx.shard_id.0, "resumed the session");
     }
 
     async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
-        self.0.stage_changed(&event);
+        self.0.link.stage_changed(event.old, event.new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn refusals_that_retrying_cannot_fix_are_named() {
+        let why = refusal(&GatewayError::InvalidAuthentication).unwrap_or_default();
+        assert!(
+            why.contains("4004") && why.contains("discord.bot_token"),
+            "{why}"
+        );
+        let why = refusal(&GatewayError::DisallowedGatewayIntents).unwrap_or_default();
+        assert!(why.contains("4014"), "{why}");
+        assert_eq!(refusal(&GatewayError::HeartbeatFailed), None);
+        assert_eq!(refusal(&GatewayError::NoSessionId), None);
+    }
+
+    #[test]
+    fn the_status_follows_the_connection() {
+        let connections = Connections::new();
+        let link = Link::new(connections.clone());
+        let shown = || connections.describe(TRANSPORT).unwrap_or_default();
+        link.stage_changed(ConnectionStage::Handshake, ConnectionStage::Identifying);
+        assert_eq!(shown(), "gateway: connecting: identifying again");
+        link.connected(0, "identified again");
+        assert_eq!(shown(), "gateway: connected, shard 0");
+        link.stage_changed(ConnectionStage::Connected, ConnectionStage::Resuming);
+        assert_eq!(shown(), "gateway: reconnecting: resuming the session");
+        assert!(link.seen().outage_counted, "counted when it left");
+        link.connected(0, "resumed the session");
+        assert_eq!(shown(), "gateway: connected, shard 0");
+        assert!(!link.seen().outage_counted);
+    }
+
+    #[test]
+    fn an_interaction_serenity_read_is_read_again_with_its_type() {
+        let delivered = json!({
+            "id": "900000000000000001", "application_id": "1100000000000000001", "type": 3,
+            "token": "tok", "version": 1, "guild_id": "290926798626357999",
+            "channel_id": "1100000000000000000", "locale": "en-US", "entitlements": [],
+            "app_permissions": "0", "attachment_size_limit": 26214400,
+            "authorizing_integration_owners": {"0": "290926798626357999"}, "context": 0,
+            "data": {"custom_id": "approve:7", "component_type": 2},
+            "member": {"user": {"id": "100000000000000002", "username": "bob",
+                "discriminator": "0", "avatar": null}, "roles": [], "deaf": false,
+                "mute": false, "flags": 0, "joined_at": "2024-01-02T03:04:05.000000+00:00"},
+            "message": {"id": "1", "channel_id": "1100000000000000000", "type": 0,
+                "content": "", "timestamp": "2024-01-02T03:04:05.000000+00:00",
+                "edited_timestamp": null, "tts": false, "mention_everyone": false,
+                "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+                "pinned": false, "author": {"id": "1", "username": "g",
+                    "discriminator": "0", "avatar": null}},
+        });
+        let interaction: Interaction =
+            serde_json::from_value(delivered).expect("serenity reads a full delivery");
+        let json = interaction_json(&interaction).expect("re-encoded");
+        let ours = interactions::parse_interaction(&json).expect("our parser reads it");
+        assert_eq!(ours.kind, 3);
+        assert_eq!(ours.id, "900000000000000001");
+        assert_eq!(ours.token, "tok");
+        let value: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(value["member"]["user"]["id"], "100000000000000002");
+        assert_eq!(value["data"]["custom_id"], "approve:7");
     }
 }
