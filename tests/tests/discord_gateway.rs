@@ -485,3 +485,53 @@ async fn a_gateway_url_discord_does_not_give_is_a_visible_retry_not_a_fallback()
     assert!(gateway_reconnects(&app).await >= 1);
     app.teardown().await;
 }
+
+/// The next text frame from `socket`, as JSON.
+async fn next_frame<S>(socket: &mut S) -> Value
+where
+    S: futures::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures::StreamExt;
+    match socket.next().await {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+            serde_json::from_str(&text).expect("a JSON frame")
+        }
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_fake_gateway_closes_as_discord_does_for_a_bad_token_or_privileged_intents() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let gateway = FakeGateway::start().await;
+    let good = format!("Bot {DISCORD_BOT_TOKEN}");
+    for (token, intents, code) in [("Bot revoked", 0, 4004), (good.as_str(), 1 << 15, 4014)] {
+        let url = format!("{}/?v=10", gateway.url());
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect to the fake gateway");
+        let hello = next_frame(&mut socket).await;
+        assert_eq!(hello["op"], 10, "{hello}");
+        assert!(
+            hello["d"]["heartbeat_interval"].as_u64() > Some(0),
+            "{hello}"
+        );
+        let identify = json!({"op": 2, "d": {"token": token, "intents": intents,
+            "properties": {"os": "linux", "browser": "test", "device": "test"}}});
+        socket
+            .send(Message::text(identify.to_string()))
+            .await
+            .expect("IDENTIFY");
+        match socket.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), code),
+            other => panic!("expected close code {code}, got {other:?}"),
+        }
+    }
+    assert_eq!(gateway.sessions_started(), 0);
+}
