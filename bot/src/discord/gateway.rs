@@ -13,13 +13,13 @@
 //! Intents: none. Interactions are sent whatever the intents, so asking for none means Discord
 //! sends nothing else to parse, and no privileged intent can be refused (close code 4014).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use serenity::all::{
     ApplicationId, ClientBuilder, ConnectionStage, Context, Event, EventHandler, GatewayError,
-    GatewayIntents, HttpBuilder, Interaction, RawEventHandler, Ready, ResumedEvent,
-    ShardStageUpdateEvent,
+    GatewayIntents, HttpBuilder, Interaction, RawEventHandler, Ready, ResumedEvent, ShardId,
+    ShardManager, ShardStageUpdateEvent,
 };
 use serenity::async_trait;
 use tokio::time::{timeout, timeout_at, Instant};
@@ -119,7 +119,7 @@ async fn connect_and_run(
     });
     let built = ClientBuilder::new_with_http(http, GatewayIntents::empty())
         .raw_event_handler(RawHandler(handler.clone()))
-        .event_handler(StageHandler(handler));
+        .event_handler(StageHandler(handler.clone()));
     // The builder asks again: the same answer, or serenity's real-Discord fallback, which the
     // URL we got replaces.
     let mut serenity = match built.await {
@@ -127,6 +127,10 @@ async fn connect_and_run(
         Err(error) => return Ended::Failed(format!("starting the Gateway client: {error}")),
     };
     *serenity.ws_url.lock().await = url;
+    let _ = handler
+        .link
+        .manager
+        .set(Arc::downgrade(&serenity.shard_manager));
     let shards = serenity.shard_manager.clone();
     let started = serenity.start();
     tokio::pin!(started);
@@ -217,15 +221,15 @@ struct Handler {
 struct Link {
     connections: Connections,
     seen: Mutex<Seen>,
+    /// serenity's shard manager, once built (weak: it holds this handler).
+    manager: OnceLock<Weak<ShardManager>>,
 }
 
-/// What the connection went through, to count each reconnect once.
+/// What the connection went through.
 #[derive(Default)]
 struct Seen {
-    /// A session was established before (a later READY is a reconnect).
+    /// A session was established before: a later READY or RESUMED is a reconnect.
     connected_before: bool,
-    /// The current outage was counted already (when serenity reported leaving `Connected`).
-    outage_counted: bool,
 }
 
 impl Link {
@@ -233,6 +237,7 @@ impl Link {
         Self {
             connections,
             seen: Mutex::default(),
+            manager: OnceLock::new(),
         }
     }
 
@@ -242,16 +247,12 @@ impl Link {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A session is up (READY or RESUMED): a reconnect unless it is the first.
+    /// A session is up (READY or RESUMED). Each reconnect is counted here, once, when it
+    /// completed: serenity reports no stage change for a RECONNECT (op 7), and its events are
+    /// handled in tasks of their own, in no guaranteed order.
     fn connected(&self, shard: u32, how: &str) {
-        let count = {
-            let mut seen = self.seen();
-            let count = seen.connected_before && !seen.outage_counted;
-            seen.connected_before = true;
-            seen.outage_counted = false;
-            count
-        };
-        if count {
+        let again = std::mem::replace(&mut self.seen().connected_before, true);
+        if again {
             self.connections.reconnecting(TRANSPORT, how);
         }
         tracing::info!(shard, how, "connected to the Discord Gateway");
@@ -259,8 +260,10 @@ impl Link {
             .set(TRANSPORT, format!("connected, shard {shard}"));
     }
 
-    fn stage_changed(&self, old: ConnectionStage, new: ConnectionStage) {
-        if new == ConnectionStage::Connected {
+    /// serenity's shard moved to `new`; `now` is its stage as serenity's manager reports it
+    /// when this is handled, so a late event never hides a connection already back.
+    fn stage_changed(&self, new: ConnectionStage, now: Option<ConnectionStage>) {
+        if new == ConnectionStage::Connected || now == Some(ConnectionStage::Connected) {
             return;
         }
         let why = match new {
@@ -269,24 +272,20 @@ impl Link {
             ConnectionStage::Handshake => "waiting for the Gateway's HELLO",
             _ => "connecting again",
         };
-        let count = {
-            let mut seen = self.seen();
-            let leaving = old == ConnectionStage::Connected && !seen.outage_counted;
-            if leaving {
-                seen.outage_counted = true;
-            }
-            leaving
-        };
-        tracing::info!(?old, ?new, "Discord Gateway connection stage");
-        if count {
-            self.connections.reconnecting(TRANSPORT, why);
-        } else if self.seen().connected_before {
-            self.connections
-                .set(TRANSPORT, format!("reconnecting: {why}"));
+        tracing::info!(?new, "Discord Gateway connection stage");
+        let state = if self.seen().connected_before {
+            "reconnecting"
         } else {
-            self.connections
-                .set(TRANSPORT, format!("connecting: {why}"));
-        }
+            "connecting"
+        };
+        self.connections.set(TRANSPORT, format!("{state}: {why}"));
+    }
+
+    /// The stage serenity's manager reports for `shard` now.
+    async fn stage_now(&self, shard: ShardId) -> Option<ConnectionStage> {
+        let manager = self.manager.get()?.upgrade()?;
+        let runners = manager.runners.lock().await;
+        runners.get(&shard).map(|runner| runner.stage)
     }
 }
 
@@ -395,7 +394,8 @@ impl EventHandler for StageHandler {
     }
 
     async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
-        self.0.link.stage_changed(event.old, event.new);
+        let now = self.0.link.stage_now(event.shard_id).await;
+        self.0.link.stage_changed(event.new, now);
     }
 }
 
@@ -419,19 +419,21 @@ mod tests {
 
     #[test]
     fn the_status_follows_the_connection() {
+        use ConnectionStage::{Connected, Identifying, Resuming};
         let connections = Connections::new();
         let link = Link::new(connections.clone());
         let shown = || connections.describe(TRANSPORT).unwrap_or_default();
-        link.stage_changed(ConnectionStage::Handshake, ConnectionStage::Identifying);
+        link.stage_changed(Identifying, Some(Identifying));
         assert_eq!(shown(), "gateway: connecting: identifying again");
         link.connected(0, "identified again");
         assert_eq!(shown(), "gateway: connected, shard 0");
-        link.stage_changed(ConnectionStage::Connected, ConnectionStage::Resuming);
+        link.stage_changed(Resuming, Some(Resuming));
         assert_eq!(shown(), "gateway: reconnecting: resuming the session");
-        assert!(link.seen().outage_counted, "counted when it left");
         link.connected(0, "resumed the session");
         assert_eq!(shown(), "gateway: connected, shard 0");
-        assert!(!link.seen().outage_counted);
+        // Handled late, after the connection came back: it changes nothing.
+        link.stage_changed(Resuming, Some(Connected));
+        assert_eq!(shown(), "gateway: connected, shard 0");
     }
 
     #[test]
