@@ -53,6 +53,7 @@ pub async fn run(app: AppState, client: Arc<DiscordClient>, mut stop: StopSignal
     };
     let connections = app.connections.clone();
     connections.set(TRANSPORT, "connecting");
+    tracing::info!(api_url = %config.api_url, "connecting to the Discord Gateway (no intents)");
     let mut wait = RETRY_FIRST;
     loop {
         // It watches `stop` itself, to close the connection cleanly.
@@ -184,12 +185,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 fn application_id(config: &DiscordConfig) -> ApplicationId {
-    let id = config
-        .application_id
-        .to_string()
-        .parse::<u64>()
-        .unwrap_or(1);
-    ApplicationId::new(id.max(1))
+    // A `Snowflake` is never 0, which `ApplicationId::new` requires.
+    ApplicationId::new(config.application_id.get())
 }
 
 /// The close codes that retrying cannot fix (Discord's gateway close codes), in words an
