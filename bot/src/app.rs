@@ -274,6 +274,18 @@ impl App {
                 ),
             );
         }
+        let gateway = self
+            .state
+            .config
+            .discord
+            .as_ref()
+            .is_some_and(|d| d.gateway);
+        if let (Some(client), true) = (&self.discord, gateway) {
+            background.spawn(
+                "discord gateway",
+                discord::gateway::run(self.state.clone(), client.clone(), background.stop_signal()),
+            );
+        }
     }
 }
 

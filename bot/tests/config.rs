@@ -104,7 +104,10 @@ fn the_example_is_accepted_when_its_variables_are_set() {
 
     let discord = config.discord.as_ref().expect("discord on");
     assert_eq!(discord.application_id.get(), 1100000000000000001);
-    assert_eq!(hex::encode(discord.public_key.as_bytes()), PUBLIC_KEY);
+    assert_eq!(
+        hex::encode(discord.public_key.as_ref().expect("public_key").as_bytes()),
+        PUBLIC_KEY
+    );
     assert_eq!(discord.api_url.as_str(), "https://discord.com/");
 
     let github = config.github.as_ref().expect("github on");

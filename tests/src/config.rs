@@ -70,3 +70,12 @@ pub fn health_smoke(production: &FakeProduction) -> String {
         production.health_url()
     )
 }
+
+/// `[discord]` for the tests' application receiving interactions over the Gateway (SPEC §12):
+/// no `public_key`, talking to the REST API (and `GET /gateway`) at `api_url`.
+pub fn discord_gateway_section(api_url: &str) -> String {
+    format!(
+        "[discord]\napplication_id = \"{DISCORD_APPLICATION_ID}\"\ngateway = true\n\
+         bot_token = \"{DISCORD_BOT_TOKEN}\"\napi_url = \"{api_url}\"\n"
+    )
+}

@@ -2,17 +2,18 @@
 //! Approve (and confirm) or Reject (and give a reason), and only the right clicks count; with
 //! both platforms configured, one request has one card on each and decisions on either count
 //! together. Everything runs through the real app against fake Discord and Slack servers, with
-//! interactions signed as Discord signs them and a manual clock.
+//! a manual clock; the flows run twice, with interactions signed as Discord signs them and
+//! with interactions dispatched on the (fake) Gateway, answered through the callback.
 
 use greenlight_tests::approvals::{self, card_texts, shop_config, STANDARD_POLICY};
 use greenlight_tests::clock::manual_clock;
-use greenlight_tests::config::{discord_section, slack_section, SLACK_SIGNING_SECRET};
+use greenlight_tests::config::{slack_section, SLACK_SIGNING_SECRET};
 use greenlight_tests::fakes::discord::{has_buttons, Hiccup};
 use greenlight_tests::fakes::{FakeDiscord, FakeSlack, Recorded};
-use greenlight_tests::inbound::discord::{self as from_discord, interact, post};
+use greenlight_tests::inbound::discord::{self as from_discord, post, Transport, Via};
 use greenlight_tests::inbound::slack as from_slack;
 use greenlight_tests::signing::{discord_interaction_id, DiscordSigner};
-use greenlight_tests::{fixtures, spawn_app_with_clock, TestApp};
+use greenlight_tests::{fixtures, over_both_transports, spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -28,12 +29,9 @@ const SLACK_CHANNEL: &str = "C0DEPLOYS";
 const SLACK_BOB: &str = "U0BOB0001";
 const SLACK_ALICE: &str = "U0ALICE01";
 
-/// Greenlight with Discord (and, when `slack` is given, Slack as well) and one gated app.
-async fn start(
-    discord: &FakeDiscord,
-    signer: &DiscordSigner,
-    slack: Option<&FakeSlack>,
-) -> TestApp {
+/// Greenlight with Discord over `via` (and, when `slack` is given, Slack as well) and one
+/// gated app.
+async fn start(discord: &FakeDiscord, via: &Via, slack: Option<&FakeSlack>) -> TestApp {
     let slack_section = slack.map(slack_section).unwrap_or_default();
     let channels = if slack.is_some() {
         format!("{{ slack = \"{SLACK_CHANNEL}\", discord = \"{CHANNEL}\" }}")
@@ -52,20 +50,30 @@ carol = {{ discord = "{CAROL}", github = "carol" }}
 dave = {{ discord = "{DAVE}", github = "dave" }}
 
 {shop}"#,
-        discord_section = discord_section(&signer.public_key_hex(), &discord.api_url()),
+        discord_section = via.section(discord),
         shop = shop_config(&channels, STANDARD_POLICY),
     );
     spawn_app_with_clock(&config, &[], manual_clock()).await
 }
 
-/// Discord alone, and a request by alice whose card was posted.
-async fn card_posted() -> (FakeDiscord, DiscordSigner, TestApp, i64) {
+/// Discord alone over `transport`, and a request by alice whose card was posted.
+async fn card_posted(transport: Transport) -> (FakeDiscord, Via, TestApp, i64) {
     let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
+    let via = Via::new(transport, &discord).await;
+    let app = start(&discord, &via, None).await;
     let request = staging_healthy(&app, "alice").await;
     discord.next_post(CHANNEL).await;
-    (discord, signer, app, request)
+    (discord, via, app, request)
+}
+
+/// Greenlight with Discord over HTTP, and the key its interactions are signed with.
+async fn start_http(discord: &FakeDiscord) -> (DiscordSigner, TestApp) {
+    let via = Via::new(Transport::Http, discord).await;
+    let app = start(discord, &via, None).await;
+    let Via::Http(signer) = via else {
+        unreachable!("HTTP was asked for")
+    };
+    (signer, app)
 }
 
 /// CI reports a build by `author` and its healthy staging deploy; returns the request id.
@@ -121,8 +129,10 @@ fn updated_text(answer: &Value) -> String {
 }
 
 /// Clicks Approve and then "Confirm approve"; returns the confirmation's final text.
-async fn approve(app: &TestApp, signer: &DiscordSigner, user: &str, request: i64) -> String {
-    let (status, prompt) = interact(app, signer, &click(user, &format!("approve:{request}"))).await;
+async fn approve(app: &TestApp, via: &Via, user: &str, request: i64) -> String {
+    let (status, prompt) = via
+        .interact(app, &click(user, &format!("approve:{request}")))
+        .await;
     assert_eq!(status, 200);
     let question = ephemeral_text(&prompt);
     assert!(question.starts_with("Approve deploying"), "{question}");
@@ -130,7 +140,7 @@ async fn approve(app: &TestApp, signer: &DiscordSigner, user: &str, request: i64
         .as_str()
         .expect("confirm button")
         .to_owned();
-    let (status, answer) = interact(app, signer, &click(user, &confirm)).await;
+    let (status, answer) = via.interact(app, &click(user, &confirm)).await;
     assert_eq!(status, 200);
     updated_text(&answer)
 }
@@ -145,8 +155,7 @@ type Probe<'a> = (&'a str, &'a [u8], Option<String>, Option<&'a str>);
 #[tokio::test]
 async fn signatures_are_checked_before_anything_else() {
     let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
+    let (signer, app) = start_http(&discord).await;
     let ping = json!({"id": discord_interaction_id(), "type": 1, "application_id": APPLICATION_ID,
         "token": "ping-token", "version": 1})
     .to_string();
@@ -232,8 +241,7 @@ async fn without_a_discord_section_the_route_is_404() {
 #[tokio::test]
 async fn every_discord_fixture_is_answered_without_a_server_error() {
     let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
+    let (signer, app) = start_http(&discord).await;
     let fixtures = fixtures::all_under("discord");
     assert!(fixtures.len() >= 5, "{fixtures:?}");
     for (name, body) in fixtures {
@@ -265,8 +273,7 @@ async fn every_discord_fixture_is_answered_without_a_server_error() {
 #[tokio::test]
 async fn the_card_is_posted_once_with_approve_and_reject() {
     let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
+    let (_, app) = start_http(&discord).await;
     let request = staging_healthy(&app, "alice").await;
 
     let post = discord.next_post(CHANNEL).await;
@@ -302,9 +309,8 @@ async fn the_card_is_posted_once_with_approve_and_reject() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn refused_clicks_are_private_and_say_why() {
-    let (discord, signer, app, request) = card_posted().await;
+async fn refused_clicks_are_private_and_say_why(transport: Transport) {
+    let (discord, via, app, request) = card_posted(transport).await;
 
     let cases = [
         (NOBODY, "is not linked to a person"),
@@ -313,8 +319,9 @@ async fn refused_clicks_are_private_and_say_why() {
         (BOB, "Approvals open at 12:05 UTC"),
     ];
     for (user, why) in cases {
-        let (status, answer) =
-            interact(&app, &signer, &click(user, &format!("approve:{request}"))).await;
+        let (status, answer) = via
+            .interact(&app, &click(user, &format!("approve:{request}")))
+            .await;
         assert_eq!(status, 200, "Discord always gets its answer");
         let text = ephemeral_text(&answer);
         assert!(text.contains(why), "{user}: {text:?} lacks {why:?}");
@@ -335,9 +342,8 @@ async fn refused_clicks_are_private_and_say_why() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
-    let (discord, signer, app, request) = card_posted().await;
+async fn two_reviewers_confirm_and_the_card_loses_its_buttons(transport: Transport) {
+    let (discord, via, app, request) = card_posted(transport).await;
     let opened = open_approvals(&app, &discord).await;
     assert!(
         !embed_text(&opened.body).contains("opens 12:05"),
@@ -347,17 +353,19 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     assert!(has_buttons(&opened.body));
 
     // Approve asks first; Cancel changes nothing.
-    let (_, prompt) = interact(&app, &signer, &click(BOB, &format!("approve:{request}"))).await;
+    let (_, prompt) = via
+        .interact(&app, &click(BOB, &format!("approve:{request}")))
+        .await;
     assert!(ephemeral_text(&prompt).contains("shop 0123456 → production"));
     let cancel = prompt["data"]["components"][0]["components"][1]["custom_id"]
         .as_str()
         .expect("cancel button");
     assert_eq!(cancel, format!("cancel:{request}"));
-    let (_, cancelled) = interact(&app, &signer, &click(BOB, cancel)).await;
+    let (_, cancelled) = via.interact(&app, &click(BOB, cancel)).await;
     assert!(updated_text(&cancelled).contains("nothing changed"));
     assert_eq!(app.decision_count(request).await, 0);
 
-    let answer = approve(&app, &signer, BOB, request).await;
+    let answer = approve(&app, &via, BOB, request).await;
     assert!(answer.contains("1 more approval is needed"), "{answer}");
     let edit = discord.next_edit(CHANNEL).await;
     assert!(
@@ -371,11 +379,11 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     );
 
     // Bob again: counts once.
-    let again = approve(&app, &signer, BOB, request).await;
+    let again = approve(&app, &via, BOB, request).await;
     assert!(again.contains("counts once"), "{again}");
     assert_eq!(app.request_state(request).await, "waiting");
 
-    let answer = approve(&app, &signer, CAROL, request).await;
+    let answer = approve(&app, &via, CAROL, request).await;
     assert!(answer.contains("Approved"), "{answer}");
     assert_eq!(app.request_state(request).await, "approved");
     let approved = discord.next_final_edit(CHANNEL).await;
@@ -395,25 +403,30 @@ async fn two_reviewers_confirm_and_the_card_loses_its_buttons() {
     );
 
     // A late click on the final card changes nothing and says so, without asking to confirm.
-    let (_, late) = interact(&app, &signer, &click(ALICE, &format!("approve:{request}"))).await;
+    let (_, late) = via
+        .interact(&app, &click(ALICE, &format!("approve:{request}")))
+        .await;
     assert!(ephemeral_text(&late).contains("Already approved"), "{late}");
     assert_eq!(app.approver_count(request).await, 2);
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn rejecting_asks_for_a_reason_in_a_modal() {
-    let (discord, signer, app, request) = card_posted().await;
+async fn rejecting_asks_for_a_reason_in_a_modal(transport: Transport) {
+    let (discord, via, app, request) = card_posted(transport).await;
 
     // A non-reviewer's Reject is refused at once, without a modal.
-    let (_, refused) = interact(&app, &signer, &click(DAVE, &format!("reject:{request}"))).await;
+    let (_, refused) = via
+        .interact(&app, &click(DAVE, &format!("reject:{request}")))
+        .await;
     assert!(
         ephemeral_text(&refused).contains("not a reviewer"),
         "{refused}"
     );
 
     // A reviewer's Reject opens the reason modal (rejecting before the wait timer is allowed).
-    let (_, modal) = interact(&app, &signer, &click(CAROL, &format!("reject:{request}"))).await;
+    let (_, modal) = via
+        .interact(&app, &click(CAROL, &format!("reject:{request}")))
+        .await;
     assert_eq!(modal["type"], 9, "{modal}");
     assert_eq!(
         modal["data"]["custom_id"],
@@ -426,16 +439,18 @@ async fn rejecting_asks_for_a_reason_in_a_modal() {
     assert_eq!(input["required"], true);
 
     // A blank reason is refused.
-    let (_, blank) = interact(&app, &signer, &reject_submission(CAROL, request, "   ")).await;
+    let (_, blank) = via
+        .interact(&app, &reject_submission(CAROL, request, "   "))
+        .await;
     assert!(ephemeral_text(&blank).contains("needs a reason"), "{blank}");
     assert_eq!(app.request_state(request).await, "waiting");
 
-    let (status, done) = interact(
-        &app,
-        &signer,
-        &reject_submission(CAROL, request, "the migration locks the **orders** table"),
-    )
-    .await;
+    let (status, done) = via
+        .interact(
+            &app,
+            &reject_submission(CAROL, request, "the migration locks the **orders** table"),
+        )
+        .await;
     assert_eq!(status, 200);
     assert!(ephemeral_text(&done).contains("Rejected"), "{done}");
     assert_eq!(app.request_state(request).await, "rejected");
@@ -460,8 +475,7 @@ async fn rejecting_asks_for_a_reason_in_a_modal() {
 #[tokio::test]
 async fn an_unanswered_request_expires_and_reminds_under_the_card() {
     let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
+    let (_, app) = start_http(&discord).await;
     let request = staging_healthy(&app, "alice").await;
     let card = discord.next_post(CHANNEL).await;
     app.outbox_idle().await;
@@ -489,15 +503,14 @@ async fn an_unanswered_request_expires_and_reminds_under_the_card() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn a_redelivered_interaction_changes_nothing() {
-    let (discord, signer, app, request) = card_posted().await;
+async fn a_redelivered_interaction_changes_nothing(transport: Transport) {
+    let (discord, via, app, request) = card_posted(transport).await;
 
     // A refused click, delivered twice, is recorded once.
     let refused = click(DAVE, &format!("approve:{request}"));
-    let (_, first) = interact(&app, &signer, &refused).await;
+    let (_, first) = via.interact(&app, &refused).await;
     assert!(ephemeral_text(&first).contains("not a reviewer"));
-    let (status, second) = interact(&app, &signer, &refused).await;
+    let (status, second) = via.interact(&app, &refused).await;
     assert_eq!(status, 200);
     assert!(
         ephemeral_text(&second).contains("already handled"),
@@ -507,12 +520,12 @@ async fn a_redelivered_interaction_changes_nothing() {
 
     open_approvals(&app, &discord).await;
     let confirm = click(BOB, &format!("confirm:{request}"));
-    let (_, first) = interact(&app, &signer, &confirm).await;
+    let (_, first) = via.interact(&app, &confirm).await;
     assert!(
         updated_text(&first).contains("Approval recorded"),
         "{first}"
     );
-    let (_, again) = interact(&app, &signer, &confirm).await;
+    let (_, again) = via.interact(&app, &confirm).await;
     assert!(updated_text(&again).contains("already handled"), "{again}");
     let decisions = app.storage().decisions(request).await.expect("decisions");
     assert_eq!(decisions.len(), 2, "{decisions:?}");
@@ -528,8 +541,7 @@ async fn a_redelivered_interaction_changes_nothing() {
 async fn a_discord_outage_delays_the_card_but_loses_nothing() {
     let discord = FakeDiscord::start().await;
     discord.hiccup(Hiccup::outage());
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, None).await;
+    let (_, app) = start_http(&discord).await;
     staging_healthy(&app, "alice").await;
     app.retry_outbox(10).await;
     discord.next_post(CHANNEL).await;
@@ -558,13 +570,13 @@ async fn slack_click(app: &TestApp, slack: &FakeSlack, user: &str, request: i64)
     assert_eq!(response.status(), 200);
 }
 
-/// Discord and Slack both configured.
-async fn both_platforms() -> (FakeDiscord, FakeSlack, DiscordSigner, TestApp) {
+/// Discord (over `transport`) and Slack both configured.
+async fn both_platforms(transport: Transport) -> (FakeDiscord, FakeSlack, Via, TestApp) {
     let discord = FakeDiscord::start().await;
     let slack = FakeSlack::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer, Some(&slack)).await;
-    (discord, slack, signer, app)
+    let via = Via::new(transport, &discord).await;
+    let app = start(&discord, &via, Some(&slack)).await;
+    (discord, slack, via, app)
 }
 
 /// The card's decision lines and outcome, whatever the platform's markup.
@@ -572,9 +584,8 @@ fn normalized(text: &str) -> String {
     text.replace(['*', '\\'], "")
 }
 
-#[tokio::test]
-async fn a_decision_on_either_platform_counts_and_updates_both_cards() {
-    let (discord, slack, signer, app) = both_platforms().await;
+async fn a_decision_on_either_platform_counts_and_updates_both_cards(transport: Transport) {
+    let (discord, slack, via, app) = both_platforms(transport).await;
     let request = staging_healthy(&app, "dave").await;
     let discord_card = discord.next_post(CHANNEL).await;
     let slack_card = slack.next_call("chat.postMessage", SLACK_CHANNEL).await;
@@ -587,7 +598,7 @@ async fn a_decision_on_either_platform_counts_and_updates_both_cards() {
     slack_click(&app, &slack, SLACK_BOB, request).await;
     discord.next_edit(CHANNEL).await;
     slack.next_call("chat.update", SLACK_CHANNEL).await;
-    let answer = approve(&app, &signer, CAROL, request).await;
+    let answer = approve(&app, &via, CAROL, request).await;
     assert!(answer.contains("Approved"), "{answer}");
     assert_eq!(app.request_state(request).await, "approved");
     assert_eq!(app.approver_count(request).await, 2);
@@ -618,9 +629,8 @@ async fn a_decision_on_either_platform_counts_and_updates_both_cards() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn one_person_on_both_platforms_counts_once() {
-    let (discord, slack, signer, app) = both_platforms().await;
+async fn one_person_on_both_platforms_counts_once(transport: Transport) {
+    let (discord, slack, via, app) = both_platforms(transport).await;
     let request = staging_healthy(&app, "dave").await;
     discord.next_post(CHANNEL).await;
     slack.next_call("chat.postMessage", SLACK_CHANNEL).await;
@@ -635,10 +645,19 @@ async fn one_person_on_both_platforms_counts_once() {
         edit.body
     );
     slack.next_call("chat.update", SLACK_CHANNEL).await;
-    let answer = approve(&app, &signer, ALICE, request).await;
+    let answer = approve(&app, &via, ALICE, request).await;
     assert!(answer.contains("counts once"), "{answer}");
     assert_eq!(app.request_state(request).await, "waiting");
     let approvers = app.storage().approvers(request).await.expect("approvers");
     assert_eq!(approvers.len(), 1, "{approvers:?}");
     app.teardown().await;
 }
+
+over_both_transports!(
+    refused_clicks_are_private_and_say_why,
+    two_reviewers_confirm_and_the_card_loses_its_buttons,
+    rejecting_asks_for_a_reason_in_a_modal,
+    a_redelivered_interaction_changes_nothing,
+    a_decision_on_either_platform_counts_and_updates_both_cards,
+    one_person_on_both_platforms_counts_once,
+);

@@ -1,5 +1,6 @@
 //! Discord slash commands: registered from the command table with one bulk overwrite, and run
-//! with the options Discord sends through the same grammar, authorization and executor as Slack.
+//! with the options Discord sends through the same grammar, authorization and executor as Slack,
+//! whether they arrive on the HTTP endpoint or over the Gateway.
 
 use std::path::Path;
 
@@ -10,10 +11,10 @@ use greenlight_tests::config::{
     discord_section, shop_app, DISCORD_APPLICATION_ID as APPLICATION_ID,
 };
 use greenlight_tests::fakes::FakeDiscord;
-use greenlight_tests::inbound::discord::{interact, post_signed_at, slash_command};
+use greenlight_tests::inbound::discord::{post_signed_at, slash_command, Transport, Via};
 use greenlight_tests::shop;
 use greenlight_tests::signing::DiscordSigner;
-use greenlight_tests::{spawn_app_with_clock, TestApp};
+use greenlight_tests::{over_both_transports, spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -23,6 +24,11 @@ const ALICE: &str = "100000000000000001";
 const DAVE: &str = "100000000000000004";
 
 fn config(api_url: &str, public_key: &str) -> String {
+    config_with(&discord_section(public_key, api_url))
+}
+
+/// Shop, alice (an operator) and dave, with `discord` as the `[discord]` section.
+fn config_with(discord: &str) -> String {
     format!(
         r#"
 {discord}
@@ -31,7 +37,6 @@ alice = {{ discord = "{ALICE}" }}
 dave = {{ discord = "{DAVE}" }}
 
 {shop}"#,
-        discord = discord_section(public_key, api_url),
         shop = shop_app(
             &format!(
                 "ci_token = \"shop-ci\"\nchannels = {{ discord = \"{CHANNEL}\" }}\n\
@@ -98,16 +103,18 @@ async fn start(discord: &FakeDiscord, signer: &DiscordSigner) -> TestApp {
     .await
 }
 
-/// A slash command interaction as Discord sends it, signed.
-async fn slash(
-    app: &TestApp,
-    signer: &DiscordSigner,
-    user: &str,
-    name: &str,
-    options: Value,
-) -> Value {
+/// Greenlight with Discord over `transport`.
+async fn start_via(transport: Transport) -> (FakeDiscord, Via, TestApp) {
+    let discord = FakeDiscord::start().await;
+    let via = Via::new(transport, &discord).await;
+    let app = spawn_app_with_clock(&config_with(&via.section(&discord)), &[], manual_clock()).await;
+    (discord, via, app)
+}
+
+/// A slash command interaction as Discord sends it, over `via`.
+async fn slash(app: &TestApp, via: &Via, user: &str, name: &str, options: Value) -> Value {
     let payload = slash_command(user, CHANNEL, name, options);
-    let (status, answer) = interact(app, signer, &payload).await;
+    let (status, answer) = via.interact(app, &payload).await;
     assert_eq!(status, 200);
     assert_eq!(answer["type"], 4, "{answer}");
     assert_eq!(answer["data"]["flags"], 64, "private reply: {answer}");
@@ -115,27 +122,24 @@ async fn slash(
 }
 
 /// `/lock production <reason>` by alice.
-async fn lock(app: &TestApp, signer: &DiscordSigner, reason: &str) -> Value {
+async fn lock(app: &TestApp, via: &Via, reason: &str) -> Value {
     let options = json!([{"name": "environment", "type": 3, "value": "production"},
         {"name": "reason", "type": 3, "value": reason}]);
-    slash(app, signer, ALICE, "lock", options).await
+    slash(app, via, ALICE, "lock", options).await
 }
 
 fn content(answer: &Value) -> &str {
     answer["data"]["content"].as_str().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn commands_run_with_discords_typed_options() {
-    let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer).await;
+async fn commands_run_with_discords_typed_options(transport: Transport) {
+    let (discord, via, app) = start_via(transport).await;
 
     let options = json!([
         {"name": "environment", "type": 3, "value": "production"},
         {"name": "action", "type": 3, "value": "new_checkout on payments fixed"},
     ]);
-    let answer = slash(&app, &signer, ALICE, "flag", options.clone()).await;
+    let answer = slash(&app, &via, ALICE, "flag", options.clone()).await;
     assert!(content(&answer).contains("now on"), "{answer}");
     let announcement = discord.next_post(CHANNEL).await;
     let said = announcement.text();
@@ -145,7 +149,7 @@ async fn commands_run_with_discords_typed_options() {
         "{said}"
     );
 
-    let refused = slash(&app, &signer, DAVE, "flag", options).await;
+    let refused = slash(&app, &via, DAVE, "flag", options).await;
     assert!(
         content(&refused).contains("only operators of shop"),
         "{refused}"
@@ -153,7 +157,7 @@ async fn commands_run_with_discords_typed_options() {
 
     let listed = slash(
         &app,
-        &signer,
+        &via,
         DAVE,
         "flag",
         json!([{"name": "environment", "type": 3, "value": "production"},
@@ -164,7 +168,7 @@ async fn commands_run_with_discords_typed_options() {
 
     let releases = slash(
         &app,
-        &signer,
+        &via,
         DAVE,
         "releases",
         json!([{"name": "limit", "type": 4, "value": 5}]),
@@ -174,7 +178,7 @@ async fn commands_run_with_discords_typed_options() {
 
     let garbled = slash(
         &app,
-        &signer,
+        &via,
         ALICE,
         "lock",
         json!([{"name": "environment", "type": 3, "value": "prodution"}]),
@@ -188,14 +192,11 @@ async fn commands_run_with_discords_typed_options() {
     app.teardown().await;
 }
 
-#[tokio::test]
-async fn lock_unlock_and_rollback_run_from_discord() {
-    let discord = FakeDiscord::start().await;
-    let signer = DiscordSigner::new();
-    let app = start(&discord, &signer).await;
+async fn lock_unlock_and_rollback_run_from_discord(transport: Transport) {
+    let (discord, via, app) = start_via(transport).await;
     let production = json!({"name": "environment", "type": 3, "value": "production"});
 
-    let locked = lock(&app, &signer, "incident 42").await;
+    let locked = lock(&app, &via, "incident 42").await;
     assert!(
         content(&locked).starts_with("Locked shop production"),
         "{locked}"
@@ -206,9 +207,9 @@ async fn lock_unlock_and_rollback_run_from_discord() {
         "{}",
         announcement.body
     );
-    let refused = slash(&app, &signer, DAVE, "unlock", json!([production])).await;
+    let refused = slash(&app, &via, DAVE, "unlock", json!([production])).await;
     assert!(content(&refused).contains("only operators"), "{refused}");
-    let unlocked = slash(&app, &signer, ALICE, "unlock", json!([production])).await;
+    let unlocked = slash(&app, &via, ALICE, "unlock", json!([production])).await;
     assert!(
         content(&unlocked).starts_with("Unlocked shop production"),
         "{unlocked}"
@@ -216,7 +217,7 @@ async fn lock_unlock_and_rollback_run_from_discord() {
     discord.next_post(CHANNEL).await;
 
     // Production here is deployed by CI, so Greenlight explains why it cannot roll it back.
-    let rollback = slash(&app, &signer, ALICE, "rollback", json!([])).await;
+    let rollback = slash(&app, &via, ALICE, "rollback", json!([])).await;
     assert!(
         content(&rollback).contains("Cannot roll back"),
         "{rollback}"
@@ -242,14 +243,18 @@ async fn a_replayed_unlock_does_nothing_and_old_interactions_are_refused() {
     let discord = FakeDiscord::start().await;
     let signer = DiscordSigner::new();
     let app = start(&discord, &signer).await;
+    let via = Via::Http(signer);
+    let Via::Http(signer) = &via else {
+        unreachable!("HTTP")
+    };
     let production = json!({"name": "environment", "type": 3, "value": "production"});
-    lock(&app, &signer, "incident 42").await;
+    lock(&app, &via, "incident 42").await;
     discord.next_post(CHANNEL).await;
 
     // A captured `/unlock`, sent again a minute later with its original signature.
     let unlock = slash_command(ALICE, CHANNEL, "unlock", json!([production])).to_string();
     let signed_at = app.clock.now().timestamp();
-    let (status, first) = replay_at(&app, &signer, &unlock, signed_at).await;
+    let (status, first) = replay_at(&app, signer, &unlock, signed_at).await;
     assert_eq!(status, 200);
     assert!(
         content(&first).starts_with("Unlocked shop production"),
@@ -257,10 +262,10 @@ async fn a_replayed_unlock_does_nothing_and_old_interactions_are_refused() {
     );
     discord.next_post(CHANNEL).await;
 
-    lock(&app, &signer, "incident 43").await;
+    lock(&app, &via, "incident 43").await;
     discord.next_post(CHANNEL).await;
     app.clock.advance(chrono::Duration::minutes(1));
-    let (status, replay) = replay_at(&app, &signer, &unlock, signed_at).await;
+    let (status, replay) = replay_at(&app, signer, &unlock, signed_at).await;
     assert_eq!(status, 200);
     assert!(content(&replay).contains("already handled"), "{replay}");
     let status = app
@@ -276,13 +281,18 @@ async fn a_replayed_unlock_does_nothing_and_old_interactions_are_refused() {
 
     // Past five minutes the signature itself is refused, as stale.
     app.clock.advance(chrono::Duration::minutes(5));
-    let (status, stale) = replay_at(&app, &signer, &unlock, signed_at).await;
+    let (status, stale) = replay_at(&app, signer, &unlock, signed_at).await;
     assert_eq!(status, 401, "{stale}");
     // And so is a timestamp from the future.
     let ahead = app.clock.now().timestamp() + 301;
     let fresh_id = unlock.replace("\"id\":\"9", "\"id\":\"8");
-    let (status, _) = replay_at(&app, &signer, &fresh_id, ahead).await;
+    let (status, _) = replay_at(&app, signer, &fresh_id, ahead).await;
     assert_eq!(status, 401);
     discord.assert_all_read();
     app.teardown().await;
 }
+
+over_both_transports!(
+    commands_run_with_discords_typed_options,
+    lock_unlock_and_rollback_run_from_discord,
+);

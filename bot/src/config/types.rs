@@ -112,11 +112,15 @@ impl SlackConfig {
 #[derive(Debug, Clone)]
 pub struct DiscordConfig {
     pub application_id: Snowflake,
-    /// Verifies interaction signatures (Ed25519).
-    pub public_key: DiscordPublicKey,
+    /// Verifies interaction signatures (Ed25519). Required unless `gateway`; without it
+    /// `POST /discord/interactions` refuses everything.
+    pub public_key: Option<DiscordPublicKey>,
     pub bot_token: Secret,
     /// API base, `https://discord.com` unless tests point it at a fake.
     pub api_url: Url,
+    /// Receive interactions over the Gateway (an outbound WebSocket, SPEC §12) instead of the
+    /// HTTP endpoint.
+    pub gateway: bool,
 }
 
 impl DiscordConfig {

@@ -1,5 +1,5 @@
 //! The Discord REST client: the few calls Greenlight makes (post and edit a channel message,
-//! edit an interaction's original response), one attempt each, with errors sorted into "try
+//! answer an interaction received over the Gateway, edit an interaction's original response), one attempt each, with errors sorted into "try
 //! again (maybe after Retry-After)" and "Discord refused".
 //!
 //! Plain reqwest rather than serenity's `Http`: four calls do not need serenity's rate limiter
@@ -149,6 +149,26 @@ impl DiscordClient {
         .await
         .0
         .map(|_| ())
+    }
+
+    /// Answers interaction `interaction_id` with `response` (an interaction response object,
+    /// REFERENCE §2.3): how an interaction received over the Gateway is answered, within the
+    /// same 3 seconds as the HTTP endpoint's reply.
+    pub async fn create_interaction_response(
+        &self,
+        interaction_id: &str,
+        interaction_token: &str,
+        response: &Value,
+    ) -> Result<(), DiscordError> {
+        let url = format!(
+            "{}/interactions/{interaction_id}/{interaction_token}/callback",
+            self.api
+        );
+        // Authorized by the token in the path, like the interaction webhooks.
+        self.call("interaction callback", Method::POST, &url, response, false)
+            .await
+            .0
+            .map(drop)
     }
 
     /// Replaces every slash command of the application (globally, or in one guild, where

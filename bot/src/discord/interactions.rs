@@ -1,7 +1,9 @@
-//! `POST /discord/interactions`: Discord's HTTP interactions (PING, the card's buttons, the
-//! approve confirmation, the reject-reason modal). Every request is verified (Ed25519 over
-//! timestamp ‖ body) before it is parsed, and answered within Discord's 3-second deadline
-//! whatever happens downstream.
+//! Discord's interactions (PING, the card's buttons, the approve confirmation, the
+//! reject-reason modal, slash commands), whichever way they arrive: `POST /discord/interactions`
+//! verifies (Ed25519 over timestamp ‖ body), parses and hands over to [`answer`]; the Gateway
+//! (`gateway.rs`) parses the `INTERACTION_CREATE` event and hands over to the same [`answer`].
+//! Either way the answer is ready within Discord's 3-second deadline whatever happens
+//! downstream.
 //!
 //! Payloads are read with our own minimal serde types, not serenity's models: serenity 0.12.5
 //! requires fields the bot never uses (`attachment_size_limit`, a full `message`, …; REFERENCE
@@ -42,7 +44,7 @@ use crate::http::{ApiError, AppState, RouteKit};
 use crate::verify;
 
 /// Discord invalidates the interaction after 3 s; leave room for the network.
-const ACK_BUDGET: Duration = Duration::from_millis(2500);
+pub(super) const ACK_BUDGET: Duration = Duration::from_millis(2500);
 /// `webhook_deliveries.source` of interaction ids.
 const DELIVERY_SOURCE: &str = "discord";
 
@@ -68,9 +70,15 @@ pub fn routes(kit: &RouteKit, client: Option<Arc<DiscordClient>>) -> Router<AppS
 }
 
 /// What a handler here reaches: the app's state and Discord's client.
-struct Inbound {
+pub(super) struct Inbound {
     app: AppState,
     client: Option<Arc<DiscordClient>>,
+}
+
+impl Inbound {
+    pub(super) fn new(app: AppState, client: Option<Arc<DiscordClient>>) -> Self {
+        Self { app, client }
+    }
 }
 
 impl Deref for Inbound {
@@ -97,15 +105,26 @@ async fn interactions(
     )?;
     let interaction = parse_interaction(&body)?;
     let deadline = Instant::now() + ACK_BUDGET;
-    let response = match interaction.kind {
-        PING => InteractionResponse::Pong,
-        APPLICATION_COMMAND => application_command(&state, interaction, deadline).await?,
-        MESSAGE_COMPONENT => component(&state, interaction, deadline).await?,
-        AUTOCOMPLETE => InteractionResponse::NoChoices,
-        MODAL_SUBMIT => modal_submit(&state, interaction, deadline).await?,
-        other => unknown_kind(other)?,
-    };
+    let response = answer(&state, interaction, deadline).await?;
     Ok(Json(response.to_json()).into_response())
+}
+
+/// What Greenlight answers `interaction` with, by `deadline`: the one place every interaction
+/// is handled, however it arrived (authorization, de-duplication by interaction id, replies).
+/// Every wait on the database inside is bounded by `deadline`.
+pub(super) async fn answer(
+    state: &Inbound,
+    interaction: Interaction,
+    deadline: Instant,
+) -> Result<InteractionResponse, ApiError> {
+    Ok(match interaction.kind {
+        PING => InteractionResponse::Pong,
+        APPLICATION_COMMAND => application_command(state, interaction, deadline).await?,
+        MESSAGE_COMPONENT => component(state, interaction, deadline).await?,
+        AUTOCOMPLETE => InteractionResponse::NoChoices,
+        MODAL_SUBMIT => modal_submit(state, interaction, deadline).await?,
+        other => unknown_kind(other)?,
+    })
 }
 
 fn discord_config(state: &AppState) -> Result<&DiscordConfig, ApiError> {
@@ -114,10 +133,17 @@ fn discord_config(state: &AppState) -> Result<&DiscordConfig, ApiError> {
     })
 }
 
-/// Mounted before the handler: Discord not configured (404), or a signature header that is
-/// missing or not 128 hex digits, or no timestamp (401), is refused before the body is read.
+/// Mounted before the handler: Discord not configured, or configured for the Gateway without
+/// a public key (404: nothing here can verify a signature, so nothing is accepted), or a
+/// signature header that is missing or not 128 hex digits, or no timestamp (401), is refused
+/// before the body is read.
 fn check_headers(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    discord_config(state)?;
+    if discord_config(state)?.public_key.is_none() {
+        return Err(ApiError::not_found(
+            "Discord interactions arrive over the Gateway here ([discord] gateway = true without \
+             public_key); set public_key to accept them on this endpoint",
+        ));
+    }
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     verify::discord::check_headers(
         header(verify::discord::SIGNATURE_HEADER),
@@ -141,15 +167,21 @@ fn authenticate(
     now_unix: i64,
 ) -> Result<(), ApiError> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let outcome = match ed25519_dalek::VerifyingKey::from_bytes(discord.public_key.as_bytes()) {
-        Ok(key) => verify::discord::verify(
+    let key = discord
+        .public_key
+        .as_ref()
+        .map(|key| ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes()));
+    let outcome = match key {
+        // `check_headers` refused the request already; fail closed all the same.
+        None => Err(verify::VerifyError::NoSecret),
+        Some(Ok(key)) => verify::discord::verify(
             &key,
             header(verify::discord::SIGNATURE_HEADER),
             header(verify::discord::TIMESTAMP_HEADER),
             body,
             now_unix,
         ),
-        Err(_) => {
+        Some(Err(_)) => {
             tracing::error!("discord.public_key is not a valid Ed25519 public key");
             Err(verify::VerifyError::NoSecret)
         }
@@ -207,11 +239,11 @@ fn unknown_kind<T>(kind: u8) -> Result<T, ApiError> {
 /// 15 minutes.
 #[derive(Deserialize)]
 pub struct Interaction {
-    id: String,
+    pub(super) id: String,
     #[serde(rename = "type")]
-    kind: u8,
+    pub(super) kind: u8,
     #[serde(default)]
-    token: String,
+    pub(super) token: String,
     #[serde(default)]
     data: Option<InteractionData>,
     /// Set in a guild; `user` is set in a DM.
@@ -306,13 +338,18 @@ async fn application_command(
         }
     };
     let actor = interaction.actor()?;
-    if !first_delivery(state, &interaction).await? {
-        return Ok(already_handled());
-    }
-    let engine = state.engine.clone();
-    let work = async move { engine.run_command(&actor, parsed).await };
+    let (engine, delivery) = (state.engine.clone(), interaction.delivery());
+    // Recording the interaction id is a write too: it waits for the database within the same
+    // deadline as the command.
+    let work = async move {
+        if !engine.first_delivery(&delivery).await? {
+            return Ok(None);
+        }
+        engine.run_command(&actor, parsed).await.map(Some)
+    };
     Ok(match state.background.within("discord command", deadline, work).await {
-        Deadline::Done(Ok(Ok(reply))) => match reply {
+        Deadline::Done(Ok(Ok(None))) => already_handled(),
+        Deadline::Done(Ok(Ok(Some(reply)))) => match reply {
             CommandReply::Ephemeral(text) => {
                 InteractionResponse::Message(Message::ephemeral_markdown(&text))
             }
@@ -335,19 +372,6 @@ async fn application_command(
     })
 }
 
-/// Records the interaction as seen before a command or confirmation runs; `false` for a replayed
-/// (or redelivered) interaction id, which must change nothing.
-async fn first_delivery(state: &Inbound, interaction: &Interaction) -> Result<bool, ApiError> {
-    state
-        .engine
-        .first_delivery(&interaction.delivery())
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "recording a Discord interaction id failed");
-            ApiError::internal()
-        })
-}
-
 fn already_handled() -> InteractionResponse {
     ephemeral("This interaction was already handled; nothing changed.")
 }
@@ -367,16 +391,21 @@ async fn component(
         .strip_prefix(notices::ROLLBACK_CONFIRM_PREFIX)
     {
         let actor = interaction.actor()?;
-        if !first_delivery(state, &interaction).await? {
-            return Ok(already_handled());
-        }
         let (engine, reference) = (state.engine.clone(), reference.to_owned());
-        let work = async move { engine.confirm_rollback(&actor, &reference).await };
+        let delivery = interaction.delivery();
+        // A replayed (or redelivered) interaction id changes nothing.
+        let work = async move {
+            if !engine.first_delivery(&delivery).await? {
+                return Ok(None);
+            }
+            engine.confirm_rollback(&actor, &reference).await.map(Some)
+        };
         let confirming = state
             .background
             .within("discord rollback confirmation", deadline, work);
         let text = match confirming.await {
-            Deadline::Done(Ok(Ok(text))) => text,
+            Deadline::Done(Ok(Ok(None))) => return Ok(already_handled()),
+            Deadline::Done(Ok(Ok(Some(text)))) => text,
             Deadline::Done(Ok(Err(error))) => {
                 tracing::error!(%error, "confirming a rollback failed");
                 "Greenlight could not start the rollback; please try again.".to_owned()

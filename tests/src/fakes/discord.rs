@@ -1,5 +1,7 @@
 //! A fake Discord REST API (v10): create and edit channel messages, edit an interaction's
-//! original response. Answers as Discord does (the message object with a snowflake `id`,
+//! original response, answer an interaction (`POST /interactions/{id}/{token}/callback`,
+//! `204`), and, with [`FakeDiscord::start_gateway`], `GET /gateway` naming a
+//! [`FakeGateway`]. Answers as Discord does (the message object with a snowflake `id`,
 //! `401` without the bot token, `enforce_nonce` returning the first message, each answer naming
 //! its route's rate-limit bucket in `X-RateLimit-Bucket`), and can throttle with `429
 //! Retry-After` (per route or global), report an exhausted bucket, or fail with 5xx.
@@ -9,9 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
-use wiremock::matchers::path_regex;
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
+use super::discord_gateway::FakeGateway;
 use super::platform::{PlatformFake, Shared};
 use super::Recorded;
 
@@ -40,6 +43,35 @@ impl FakeDiscord {
                 }),
             ]
         })
+        .await
+    }
+
+    /// Starts a fake Gateway and answers `GET /api/v10/gateway` with its URL, as Discord
+    /// answers with `wss://gateway.discord.gg`.
+    pub async fn start_gateway(&self) -> FakeGateway {
+        let gateway = FakeGateway::start().await;
+        self.mount(
+            Mock::given(method("GET"))
+                .and(path("/api/v10/gateway"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(json!({"url": gateway.url()})),
+                )
+                // Before the REST routes, which would answer 404.
+                .with_priority(1),
+        )
+        .await;
+        gateway
+    }
+
+    /// The answer Greenlight POSTed to interaction `id`'s callback (an interaction received
+    /// over the Gateway).
+    pub async fn next_callback(&self, id: &str) -> Recorded {
+        let prefix = format!("/api/v10/interactions/{id}/");
+        self.next(
+            "POST",
+            move |r| r.path.starts_with(&prefix) && r.path.ends_with("/callback"),
+            &format!("callback of interaction {id}"),
+        )
         .await
     }
 
@@ -146,7 +178,7 @@ impl Respond for RestApi {
             }
             Some(Hiccup::Slow { .. }) | None => {}
         }
-        let is_webhook = segments.first() == Some(&"webhooks");
+        let is_webhook = matches!(segments.first(), Some(&"webhooks" | &"interactions"));
         // Interaction webhooks are authorized by their token; everything else by the bot's.
         let authorized = is_webhook
             || recorded.header("authorization") == Some(&format!("Bot {}", self.shared.bot_token));
@@ -182,6 +214,11 @@ impl Respond for RestApi {
                 message
             }
             ("PATCH", ["webhooks", _, _, "messages", "@original"]) => recorded.body.clone(),
+            ("POST", ["interactions", _, _, "callback"]) => {
+                // Discord answers an interaction callback with 204 and no body.
+                self.shared.inbox.push(recorded);
+                return ResponseTemplate::new(204);
+            }
             _ => return error(404, 0, "404: Not Found"),
         };
         self.shared.inbox.push(recorded);

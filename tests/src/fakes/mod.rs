@@ -4,6 +4,7 @@
 
 pub mod deploy_hook;
 pub mod discord;
+pub mod discord_gateway;
 mod faults;
 pub mod github;
 mod inbox;
@@ -13,6 +14,7 @@ pub mod slack_socket;
 
 pub use deploy_hook::{DeployHook, FakeProduction};
 pub use discord::FakeDiscord;
+pub use discord_gateway::FakeGateway;
 pub use faults::Hiccup;
 pub use github::FakeGithub;
 pub use inbox::{started_on_this_thread, Inbox, Recorded};

@@ -52,8 +52,9 @@ impl<P> PlatformFake<P> {
         }
     }
 
-    /// Adds a route to the fake's server (e.g. `apps.connections.open` for Socket Mode).
-    pub async fn mount(&self, mock: Mock) {
+    /// Adds a route to the fake's server (a platform's extra endpoints: Socket Mode's
+    /// `apps.connections.open`, the Gateway's `GET /gateway`).
+    pub(super) async fn mount(&self, mock: Mock) {
         mock.mount(&self.server).await;
     }
 

@@ -72,10 +72,22 @@ pub(super) fn discord(
         "application_id",
         "the Application ID from the Developer Portal, e.g. \"${DISCORD_APPLICATION_ID}\"",
     );
-    let public_key = fields.required(
-        "public_key",
-        "the Public Key from the Developer Portal, e.g. \"${DISCORD_PUBLIC_KEY}\"",
-    );
+    // Over the Gateway (SPEC §12) interactions arrive on the bot's own connection, unsigned, so
+    // the key that verifies `POST /discord/interactions` is needed only without it.
+    let gateway = fields.or_default("gateway", false);
+    let public_key = fields.optional("public_key");
+    let public_key = match (gateway, public_key) {
+        (Ok(false), Ok(None)) => {
+            let at = fields.path("public_key");
+            fields.problems().add(
+                &at,
+                "missing; the Public Key from the Developer Portal, e.g. \"${DISCORD_PUBLIC_KEY}\" \
+                 (or set gateway = true to receive interactions over the Gateway instead)",
+            );
+            Err(Invalid)
+        }
+        (_, public_key) => public_key,
+    };
     let bot_token = fields.required::<Secret>(
         "bot_token",
         "the bot's token, e.g. \"${DISCORD_BOT_TOKEN}\"",
@@ -87,6 +99,7 @@ pub(super) fn discord(
         public_key: public_key?,
         bot_token: bot_token?,
         api_url: api_url?.unwrap_or_else(|| constant_url(DiscordConfig::DEFAULT_API_URL)),
+        gateway: gateway?,
     })
 }
 

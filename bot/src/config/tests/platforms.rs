@@ -86,3 +86,37 @@ fn socket_mode_needs_an_app_token_and_no_signing_secret() {
     let slack = both.slack.expect("[slack]");
     assert!(slack.signing_secret.is_some() && slack.app_token.is_some());
 }
+
+/// `[discord] gateway = true` receives interactions over the Gateway, so the key that verifies
+/// the HTTP endpoint is optional there and required everywhere else.
+#[test]
+fn discord_public_key_is_needed_only_without_the_gateway() {
+    let section = |extra: &str| {
+        format!("[discord]\napplication_id = \"1100000000000000001\"\nbot_token = \"t\"\n{extra}")
+    };
+    let config = valid(&section("gateway = true"));
+    let discord = config.discord.expect("[discord]");
+    assert!(discord.gateway);
+    assert!(discord.public_key.is_none());
+    let config = valid(&section(&format!("public_key = \"{PUBLIC_KEY}\"")));
+    let discord = config.discord.expect("[discord]");
+    assert!(!discord.gateway, "off unless asked for");
+    assert!(discord.public_key.is_some());
+    for (extra, expected) in [
+        (
+            "",
+            r#"discord.public_key: missing; the Public Key from the Developer Portal, e.g. "${DISCORD_PUBLIC_KEY}" (or set gateway = true to receive interactions over the Gateway instead)"#,
+        ),
+        (
+            "gateway = false",
+            r#"discord.public_key: missing; the Public Key from the Developer Portal, e.g. "${DISCORD_PUBLIC_KEY}" (or set gateway = true to receive interactions over the Gateway instead)"#,
+        ),
+        ("gateway = \"yes\"", "discord.gateway: expected true or false, found a string"),
+        (
+            "gateway = true\npublic_key = \"abc\"",
+            "discord.public_key: invalid Discord public key: expected 64 hexadecimal digits (32 bytes) from the Developer Portal, got 3 characters",
+        ),
+    ] {
+        assert_eq!(problems(&section(extra)), [expected], "{extra}");
+    }
+}
