@@ -119,17 +119,17 @@ pub async fn run(
 /// Asks Slack for a connection URL, which is then left unused (each is good for one
 /// connection, and expires).
 async fn probe(api: &Api, token: &SlackApiToken) -> Result<(), String> {
-    match api
-        .open_session(token)
-        .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(SlackClientError::ApiError(error)) => Err(format!(
+    let session = api.open_session(token);
+    let request = SlackApiAppsConnectionOpenRequest::new();
+    let asking = session.apps_connections_open(&request);
+    match tokio::time::timeout(super::client::CALL_TIMEOUT, asking).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(SlackClientError::ApiError(error))) => Err(format!(
             "Slack refused apps.connections.open ({})",
             error.code
         )),
-        Err(error) => Err(format!("apps.connections.open failed: {error}")),
+        Ok(Err(error)) => Err(format!("apps.connections.open failed: {error}")),
+        Err(_) => Err("apps.connections.open did not answer".to_owned()),
     }
 }
 
