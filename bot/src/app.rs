@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::deploy::DeployDeliverer;
 use crate::discord::{DiscordAdapter, DiscordClient};
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, Followers};
 use crate::flags::FlagStore;
 use crate::github::GithubDeliverer;
 use crate::http::{AppState, Limits};
@@ -137,9 +137,12 @@ impl App {
             storage.clone(),
             clock,
             smoke,
-            outbox.wakeup_handle(),
             flags.clone(),
             replica.clone(),
+            Followers {
+                outbox_wakeup: outbox.wakeup_handle(),
+                background: background.clone(),
+            },
         );
         // Deployers record what they started through the engine; command deploys run as
         // background tasks, so shutdown interrupts them.

@@ -42,6 +42,14 @@ impl StoredPolicy {
         conn: &mut AnyConnection,
         request: &ApprovalRequest,
     ) -> Result<Self, StorageError> {
+        // The stored digest finds an equal text parsed before without reading this one.
+        let known = request
+            .policy_digest
+            .as_deref()
+            .and_then(|stored| PARSED.find(stored));
+        if let Some(parsed) = known {
+            return Ok(Self::with(request, &parsed));
+        }
         let text = approvals::get_policy_text(conn, request.id).await?;
         let parsed = PARSED.parse(&text).map_err(|error| {
             StorageError::invalid(
@@ -146,6 +154,14 @@ const PARSED_TEXTS: usize = 256;
 static PARSED: LazyLock<ParsedTexts> = LazyLock::new(ParsedTexts::default);
 
 impl ParsedTexts {
+    /// The text whose digest is `stored` (hex, as [`approvals::policy_digest`] writes it), if
+    /// it was parsed before.
+    fn find(&self, stored: &str) -> Option<Arc<PolicyText>> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(stored, &mut key).ok()?;
+        self.lock().texts.get(&key).cloned()
+    }
+
     fn parse(&self, text: &str) -> Result<Arc<PolicyText>, serde_json::Error> {
         let key = digest(text.as_bytes());
         if let Some(found) = self.lock().texts.get(&key) {
@@ -249,5 +265,20 @@ mod tests {
         assert_eq!(first.reviewers.len(), 2);
         assert_eq!(first.reminder_every, Some(chrono::Duration::minutes(20)));
         assert!(table.parse("{not json").is_err());
+    }
+
+    #[test]
+    fn the_digest_stored_with_a_request_finds_its_text_parsed_for_another() {
+        let table = ParsedTexts::default();
+        let stored = text(&["alice", "bob"], "alice");
+        assert!(table.find(&approvals::policy_digest(&stored)).is_none());
+        let parsed = table.parse(&stored).expect("JSON");
+        let found = table
+            .find(&approvals::policy_digest(&stored))
+            .expect("found by the stored digest");
+        assert!(Arc::ptr_eq(&parsed, &found));
+        let other = text(&["alice", "bob"], "bob");
+        assert!(table.find(&approvals::policy_digest(&other)).is_none());
+        assert!(table.find("not hex").is_none());
     }
 }

@@ -74,6 +74,9 @@ pub struct ApprovalRequest {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// The SHA-256 (hex) of the stored policy's text, which a reader that parsed an equal text
+    /// can use instead of reading it; `None` for requests opened by older versions.
+    pub policy_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +105,7 @@ pub struct ApprovalTransition {
 pub(crate) const SELECT: &str =
     "SELECT a.id, a.release_id, a.app, a.environment, r.sha, a.state, a.source, \
      a.required_approvals, a.approvals_counted, a.opens_at, a.expires_at, a.next_reminder_at, \
-     a.outcome_comment, a.decided_at, a.created_at, a.updated_at, a.version \
+     a.outcome_comment, a.decided_at, a.created_at, a.updated_at, a.version, a.policy_digest \
      FROM approval_requests a JOIN releases r ON r.id = a.release_id";
 
 impl<'r> FromRow<'r, AnyRow> for ApprovalRequest {
@@ -125,6 +128,7 @@ impl<'r> FromRow<'r, AnyRow> for ApprovalRequest {
             created_at: time(row, "created_at")?,
             updated_at: time(row, "updated_at")?,
             version: row.try_get("version")?,
+            policy_digest: row.try_get("policy_digest")?,
         })
     }
 }
@@ -142,23 +146,33 @@ pub async fn insert_approval_request(
         ));
     }
     let at = millis(new.at);
+    let policy = to_json("policy", &new.policy)?;
+    let digest = policy_digest(&policy);
+    sqlx::query(
+        "INSERT INTO review_policies (digest, policy) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(&digest)
+    .bind(&policy)
+    .execute(&mut *conn)
+    .await?;
     // DO NOTHING rather than failing on the one-waiting index: a failed statement would abort
     // the whole PostgreSQL transaction, and the caller may want to react inside it.
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO approval_requests (release_id, app, environment, state, source, policy, \
-         required_approvals, opens_at, expires_at, next_reminder_at, created_at, updated_at) \
-         SELECT id, app, $2, 'waiting', $3, $4, $5, $6, $7, $8, $9, $9 FROM releases WHERE id = $1 \
-         ON CONFLICT DO NOTHING RETURNING id",
+         required_approvals, opens_at, expires_at, next_reminder_at, created_at, updated_at, \
+         policy_digest) \
+         SELECT id, app, $2, 'waiting', $3, '', $4, $5, $6, $7, $8, $8, $9 FROM releases \
+         WHERE id = $1 ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(new.release_id)
     .bind(new.environment.as_str())
     .bind(new.source.as_str())
-    .bind(to_json("policy", &new.policy)?)
     .bind(i64::from(new.required_approvals))
     .bind(millis(new.opens_at))
     .bind(millis(new.expires_at))
     .bind(new.next_reminder_at.map(millis))
     .bind(at)
+    .bind(&digest)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = id {
@@ -192,14 +206,22 @@ pub async fn get_approval_request(
         .ok_or_else(|| StorageError::not_found(format!("approval request {id}")))
 }
 
+/// The digest stored with a policy's text: SHA-256, in hex.
+pub fn policy_digest(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
 /// The text of the review policy stored with request `id`, unparsed: requests share their
 /// policies' texts, so a reader can keep one parse per distinct text.
 pub async fn get_policy_text(conn: &mut AnyConnection, id: i64) -> Result<String, StorageError> {
-    let policy: Option<String> =
-        sqlx::query_scalar("SELECT policy FROM approval_requests WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
+    let policy: Option<String> = sqlx::query_scalar(
+        "SELECT COALESCE(p.policy, a.policy) FROM approval_requests a \
+             LEFT JOIN review_policies p ON p.digest = a.policy_digest WHERE a.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
     policy.ok_or_else(|| StorageError::not_found(format!("approval request {id}")))
 }
 

@@ -150,6 +150,92 @@ pub async fn record_decision(
     }
 }
 
+/// Which of `people` already have a counted approval on request `request_id`: one index
+/// look-up per person, in one statement (a batch of clicks).
+pub async fn approved_among(
+    conn: &mut AnyConnection,
+    request_id: i64,
+    people: &[&PersonName],
+) -> Result<Vec<PersonName>, StorageError> {
+    if people.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..people.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT DISTINCT person FROM decisions WHERE request_id = $1 AND verdict = 'approve' \
+         AND refused_reason IS NULL AND person IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(request_id);
+    for person in people {
+        query = query.bind(person.as_str());
+    }
+    let rows = query.fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| Ok(parsed(row, "person", PersonName::parse)?))
+        .collect()
+}
+
+/// Records decisions on one request in one statement, in order, and adds `new_approvers` to
+/// its `approvals_counted`. For the decision batcher, which holds the request locked and so
+/// knows itself which approvals are a person's first and that the request is waiting.
+pub async fn record_decision_batch(
+    conn: &mut AnyConnection,
+    request_id: i64,
+    decisions: &[NewDecision],
+    new_approvers: u32,
+) -> Result<(), StorageError> {
+    if decisions.is_empty() {
+        return Ok(());
+    }
+    const PER_ROW: usize = 7;
+    let mut rows = Vec::with_capacity(decisions.len());
+    for (i, new) in decisions.iter().enumerate() {
+        if new.person.is_none() && new.refused_reason.is_none() {
+            return Err(StorageError::invalid(
+                "decision",
+                "only a known person's decision can count; record unknown users as refused",
+            ));
+        }
+        if new.request_id != request_id {
+            return Err(StorageError::invalid(
+                "decision",
+                "a batch holds decisions on one request",
+            ));
+        }
+        let first = 2 + i * PER_ROW;
+        let columns: Vec<String> = (first..first + PER_ROW).map(|n| format!("${n}")).collect();
+        rows.push(format!("($1, {})", columns.join(", ")));
+    }
+    let sql = format!(
+        "INSERT INTO decisions (request_id, person, platform, platform_user, verdict, comment, \
+         refused_reason, decided_at) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(request_id);
+    for new in decisions {
+        query = query
+            .bind(new.person.as_ref().map(PersonName::as_str))
+            .bind(new.platform.as_str())
+            .bind(&new.platform_user)
+            .bind(new.verdict.as_str())
+            .bind(new.comment.as_deref())
+            .bind(new.refused_reason.as_deref())
+            .bind(millis(new.at));
+    }
+    query.execute(&mut *conn).await?;
+    if new_approvers > 0 {
+        sqlx::query(
+            "UPDATE approval_requests SET approvals_counted = approvals_counted + $2 WHERE id = $1",
+        )
+        .bind(request_id)
+        .bind(i64::from(new_approvers))
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Every decision and refused attempt on a request, oldest first.
 pub async fn list_decisions(
     conn: &mut AnyConnection,

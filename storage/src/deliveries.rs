@@ -29,6 +29,31 @@ pub async fn record_webhook_delivery(
     Ok(inserted.rows_affected() == 1)
 }
 
+/// Records many deliveries in one statement (a batch of clicks); returns those seen for the
+/// first time, as `(source, delivery_id)`. A pair repeated within `deliveries` is new once.
+pub async fn record_webhook_deliveries(
+    conn: &mut AnyConnection,
+    deliveries: &[(&str, &str)],
+    at: DateTime<Utc>,
+) -> Result<std::collections::HashSet<(String, String)>, StorageError> {
+    if deliveries.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let rows: Vec<String> = (0..deliveries.len())
+        .map(|i| format!("(${}, ${}, $1)", 2 * i + 2, 2 * i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO webhook_deliveries (source, delivery_id, received_at) VALUES {} \
+         ON CONFLICT DO NOTHING RETURNING source, delivery_id",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql).bind(millis(at));
+    for (source, id) in deliveries {
+        query = query.bind(*source).bind(*id);
+    }
+    Ok(query.fetch_all(conn).await?.into_iter().collect())
+}
+
 /// Whether `source` already delivered `delivery_id` (checked before applying an event whose
 /// delivery is recorded only if it applies).
 pub async fn webhook_delivery_seen(

@@ -58,6 +58,29 @@ impl StorageError {
         matches!(self, Self::NotFound { .. })
     }
 
+    /// The same failure, for another caller whose work was part of the same write (a batch of
+    /// decisions): expected outcomes keep their kind, failures keep their message.
+    pub fn for_another_caller(&self) -> Self {
+        match self {
+            Self::NotFound { what } => Self::NotFound { what: what.clone() },
+            Self::Conflict { what } => Self::Conflict { what: what.clone() },
+            Self::Invalid { field, reason } => Self::Invalid {
+                field,
+                reason: reason.clone(),
+            },
+            Self::Unsupported { backend, hint } => Self::Unsupported {
+                backend: *backend,
+                hint: hint.clone(),
+            },
+            Self::BatchFailed(error) => Self::BatchFailed(Arc::clone(error)),
+            Self::WritePanicked => Self::WritePanicked,
+            Self::Closed => Self::Closed,
+            Self::Database(_) | Self::Migrate(_) => {
+                Self::Database(sqlx::Error::Protocol(self.to_string()))
+            }
+        }
+    }
+
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })
     }

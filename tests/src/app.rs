@@ -186,10 +186,10 @@ impl TestApp {
             .expect("seeded deployment");
     }
 
-    /// Holds SQLite's write lock from a connection of its own for `duration`, as a long
-    /// transaction or a stalled disk would: the app's writes wait meanwhile (up to its busy
-    /// timeout). Returns once the lock is held; the task ends when it is released.
-    pub async fn hold_database_writes(&self, duration: Duration) -> tokio::task::JoinHandle<()> {
+    /// Holds SQLite's write lock from a connection of its own, as a long transaction or a
+    /// stalled disk would: the app's writes wait (up to its busy timeout) until
+    /// [`WriteHold::release`]. Returns once the lock is held.
+    pub async fn hold_writes(&self) -> WriteHold {
         use sqlx::Connection;
         let path = self.dir.path().join("greenlight.db");
         let mut connection =
@@ -200,13 +200,7 @@ impl TestApp {
             .execute(&mut connection)
             .await
             .expect("the write lock");
-        tokio::spawn(async move {
-            tokio::time::sleep(duration).await;
-            sqlx::query("COMMIT")
-                .execute(&mut connection)
-                .await
-                .expect("releasing the write lock");
-        })
+        WriteHold(connection)
     }
 
     pub fn storage(&self) -> &Storage {
@@ -328,5 +322,18 @@ impl Drop for TestApp {
         if !panics.is_empty() && !std::thread::panicking() {
             panic!("background task(s) panicked during the test: {panics:?}");
         }
+    }
+}
+
+/// SQLite's write lock, held by a test: see [`TestApp::hold_writes`].
+pub struct WriteHold(sqlx::SqliteConnection);
+
+impl WriteHold {
+    /// Lets the app's writes go on.
+    pub async fn release(mut self) {
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("releasing the write lock");
     }
 }

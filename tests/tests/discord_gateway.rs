@@ -17,7 +17,6 @@ use greenlight_tests::inbound::discord::{Transport, Via};
 use greenlight_tests::signing::discord_interaction_id;
 use greenlight_tests::{fixtures, over_both_transports, spawn_app_with_clock, TestApp};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const CHANNEL: &str = "1100000000000000000";
@@ -205,30 +204,6 @@ async fn payloads_serenity_cannot_read_are_still_answered() {
 
 /// Holds SQLite's write lock from another connection, as a long write elsewhere would:
 /// every write of the app waits (up to its 5 s busy timeout) until it is dropped.
-struct WriteLock(sqlx::SqliteConnection);
-
-impl WriteLock {
-    async fn take(app: &TestApp) -> Self {
-        let path = app.dir.path().join("greenlight.db");
-        let mut connection =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .expect("a second connection to the app's database");
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut connection)
-            .await
-            .expect("the write lock");
-        Self(connection)
-    }
-
-    async fn release(mut self) {
-        sqlx::query("ROLLBACK")
-            .execute(&mut self.0)
-            .await
-            .expect("release the write lock");
-    }
-}
-
 async fn an_answer_comes_within_3_seconds_while_the_database_is_slow(transport: Transport) {
     let discord = FakeDiscord::start().await;
     let via = Via::new(transport, &discord).await;
@@ -236,7 +211,7 @@ async fn an_answer_comes_within_3_seconds_while_the_database_is_slow(transport: 
     if let Some(gateway) = via.gateway() {
         gateway.wait_connected().await;
     }
-    let lock = WriteLock::take(&app).await;
+    let lock = app.hold_writes().await;
     let options = json!([{"name": "environment", "type": 3, "value": "production"},
         {"name": "reason", "type": 3, "value": "incident 7"}]);
     let started = Instant::now();

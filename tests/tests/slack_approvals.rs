@@ -418,6 +418,103 @@ async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy(transport: 
     app.teardown().await;
 }
 
+/// SPEC §13: clicks on one card that arrive while its last decision is being written wait and
+/// go into the next write together, yet each is decided on its own, in order. (Over HTTP only:
+/// Socket Mode hands a connection's envelopes over one at a time, so they cannot pile up.)
+#[tokio::test]
+async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_counted_once() {
+    const CLICKS: usize = 40;
+    let slack = FakeSlack::start().await;
+    let via = Via::http(SIGNING_SECRET);
+    // Two more reviewers than clicks: one approves first, and the request keeps waiting.
+    let people: String = (0..CLICKS + 2)
+        .map(|n| format!("r{n:02} = {{ slack = \"U0R{n:06}\" }}\n"))
+        .collect();
+    let reviewers: Vec<String> = (0..CLICKS + 2).map(|n| format!("\"r{n:02}\"")).collect();
+    let policy = format!(
+        "reviewers = [{}]\nrequired_approvals = {}\napproval_timeout = \"1h\"\n",
+        reviewers.join(", "),
+        CLICKS + 2
+    );
+    let app = start(&slack, &via, &policy, &people).await;
+    let request = staging_healthy(&app, SHA).await;
+    slack.next_call("chat.postMessage", CHANNEL).await;
+    // A first approval, so the clicks below find the request's policy in memory and need no
+    // read while the writes are held.
+    let first = click(&slack, &format!("U0R{:06}", CLICKS + 1), "approve", request);
+    assert_eq!(interact(&via, &app, &first).await.status, 200);
+    app.deliver_due().await;
+    slack.next_call("chat.update", CHANNEL).await;
+    let mut payloads: Vec<Value> = (0..CLICKS)
+        .map(|n| click(&slack, &format!("U0R{n:06}"), "approve", request))
+        .collect();
+    // Slack delivering one click twice, and someone approving twice.
+    payloads.push(payloads[7].clone());
+    payloads.push(click(&slack, "U0R000003", "approve", request));
+
+    let writes_before = app.storage().write_stats().writes;
+    let held = app.hold_writes().await;
+    let clicks = payloads.iter().map(|payload| {
+        let (app, via) = (&app, &via);
+        async move { interact(via, app, payload).await.status }
+    });
+    let release_once_queued = async {
+        // The first click's write waits for the disk; every other click queues behind it.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while app.state.engine.clicks_waiting() < payloads.len() - 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} clicks queued",
+                app.state.engine.clicks_waiting()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        held.release().await;
+    };
+    let (statuses, ()) = tokio::join!(futures::future::join_all(clicks), release_once_queued);
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+
+    assert_eq!(app.approver_count(request).await, CLICKS + 1);
+    // The redelivery is not recorded; the second approval is, as already counted.
+    assert_eq!(app.decision_count(request).await, CLICKS + 2);
+    assert_eq!(app.request_state(request).await, "waiting");
+    let writes = app.storage().write_stats().writes - writes_before;
+    // Two batches, and the outbox's own writes for the edit and the reply.
+    assert!(
+        writes < 10,
+        "{} clicks took {writes} writes: the queued ones were not written together",
+        payloads.len()
+    );
+    assert_eq!(app.state.engine.clicks_waiting(), 0);
+    // The one edit shows every approval; the second approval is told it counts once.
+    app.deliver_due().await;
+    let rest = slack.inbox().take_all();
+    let edits: Vec<&Value> = rest
+        .iter()
+        .filter(|call| call.path == "/api/chat.update")
+        .map(|call| &call.body)
+        .collect();
+    assert_eq!(edits.len(), 1, "{rest:#?}");
+    let card = app
+        .state
+        .engine
+        .card(greenlight::cards::CardKey::Approval(request))
+        .await
+        .expect("card");
+    let expected = greenlight::slack::card_message(&card).to_json();
+    assert_eq!(
+        edits[0]["blocks"], expected["blocks"],
+        "the edit shows all approvals"
+    );
+    let replies: Vec<&Value> = rest
+        .iter()
+        .filter(|call| call.path.starts_with("/hooks/"))
+        .map(|call| &call.body["text"])
+        .collect();
+    assert_eq!(replies.len(), 1, "{rest:#?}");
+    app.teardown().await;
+}
+
 #[tokio::test]
 async fn a_slack_outage_delays_the_card_but_loses_nothing() {
     let slack = FakeSlack::start().await;

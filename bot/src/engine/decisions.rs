@@ -7,6 +7,7 @@ use greenlight_storage::{
 };
 
 use super::audit;
+use super::decision_batch::Click;
 use super::effects::{self, Context, ReplyTo};
 use super::snapshot::{snapshot_with, Reading};
 use super::Engine;
@@ -52,10 +53,6 @@ impl DecisionReply {
         }
     }
 }
-
-/// How many times a decision is retried when another decision on the same request committed
-/// first (it then re-reads the request and decides again, e.g. "already approved").
-const ATTEMPTS: usize = 8;
 
 /// An inbound delivery that must be applied at most once (a Discord interaction id): recorded
 /// in the decision's own write, so a redelivery changes nothing.
@@ -140,45 +137,15 @@ impl Engine {
                 return Ok(outcome);
             }
         }
-        let mut last_conflict = None;
-        for _ in 0..ATTEMPTS {
-            let now = self.clock.now();
-            let config = self.config.clone();
-            let policies = self.policies.clone();
-            let actor = actor.clone();
-            let verdict = verdict.clone();
-            let delivery = delivery.clone();
-            let outcome = self
-                .storage
-                .write(move |conn| {
-                    Box::pin(async move {
-                        if !first_delivery(conn, delivery.as_ref(), now).await? {
-                            return Ok(None);
-                        }
-                        let decider = Decider {
-                            config: &config,
-                            policies: &policies,
-                            actor: &actor,
-                        };
-                        decider
-                            .decide_in(conn, request_id, &verdict, now)
-                            .await
-                            .map(Some)
-                    })
-                })
-                .await;
-            match outcome {
-                Err(error) if error.is_conflict() => last_conflict = Some(error),
-                other => {
-                    self.outbox_wakeup.notify_one();
-                    if let Ok(reply) = &other {
-                        count(platform, reply.as_ref());
-                    }
-                    return other;
-                }
-            }
-        }
-        Err(last_conflict.unwrap_or_else(|| StorageError::conflict("decision kept conflicting")))
+        self.decide_in_batch(
+            request_id,
+            Click {
+                actor,
+                verdict,
+                delivery,
+            },
+        )
+        .await
     }
 
     /// Whether `person` is among the request's reviewers, from its policy (read once per
@@ -204,7 +171,7 @@ impl Engine {
 }
 
 /// `greenlight_decisions_total{platform, outcome}`: accepted, or the refusal's code.
-fn count(platform: greenlight_commands::Platform, reply: Option<&DecisionReply>) {
+pub(super) fn count(platform: greenlight_commands::Platform, reply: Option<&DecisionReply>) {
     let outcome = match reply {
         Some(DecisionReply::Accepted(_)) => "accepted",
         Some(DecisionReply::Refused(refusal)) => refusal.as_str(),
@@ -248,26 +215,6 @@ struct Decider<'a> {
 }
 
 impl Decider<'_> {
-    /// Decides and stores in one write, with the request locked so deciders take turns.
-    async fn decide_in(
-        &self,
-        conn: &mut AnyConnection,
-        request_id: i64,
-        verdict: &Verdict,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<DecisionReply, StorageError> {
-        // Deciders on a waiting request take turns, so each sees the approvals before it; a
-        // request that no longer waits is read as it is (the click is then refused).
-        let request = match approvals::lock_waiting_request(conn, request_id).await {
-            Err(error) if error.is_conflict() => {
-                approvals::get_approval_request(conn, request_id).await?
-            }
-            locked => locked?,
-        };
-        let evaluated = self.evaluate(conn, request, verdict, now).await?;
-        apply(conn, self.config, self.actor, verdict, evaluated, now).await
-    }
-
     /// Applies the policy (the one permission check, in the pure core) to the request as
     /// `conn` sees it.
     async fn evaluate(
@@ -358,7 +305,7 @@ async fn apply(
     })
 }
 
-fn accepted_text(decision: &Decision) -> String {
+pub(super) fn accepted_text(decision: &Decision) -> String {
     match decision {
         Decision::AlreadyCounted => "You already approved this release; it counts once.".to_owned(),
         Decision::Counted { remaining, .. } => format!(

@@ -7,6 +7,7 @@
 pub mod audit;
 mod card_commits;
 mod commands;
+mod decision_batch;
 mod decisions;
 mod deployment;
 mod deploys;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use greenlight_storage::Storage;
 use tokio::sync::Notify;
 
+use crate::background::Background;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::flags::FlagStore;
@@ -64,10 +66,22 @@ pub struct Engine {
     pub(crate) smoke: SmokeRunner,
     /// Review policies parsed once per request, for the click path.
     pub(crate) policies: Arc<PolicyCache>,
+    /// Reviewers' clicks waiting to be decided together, per request.
+    pub(crate) decision_queues: Arc<decision_batch::DecisionQueues>,
     /// The flags applications read from memory: told of every flag change once it committed.
     pub(crate) flags: FlagStore,
     /// This process among the replicas: command deploys it starts are recorded as its own.
     pub(crate) replica: Replica,
+    /// Where the engine's own tasks run (the writers of decision batches), tracked for
+    /// shutdown.
+    pub(crate) background: Background,
+}
+
+/// Where the engine's work goes on after it returns: the outbox worker it wakes once effects
+/// are queued, and the background where it starts tasks of its own (tracked for shutdown).
+pub struct Followers {
+    pub outbox_wakeup: Arc<Notify>,
+    pub background: Background,
 }
 
 impl Engine {
@@ -76,19 +90,21 @@ impl Engine {
         storage: Storage,
         clock: Clock,
         smoke: SmokeRunner,
-        outbox_wakeup: Arc<Notify>,
         flags: FlagStore,
         replica: Replica,
+        followers: Followers,
     ) -> Self {
         Self {
+            background: followers.background,
             replica,
             config,
             storage,
             clock,
             verifier_wakeup: Arc::new(Notify::new()),
-            outbox_wakeup,
+            outbox_wakeup: followers.outbox_wakeup,
             smoke,
             policies: Arc::default(),
+            decision_queues: Arc::default(),
             flags,
         }
     }

@@ -25,9 +25,19 @@ impl Server {
         let mut command = Command::new(binary);
         command
             .arg("serve")
-            .env("GREENLIGHT_LISTEN", address.to_string())
-            .env("RUST_LOG", "error");
-        Self::start(command, dir, address, "/health").await
+            .env("GREENLIGHT_LISTEN", address.to_string());
+        // `BENCH_SERVER_LOG=greenlight=debug` shows the server's log, to study a run.
+        let log = match std::env::var("BENCH_SERVER_LOG") {
+            Ok(filter) => {
+                command.env("RUST_LOG", filter);
+                Stdio::inherit()
+            }
+            Err(_) => {
+                command.env("RUST_LOG", "error");
+                Stdio::null()
+            }
+        };
+        Self::start(command, dir, address, "/health", log).await
     }
 
     /// `node script` with `env`, its database in a fresh directory (`DB_PATH`), listening on
@@ -41,7 +51,7 @@ impl Server {
             .env("PORT", address.port().to_string())
             .env("DB_PATH", dir.path().join("baseline.db"))
             .envs(env.iter().map(|(name, value)| (*name, value)));
-        Self::start(command, dir, address, "/health").await
+        Self::start(command, dir, address, "/health", Stdio::null()).await
     }
 
     async fn start(
@@ -49,10 +59,11 @@ impl Server {
         dir: tempfile::TempDir,
         address: SocketAddr,
         health: &str,
+        stdout: Stdio,
     ) -> Self {
         let child = command
             .current_dir(dir.path())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|error| panic!("start {command:?}: {error}"));

@@ -90,6 +90,7 @@ fn request() -> ApprovalRequest {
         created_at: at(),
         updated_at: at(),
         version: 1,
+        policy_digest: None,
     }
 }
 
