@@ -379,8 +379,7 @@ pub(crate) async fn append(
     entry: &Entry<'_>,
     at: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    audit::append_audit(conn, &entry.to_new(actor, at)).await?;
-    Ok(())
+    audit::record_audit(conn, &entry.to_new(actor, at)).await
 }
 
 #[cfg(test)]

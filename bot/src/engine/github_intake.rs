@@ -82,7 +82,7 @@ impl Engine {
                         return Ok(false);
                     }
                     for entry in &entries {
-                        greenlight_storage::audit::append_audit(conn, entry).await?;
+                        greenlight_storage::audit::record_audit(conn, entry).await?;
                     }
                     Ok(true)
                 })

@@ -128,3 +128,58 @@ async fn audit_log_refuses_updates_and_deletes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_entry_recorded_without_reading_it_back_is_stored_the_same() {
+    each_backend(|storage| async move {
+        let returned = storage
+            .append_audit(entry(Some("shop"), Some("production"), 1))
+            .await
+            .expect("append");
+        let recorded = entry(Some("shop"), Some("production"), 2);
+        storage
+            .write({
+                let recorded = recorded.clone();
+                move |conn| {
+                    Box::pin(async move {
+                        greenlight_storage::audit::record_audit(conn, &recorded).await
+                    })
+                }
+            })
+            .await
+            .expect("record");
+        let listed = storage
+            .list_audit(&filter(Some("shop"), Some("production"), 10))
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 2);
+        let stored = &listed[0];
+        assert_eq!(stored.id, returned.id + 1);
+        assert_eq!(
+            (
+                &stored.kind,
+                &stored.actor,
+                &stored.detail,
+                stored.occurred_at
+            ),
+            (
+                &recorded.kind,
+                &recorded.actor,
+                &recorded.detail,
+                recorded.occurred_at
+            )
+        );
+        let mut nameless = entry(None, None, 3);
+        nameless.kind.clear();
+        let refused = storage
+            .write(move |conn| {
+                Box::pin(
+                    async move { greenlight_storage::audit::record_audit(conn, &nameless).await },
+                )
+            })
+            .await
+            .expect_err("an entry needs a kind");
+        assert!(refused.to_string().contains("audit kind"), "{refused}");
+    })
+    .await;
+}
