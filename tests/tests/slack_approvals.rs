@@ -91,6 +91,25 @@ async fn interact(via: &Via, app: &TestApp, payload: &Value) -> Answer {
     via.interact(app, payload).await
 }
 
+/// `count` reviewers (`r000`, … with the Slack ids of [`reviewer`]), `required` of whom must
+/// approve: their `[people]` lines and the production policy.
+fn reviewer_group(count: usize, required: usize) -> (String, String) {
+    let people = (0..count)
+        .map(|n| format!("r{n:03} = {{ slack = \"{}\" }}\n", reviewer(n)))
+        .collect();
+    let names: Vec<String> = (0..count).map(|n| format!("\"r{n:03}\"")).collect();
+    let policy = format!(
+        "reviewers = [{}]\nrequired_approvals = {required}\napproval_timeout = \"1h\"\n",
+        names.join(", ")
+    );
+    (people, policy)
+}
+
+/// The Slack id of reviewer `n` of [`reviewer_group`].
+fn reviewer(n: usize) -> String {
+    format!("U0R{n:06}")
+}
+
 /// A button click built from Slack's documented block_actions payload.
 fn click(slack: &FakeSlack, user: &str, action: &str, request_id: i64) -> Value {
     let response_url = slack.response_url(&format!("{user}-{action}"));
@@ -368,20 +387,13 @@ async fn a_newer_release_supersedes_the_waiting_card() {
 async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy(transport: Transport) {
     let slack = FakeSlack::start().await;
     let via = transport.via(&slack, SIGNING_SECRET).await;
-    let people: String = (0..50)
-        .map(|n| format!("r{n:02} = {{ slack = \"U0R{n:06}\" }}\n"))
-        .collect();
-    let reviewers: Vec<String> = (0..50).map(|n| format!("\"r{n:02}\"")).collect();
-    let policy = format!(
-        "reviewers = [{}]\nrequired_approvals = 2\napproval_timeout = \"1h\"\n",
-        reviewers.join(", ")
-    );
+    let (people, policy) = reviewer_group(50, 2);
     let app = start(&slack, &via, &policy, &people).await;
     let request = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
 
     let clicks = (0..50).map(|n| {
-        let payload = click(&slack, &format!("U0R{n:06}"), "approve", request);
+        let payload = click(&slack, &reviewer(n), "approve", request);
         let (app, via) = (&app, &via);
         async move { interact(via, app, &payload).await.status }
     });
@@ -427,30 +439,22 @@ async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_coun
     let slack = FakeSlack::start().await;
     let via = Via::http(SIGNING_SECRET);
     // Two more reviewers than clicks: one approves first, and the request keeps waiting.
-    let people: String = (0..CLICKS + 2)
-        .map(|n| format!("r{n:02} = {{ slack = \"U0R{n:06}\" }}\n"))
-        .collect();
-    let reviewers: Vec<String> = (0..CLICKS + 2).map(|n| format!("\"r{n:02}\"")).collect();
-    let policy = format!(
-        "reviewers = [{}]\nrequired_approvals = {}\napproval_timeout = \"1h\"\n",
-        reviewers.join(", "),
-        CLICKS + 2
-    );
+    let (people, policy) = reviewer_group(CLICKS + 2, CLICKS + 2);
     let app = start(&slack, &via, &policy, &people).await;
     let request = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
     // A first approval, so the clicks below find the request's policy in memory and need no
     // read while the writes are held.
-    let first = click(&slack, &format!("U0R{:06}", CLICKS + 1), "approve", request);
+    let first = click(&slack, &reviewer(CLICKS + 1), "approve", request);
     assert_eq!(interact(&via, &app, &first).await.status, 200);
     app.deliver_due().await;
     slack.next_call("chat.update", CHANNEL).await;
     let mut payloads: Vec<Value> = (0..CLICKS)
-        .map(|n| click(&slack, &format!("U0R{n:06}"), "approve", request))
+        .map(|n| click(&slack, &reviewer(n), "approve", request))
         .collect();
     // Slack delivering one click twice, and someone approving twice.
     payloads.push(payloads[7].clone());
-    payloads.push(click(&slack, "U0R000003", "approve", request));
+    payloads.push(click(&slack, &reviewer(3), "approve", request));
 
     let writes_before = app.storage().write_stats().writes;
     let held = app.hold_writes().await;
@@ -667,15 +671,7 @@ async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
     let slack = FakeSlack::start().await;
     let via = Via::http(SIGNING_SECRET);
     // One more reviewer than approve, so the request keeps waiting and every click counts.
-    let people: String = (0..=CLICKS)
-        .map(|n| format!("r{n:03} = {{ slack = \"U0R{n:06}\" }}\n"))
-        .collect();
-    let reviewers: Vec<String> = (0..=CLICKS).map(|n| format!("\"r{n:03}\"")).collect();
-    let policy = format!(
-        "reviewers = [{}]\nrequired_approvals = {}\napproval_timeout = \"1h\"\n",
-        reviewers.join(", "),
-        CLICKS + 1
-    );
+    let (people, policy) = reviewer_group(CLICKS + 1, CLICKS + 1);
     let app = start(&slack, &via, &policy, &people).await;
     let request = staging_healthy(&app, SHA).await;
     slack.next_call("chat.postMessage", CHANNEL).await;
@@ -687,7 +683,7 @@ async fn approvals_while_slack_throttles_make_one_card_edit_after_the_pause() {
     }]);
     let mut calls_after_the_429 = 0;
     for n in 0..CLICKS {
-        let payload = click(&slack, &format!("U0R{n:06}"), "approve", request);
+        let payload = click(&slack, &reviewer(n), "approve", request);
         assert_eq!(interact(&via, &app, &payload).await.status, 200);
         if n == 0 {
             app.deliver_due().await;
