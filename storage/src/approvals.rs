@@ -11,8 +11,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
-use crate::columns::{count, millis, opt_time, parsed, time, to_json, word};
-use crate::{Storage, StorageError};
+use crate::columns::{count, dialect, millis, opt_time, parsed, time, to_json, word};
+use crate::{Backend, Storage, StorageError};
 
 /// What opened the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -337,29 +337,76 @@ pub async fn transition_approval_request(
     }
 }
 
-/// Claims waiting request `id` for one decision: bumps its version, which on PostgreSQL also
+/// Claims waiting request `id` for one decision. On PostgreSQL it bumps the version, which
 /// holds the row lock until the write commits, so concurrent deciders on several replicas take
-/// turns and each counts the approvals the previous one committed. (SQLite's single writer
-/// already serializes them.) `Conflict` when the request is no longer waiting.
+/// turns and each counts the approvals the previous one committed. SQLite's single writer
+/// already serializes them, so there it only reads. `Conflict` when the request is no longer
+/// waiting.
 pub async fn lock_waiting_request(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<ApprovalRequest, StorageError> {
-    let locked: Option<i64> = sqlx::query_scalar(
-        "UPDATE approval_requests SET version = version + 1 \
-         WHERE id = $1 AND state = 'waiting' RETURNING id",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let waiting = match dialect(conn) {
+        Backend::Postgres => {
+            let locked: Option<i64> = sqlx::query_scalar(
+                "UPDATE approval_requests SET version = version + 1 \
+                 WHERE id = $1 AND state = 'waiting' RETURNING id",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Some(locked.is_some())
+        }
+        Backend::Sqlite => None,
+    };
     let request = get_approval_request(conn, id).await?;
-    match locked {
-        Some(_) => Ok(request),
-        None => Err(StorageError::conflict(format!(
+    if waiting.unwrap_or(request.state == ApprovalState::Waiting) {
+        Ok(request)
+    } else {
+        Err(StorageError::conflict(format!(
             "approval request {id} is already {}",
             request.state
-        ))),
+        )))
     }
+}
+
+/// What a decision on a request depends on besides the request itself, read in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionContext {
+    /// The release's author as CI or GitHub named them.
+    pub author: Option<String>,
+    /// The environment's lock, if it is locked.
+    pub lock_reason: Option<String>,
+    /// A GitHub deployment protection rule waits on this request's release and environment.
+    pub github_gate: bool,
+}
+
+/// See [`DecisionContext`]: the release, the lock and the gates in one statement rather than
+/// three, since every click reads them.
+pub async fn decision_context(
+    conn: &mut AnyConnection,
+    request: &ApprovalRequest,
+) -> Result<DecisionContext, StorageError> {
+    let row = sqlx::query(
+        "SELECT r.author, \
+         (SELECT l.reason FROM locks l WHERE l.app = $2 AND l.environment = $3 \
+          AND l.released_at IS NULL) AS lock_reason, \
+         (SELECT COUNT(*) FROM github_gates g WHERE g.app = $2 AND g.environment = $3 \
+          AND g.sha = r.sha AND g.state = 'waiting') AS gates \
+         FROM releases r WHERE r.id = $1",
+    )
+    .bind(request.release_id)
+    .bind(request.app.as_str())
+    .bind(request.environment.as_str())
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| StorageError::not_found(format!("release {}", request.release_id)))?;
+    let gates: i64 = row.try_get("gates")?;
+    Ok(DecisionContext {
+        author: row.try_get("author")?,
+        lock_reason: row.try_get("lock_reason")?,
+        github_gate: gates > 0,
+    })
 }
 
 /// Sets when the next reminder is due (`None`: no more reminders) on a waiting request.

@@ -1,9 +1,7 @@
 //! Loads what a decision depends on into the pure core's `RequestSnapshot`.
 
 use greenlight_commands::{Approvals, PersonName, RequestSnapshot};
-use greenlight_storage::{
-    decisions, gates, locks, releases, AnyConnection, ApprovalRequest, StorageError,
-};
+use greenlight_storage::{approvals, decisions, AnyConnection, ApprovalRequest, StorageError};
 
 use crate::config::Config;
 use crate::stored_policy::StoredPolicy;
@@ -37,25 +35,18 @@ pub async fn snapshot_with(
     policy: &StoredPolicy,
     reading: Reading<'_>,
 ) -> Result<RequestSnapshot, StorageError> {
-    let release = releases::get_release(conn, request.release_id).await?;
+    let context = approvals::decision_context(conn, request).await?;
     let approvals = load_approvals(conn, request, reading).await?;
-    let locked = locks::active_lock(conn, &request.app, &request.environment)
-        .await?
-        .map(|lock| lock.reason);
-    let github_gate =
-        !gates::waiting_github_gates(conn, &request.app, &request.environment, &release.sha)
-            .await?
-            .is_empty();
     Ok(RequestSnapshot {
         app: request.app.clone(),
         environment: request.environment.clone(),
-        sha: release.sha.clone(),
+        sha: request.sha.clone(),
         state: request.state,
         policy: policy.policy.clone(),
-        author: policy.author(config, release.author.as_deref()),
+        author: policy.author(config, context.author.as_deref()),
         approvals,
-        locked,
-        github_gate,
+        locked: context.lock_reason,
+        github_gate: context.github_gate,
     })
 }
 

@@ -202,3 +202,51 @@ async fn card_commits_are_stored_per_request_and_replaced() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_decision_reads_the_author_lock_and_waiting_gates_in_one_look_up() {
+    each_backend(|storage| async move {
+        let release = crate::support::release(&storage, "shop", 1, at(0)).await;
+        let request = storage
+            .insert_approval_request(crate::approvals::new_request(release.id, "production"))
+            .await
+            .expect("request");
+        let context = |storage: greenlight_storage::Storage, request| async move {
+            let mut conn = storage.reader().await.expect("reader");
+            greenlight_storage::approvals::decision_context(&mut conn, &request)
+                .await
+                .expect("context")
+        };
+        let plain = context(storage.clone(), request.clone()).await;
+        assert_eq!(plain.author.as_deref(), Some("alice"));
+        assert_eq!((plain.lock_reason, plain.github_gate), (None, false));
+
+        storage
+            .record_github_gate(gate("https://api.github.test/cb/1"))
+            .await
+            .expect("gate");
+        storage
+            .acquire_lock(greenlight_storage::NewLock {
+                app: app("shop"),
+                environment: env("production"),
+                locked_by: "carol".to_owned(),
+                reason: "db migration".to_owned(),
+                automatic: false,
+                at: at(10),
+            })
+            .await
+            .expect("lock");
+        let held = context(storage.clone(), request.clone()).await;
+        assert_eq!(held.lock_reason.as_deref(), Some("db migration"));
+        assert!(held.github_gate);
+
+        // Another environment's lock and gate are not this request's.
+        let staging = storage
+            .insert_approval_request(crate::approvals::new_request(release.id, "staging"))
+            .await
+            .expect("staging request");
+        let other = context(storage.clone(), staging).await;
+        assert_eq!((other.lock_reason, other.github_gate), (None, false));
+    })
+    .await;
+}
