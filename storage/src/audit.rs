@@ -68,19 +68,9 @@ pub async fn append_audit(
     conn: &mut AnyConnection,
     new: &NewAuditEntry,
 ) -> Result<AuditEntry, StorageError> {
-    let detail = checked_detail(new)?;
-    Ok(
-        sqlx::query_as::<_, AuditEntry>(&format!("{INSERT} RETURNING {COLUMNS}"))
-            .bind(millis(new.occurred_at))
-            .bind(&new.actor)
-            .bind(new.app.as_ref().map(AppName::as_str))
-            .bind(new.environment.as_ref().map(EnvironmentName::as_str))
-            .bind(new.sha.as_ref().map(CommitSha::as_str))
-            .bind(&new.kind)
-            .bind(detail)
-            .fetch_one(conn)
-            .await?,
-    )
+    let sql = format!("{INSERT} RETURNING {COLUMNS}");
+    let row = bound(&sql, new)?.fetch_one(conn).await?;
+    Ok(AuditEntry::from_row(&row)?)
 }
 
 /// Appends an entry without reading it back: what the engine's writes do, on hot paths too
@@ -89,30 +79,30 @@ pub async fn record_audit(
     conn: &mut AnyConnection,
     new: &NewAuditEntry,
 ) -> Result<(), StorageError> {
-    let detail = checked_detail(new)?;
-    sqlx::query(INSERT)
+    bound(INSERT, new)?.execute(conn).await?;
+    Ok(())
+}
+
+/// `sql` (an [`INSERT`]) with the entry's values bound; refuses an entry without a kind.
+fn bound<'q>(
+    sql: &'q str,
+    new: &'q NewAuditEntry,
+) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>, StorageError> {
+    if new.kind.is_empty() {
+        return Err(StorageError::invalid("audit kind", "must not be empty"));
+    }
+    Ok(sqlx::query(sql)
         .bind(millis(new.occurred_at))
         .bind(&new.actor)
         .bind(new.app.as_ref().map(AppName::as_str))
         .bind(new.environment.as_ref().map(EnvironmentName::as_str))
         .bind(new.sha.as_ref().map(CommitSha::as_str))
         .bind(&new.kind)
-        .bind(detail)
-        .execute(conn)
-        .await?;
-    Ok(())
+        .bind(to_json("audit detail", &new.detail)?))
 }
 
 const INSERT: &str = "INSERT INTO audit_log (occurred_at, actor, app, environment, sha, kind, \
      detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-/// The entry's detail as stored; refuses an entry without a kind.
-fn checked_detail(new: &NewAuditEntry) -> Result<String, StorageError> {
-    if new.kind.is_empty() {
-        return Err(StorageError::invalid("audit kind", "must not be empty"));
-    }
-    to_json("audit detail", &new.detail)
-}
 
 /// Entries matching the filter, newest first.
 pub async fn list_audit(

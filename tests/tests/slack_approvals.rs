@@ -464,15 +464,12 @@ async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_coun
     });
     let release_once_queued = async {
         // The first click's write waits for the disk; every other click queues behind it.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while app.state.engine.clicks_waiting() < payloads.len() - 1 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} clicks queued",
-                app.state.engine.clicks_waiting()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let mut waiting = app.state.engine.clicks_waiting();
+        let queued = waiting.wait_for(|waiting| *waiting == payloads.len() - 1);
+        tokio::time::timeout(std::time::Duration::from_secs(10), queued)
+            .await
+            .expect("every click but the first queued within 10 s")
+            .expect("the engine is running");
         held.release().await;
     };
     let (statuses, ()) = tokio::join!(futures::future::join_all(clicks), release_once_queued);
@@ -489,7 +486,7 @@ async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_coun
         "{} clicks took {writes} writes: the queued ones were not written together",
         payloads.len()
     );
-    assert_eq!(app.state.engine.clicks_waiting(), 0);
+    assert_eq!(*app.state.engine.clicks_waiting().borrow(), 0);
     // The one edit shows every approval; the second approval is told it counts once.
     app.deliver_due().await;
     let rest = slack.inbox().take_all();

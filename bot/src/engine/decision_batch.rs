@@ -18,7 +18,7 @@ use greenlight_commands::{
 use greenlight_storage::{
     approvals, decisions, deliveries, AnyConnection, NewDecision, StorageError,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::decisions::{accepted_text, count, ChatActor, DecisionReply, InboundDelivery};
 use super::effects::{self, Context};
@@ -53,17 +53,29 @@ const ATTEMPTS: usize = 8;
 
 /// Clicks waiting per request. A request has an entry exactly while a runner is writing its
 /// batches; the runner removes it when it finds nothing more to write.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct DecisionQueues {
     by_request: Mutex<HashMap<i64, Vec<Waiting>>>,
+    /// Clicks queued over all requests, changed under the lock above; watchable, so a caller
+    /// can wait for a backlog rather than poll for it.
+    waiting: watch::Sender<usize>,
+}
+
+impl Default for DecisionQueues {
+    fn default() -> Self {
+        Self {
+            by_request: Mutex::default(),
+            waiting: watch::Sender::new(0),
+        }
+    }
 }
 
 impl DecisionQueues {
     /// Queues `click`; `true` when no runner is writing this request's batches, so the caller
     /// must start one.
     fn join(&self, request_id: i64, click: Click, answer: oneshot::Sender<Answer>) -> bool {
-        waiting_clicks().increment(1.0);
         let mut queues = self.lock();
+        self.count_waiting(1, 0);
         match queues.get_mut(&request_id) {
             Some(queue) => {
                 queue.push((click, answer));
@@ -85,12 +97,15 @@ impl DecisionQueues {
             return None;
         }
         let take = queue.len().min(MAX_CLICKS);
-        waiting_clicks().decrement(take as f64);
+        self.count_waiting(0, take);
         Some(queue.drain(..take).collect())
     }
 
-    fn waiting(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+    /// Adds `joined` and removes `left` clicks from the count (called under the lock).
+    fn count_waiting(&self, joined: usize, left: usize) {
+        self.waiting
+            .send_modify(|waiting| *waiting = *waiting + joined - left);
+        waiting_clicks().set(*self.waiting.borrow() as f64);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Vec<Waiting>>> {
@@ -118,17 +133,18 @@ struct RunnerGuard<'a> {
 impl Drop for RunnerGuard<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            if let Some(dropped) = self.queues.lock().remove(&self.request_id) {
-                waiting_clicks().decrement(dropped.len() as f64);
+            let mut queues = self.queues.lock();
+            if let Some(dropped) = queues.remove(&self.request_id) {
+                self.queues.count_waiting(0, dropped.len());
             }
         }
     }
 }
 
 impl Engine {
-    /// Clicks queued behind a batch being written, over all requests.
-    pub fn clicks_waiting(&self) -> usize {
-        self.decision_queues.waiting()
+    /// Clicks queued behind a batch being written, over all requests, as it changes.
+    pub fn clicks_waiting(&self) -> watch::Receiver<usize> {
+        self.decision_queues.waiting.subscribe()
     }
 
     /// Decides `click` on request `request_id` in the request's next batch.
