@@ -20,7 +20,7 @@ use crate::discord::{DiscordAdapter, DiscordClient};
 use crate::engine::{self, Engine, Followers};
 use crate::flags::FlagStore;
 use crate::github::GithubDeliverer;
-use crate::http::{AppState, Limits};
+use crate::http::{AppParts, AppState, Limits};
 use crate::outbox::{OutboxWorker, RetryPolicy};
 use crate::page::PageAccess;
 use crate::replica::Replica;
@@ -158,7 +158,7 @@ impl App {
             slack,
             discord,
             page: PageAccess::from_config(&config),
-            state: AppState {
+            state: AppState::new(AppParts {
                 engine,
                 flags,
                 outbox,
@@ -169,14 +169,14 @@ impl App {
                 replica,
                 limits: Limits::default(),
                 connections: Connections::new(),
-            },
+            }),
         })
     }
 
     /// Replaces the HTTP limits (timeouts, caps); tests shrink them so they need not wait 10 s.
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.state.limits = limits;
+        self.state = self.state.with_limits(limits);
         self
     }
 

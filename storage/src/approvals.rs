@@ -1,6 +1,7 @@
 //! Approval requests: the gate before a gated environment; left `waiting` only by a
 //! conditional update, so concurrent clicks and replicas produce one outcome (SPEC §1, §2).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -12,6 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
 use crate::columns::{count, dialect, millis, opt_time, parsed, time, to_json, word};
+use crate::script::{Part, Script};
 use crate::{Backend, Storage, StorageError};
 
 /// What opened the request.
@@ -370,6 +372,61 @@ pub async fn lock_waiting_request(
     }
 }
 
+/// Claims requests `ids` for one batch of decisions, as [`lock_waiting_request`] claims one,
+/// and returns every one of them that exists, waiting or not, by id. On PostgreSQL the
+/// waiting ones are locked in id order, so two replicas claiming overlapping batches take
+/// turns instead of deadlocking; the caller refuses clicks on those no longer waiting.
+pub async fn lock_requests(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, ApprovalRequest>, StorageError> {
+    let mut script = Script::new(conn);
+    let Some(part) = push_lock_requests(&mut script, ids)? else {
+        return Ok(HashMap::new());
+    };
+    requests_by_id(script.run(conn).await?.take(part))
+}
+
+/// Adds [`lock_requests`]'s statements to `script`; read the requests with
+/// [`requests_by_id`].
+pub(crate) fn push_lock_requests(
+    script: &mut Script<'_>,
+    ids: &[i64],
+) -> Result<Option<Part>, StorageError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    if script.backend() == Backend::Postgres {
+        script.push(|values| {
+            let ids: Vec<String> = ids.iter().map(|id| values.bind(*id)).collect();
+            format!(
+                "UPDATE approval_requests SET version = version + 1 WHERE id IN (\
+                 SELECT id FROM approval_requests WHERE id IN ({}) AND state = 'waiting' \
+                 ORDER BY id FOR UPDATE)",
+                ids.join(", ")
+            )
+        })?;
+    }
+    script
+        .push(|values| {
+            let ids: Vec<String> = ids.iter().map(|id| values.bind(*id)).collect();
+            format!("{SELECT} WHERE a.id IN ({})", ids.join(", "))
+        })
+        .map(Some)
+}
+
+/// The requests a [`push_lock_requests`] statement read, by id.
+pub(crate) fn requests_by_id(
+    rows: Vec<AnyRow>,
+) -> Result<HashMap<i64, ApprovalRequest>, StorageError> {
+    rows.iter()
+        .map(|row| {
+            let request = ApprovalRequest::from_row(row)?;
+            Ok((request.id, request))
+        })
+        .collect()
+}
+
 /// What a decision on a request depends on besides the request itself, read in one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionContext {
@@ -387,26 +444,66 @@ pub async fn decision_context(
     conn: &mut AnyConnection,
     request: &ApprovalRequest,
 ) -> Result<DecisionContext, StorageError> {
-    let row = sqlx::query(
-        "SELECT r.author, \
-         (SELECT l.reason FROM locks l WHERE l.app = $2 AND l.environment = $3 \
-          AND l.released_at IS NULL) AS lock_reason, \
-         (SELECT COUNT(*) FROM github_gates g WHERE g.app = $2 AND g.environment = $3 \
-          AND g.sha = r.sha AND g.state = 'waiting') AS gates \
-         FROM releases r WHERE r.id = $1",
-    )
-    .bind(request.release_id)
-    .bind(request.app.as_str())
-    .bind(request.environment.as_str())
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| StorageError::not_found(format!("release {}", request.release_id)))?;
-    let gates: i64 = row.try_get("gates")?;
-    Ok(DecisionContext {
-        author: row.try_get("author")?,
-        lock_reason: row.try_get("lock_reason")?,
-        github_gate: gates > 0,
-    })
+    decision_contexts(conn, &[request.id])
+        .await?
+        .remove(&request.id)
+        .ok_or_else(|| StorageError::not_found(format!("approval request {}", request.id)))
+}
+
+/// The [`DecisionContext`] of each of requests `ids` that exists, by request id, in one
+/// statement (a batch of clicks over many requests).
+pub async fn decision_contexts(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, DecisionContext>, StorageError> {
+    let mut script = Script::new(conn);
+    let Some(part) = push_decision_contexts(&mut script, ids)? else {
+        return Ok(HashMap::new());
+    };
+    contexts_by_id(script.run(conn).await?.take(part))
+}
+
+/// Adds [`decision_contexts`]'s statement to `script`; read it with [`contexts_by_id`].
+pub(crate) fn push_decision_contexts(
+    script: &mut Script<'_>,
+    ids: &[i64],
+) -> Result<Option<Part>, StorageError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    script
+        .push(|values| {
+            let ids: Vec<String> = ids.iter().map(|id| values.bind(*id)).collect();
+            format!(
+                "SELECT a.id, r.author, \
+                 (SELECT l.reason FROM locks l WHERE l.app = a.app \
+                  AND l.environment = a.environment AND l.released_at IS NULL) AS lock_reason, \
+                 (SELECT COUNT(*) FROM github_gates g WHERE g.app = a.app \
+                  AND g.environment = a.environment AND g.sha = r.sha \
+                  AND g.state = 'waiting') AS gates \
+                 FROM approval_requests a JOIN releases r ON r.id = a.release_id \
+                 WHERE a.id IN ({})",
+                ids.join(", ")
+            )
+        })
+        .map(Some)
+}
+
+/// The contexts a [`push_decision_contexts`] statement read, by request id.
+pub(crate) fn contexts_by_id(
+    rows: Vec<AnyRow>,
+) -> Result<HashMap<i64, DecisionContext>, StorageError> {
+    rows.iter()
+        .map(|row| {
+            let gates: i64 = row.try_get("gates")?;
+            let context = DecisionContext {
+                author: row.try_get("author")?,
+                lock_reason: row.try_get("lock_reason")?,
+                github_gate: gates > 0,
+            };
+            Ok((row.try_get("id")?, context))
+        })
+        .collect()
 }
 
 /// Sets when the next reminder is due (`None`: no more reminders) on a waiting request.

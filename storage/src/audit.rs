@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
 use crate::columns::{json, millis, opt_parsed, time, to_json};
+use crate::params::tuples;
 use crate::{Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,6 +81,42 @@ pub async fn record_audit(
     new: &NewAuditEntry,
 ) -> Result<(), StorageError> {
     bound(INSERT, new)?.execute(conn).await?;
+    Ok(())
+}
+
+/// Appends entries in as few statements as the database's limit on values allows, in order,
+/// without reading them back (a batch of webhook deliveries).
+pub async fn record_audits(
+    conn: &mut AnyConnection,
+    entries: &[&NewAuditEntry],
+) -> Result<(), StorageError> {
+    /// Rows a statement carries: 7 values each, well under SQLite's 32,766.
+    const ROWS: usize = 512;
+    if let Some(unnamed) = entries.iter().find(|new| new.kind.is_empty()) {
+        return Err(StorageError::invalid(
+            "audit kind",
+            format!("must not be empty (entry by {})", unnamed.actor),
+        ));
+    }
+    for chunk in entries.chunks(ROWS) {
+        let sql = format!(
+            "INSERT INTO audit_log (occurred_at, actor, app, environment, sha, kind, detail) \
+             VALUES {}",
+            tuples(1, chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for new in chunk {
+            query = query
+                .bind(millis(new.occurred_at))
+                .bind(&new.actor)
+                .bind(new.app.as_ref().map(AppName::as_str))
+                .bind(new.environment.as_ref().map(EnvironmentName::as_str))
+                .bind(new.sha.as_ref().map(CommitSha::as_str))
+                .bind(&new.kind)
+                .bind(to_json("audit detail", &new.detail)?);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

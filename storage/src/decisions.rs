@@ -1,12 +1,17 @@
 //! Decisions: each reviewer's approve or reject, and every refused attempt, on a request.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use greenlight_commands::{DecisionVerdict, PersonName, Platform};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
+use crate::approvals::{ApprovalRequest, DecisionContext};
 use crate::columns::{millis, opt_parsed, parsed, time, word};
+use crate::script::{Part, Script};
+use crate::{approvals, deliveries};
 use crate::{Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -150,89 +155,184 @@ pub async fn record_decision(
     }
 }
 
-/// Which of `people` already have a counted approval on request `request_id`: one index
-/// look-up per person, in one statement (a batch of clicks).
+/// Which of the `(request id, person)` pairs asked have a counted approval: one statement for
+/// a batch of clicks over one or many requests.
 pub async fn approved_among(
     conn: &mut AnyConnection,
-    request_id: i64,
-    people: &[&PersonName],
-) -> Result<Vec<PersonName>, StorageError> {
-    if people.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (0..people.len()).map(|i| format!("${}", i + 2)).collect();
-    let sql = format!(
-        "SELECT DISTINCT person FROM decisions WHERE request_id = $1 AND verdict = 'approve' \
-         AND refused_reason IS NULL AND person IN ({})",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(&sql).bind(request_id);
-    for person in people {
-        query = query.bind(person.as_str());
-    }
-    let rows = query.fetch_all(conn).await?;
-    rows.iter()
-        .map(|row| Ok(parsed(row, "person", PersonName::parse)?))
-        .collect()
+    asked: &[(i64, &PersonName)],
+) -> Result<HashSet<(i64, PersonName)>, StorageError> {
+    let mut script = Script::new(conn);
+    let Some(part) = push_approved_among(&mut script, asked)? else {
+        return Ok(HashSet::new());
+    };
+    approved_pairs(script.run(conn).await?.take(part), asked)
 }
 
-/// Records decisions on one request in one statement, in order, and adds `new_approvers` to
-/// its `approvals_counted`. For the decision batcher, which holds the request locked and so
-/// knows itself which approvals are a person's first and that the request is waiting.
+fn push_approved_among<'q>(
+    script: &mut Script<'q>,
+    asked: &[(i64, &'q PersonName)],
+) -> Result<Option<Part>, StorageError> {
+    if asked.is_empty() {
+        return Ok(None);
+    }
+    // Each list's values once; the index on (request_id, person) then answers every
+    // combination, and only the pairs asked are kept.
+    let requests: BTreeSet<i64> = asked.iter().map(|(request, _)| *request).collect();
+    let people: BTreeSet<&'q str> = asked.iter().map(|(_, person)| person.as_str()).collect();
+    script
+        .push(|values| {
+            let requests: Vec<String> = requests.iter().map(|id| values.bind(*id)).collect();
+            let people: Vec<String> = people.iter().map(|person| values.bind(*person)).collect();
+            format!(
+                "SELECT DISTINCT request_id, person FROM decisions WHERE verdict = 'approve' \
+                 AND refused_reason IS NULL AND request_id IN ({}) AND person IN ({})",
+                requests.join(", "),
+                people.join(", ")
+            )
+        })
+        .map(Some)
+}
+
+/// The pairs among `asked` that a [`push_approved_among`] statement found.
+fn approved_pairs(
+    rows: Vec<AnyRow>,
+    asked: &[(i64, &PersonName)],
+) -> Result<HashSet<(i64, PersonName)>, StorageError> {
+    let asked: HashSet<(i64, &str)> = asked
+        .iter()
+        .map(|(request, person)| (*request, person.as_str()))
+        .collect();
+    let mut approved = HashSet::new();
+    for row in &rows {
+        let request: i64 = row.try_get("request_id")?;
+        let person = parsed(row, "person", PersonName::parse)?;
+        if asked.contains(&(request, person.as_str())) {
+            approved.insert((request, person));
+        }
+    }
+    Ok(approved)
+}
+
+/// What a batch of clicks reads before deciding, read together.
+#[derive(Debug, Default)]
+pub struct BatchReading {
+    /// The deliveries recorded for the first time, as `(source, delivery_id)`.
+    pub first_seen: HashSet<(String, String)>,
+    /// The requests clicked on that exist, waiting or not; the waiting ones are claimed as
+    /// [`lock_requests`](crate::approvals::lock_requests) claims them.
+    pub requests: HashMap<i64, ApprovalRequest>,
+    /// What each request's decisions depend on besides the request.
+    pub contexts: HashMap<i64, DecisionContext>,
+    /// The `(request, person)` pairs asked that already have a counted approval.
+    pub approved: HashSet<(i64, PersonName)>,
+}
+
+/// Records the batch's `deliveries`, claims its `requests` and reads their contexts and who
+/// among `asked` approved before: on SQLite in one round trip to the connection's thread,
+/// since a batch is written while every click in it waits.
+pub async fn read_for_batch(
+    conn: &mut AnyConnection,
+    deliveries: &[(&str, &str)],
+    requests: &[i64],
+    asked: &[(i64, &PersonName)],
+    at: DateTime<Utc>,
+) -> Result<BatchReading, StorageError> {
+    let mut script = Script::new(conn);
+    let first_seen = deliveries::push_deliveries(&mut script, deliveries, at)?;
+    let locked = approvals::push_lock_requests(&mut script, requests)?;
+    let contexts = approvals::push_decision_contexts(&mut script, requests)?;
+    let approved = push_approved_among(&mut script, asked)?;
+    let mut results = script.run(conn).await?;
+    let mut reading = BatchReading::default();
+    if let Some(part) = first_seen {
+        reading.first_seen = deliveries::first_seen(results.take(part))?;
+    }
+    if let Some(part) = locked {
+        reading.requests = approvals::requests_by_id(results.take(part))?;
+    }
+    if let Some(part) = contexts {
+        reading.contexts = approvals::contexts_by_id(results.take(part))?;
+    }
+    if let Some(part) = approved {
+        reading.approved = approved_pairs(results.take(part), asked)?;
+    }
+    Ok(reading)
+}
+
+/// Records decisions in one statement, in order, and adds to each request's
+/// `approvals_counted` its number in `new_approvers` in another, sent together. For the
+/// decision batcher, which holds the requests locked and so knows itself which approvals are a
+/// person's first and that the requests are waiting.
 pub async fn record_decision_batch(
     conn: &mut AnyConnection,
-    request_id: i64,
     decisions: &[NewDecision],
-    new_approvers: u32,
+    new_approvers: &BTreeMap<i64, u32>,
 ) -> Result<(), StorageError> {
-    if decisions.is_empty() {
-        return Ok(());
+    if let Some(unknown) = decisions
+        .iter()
+        .find(|new| new.person.is_none() && new.refused_reason.is_none())
+    {
+        return Err(StorageError::invalid(
+            "decision",
+            format!(
+                "only a known person's decision can count; record unknown user {} as refused",
+                unknown.platform_user
+            ),
+        ));
     }
-    const PER_ROW: usize = 7;
-    let mut rows = Vec::with_capacity(decisions.len());
-    for (i, new) in decisions.iter().enumerate() {
-        if new.person.is_none() && new.refused_reason.is_none() {
-            return Err(StorageError::invalid(
-                "decision",
-                "only a known person's decision can count; record unknown users as refused",
-            ));
-        }
-        if new.request_id != request_id {
-            return Err(StorageError::invalid(
-                "decision",
-                "a batch holds decisions on one request",
-            ));
-        }
-        let first = 2 + i * PER_ROW;
-        let columns: Vec<String> = (first..first + PER_ROW).map(|n| format!("${n}")).collect();
-        rows.push(format!("($1, {})", columns.join(", ")));
+    let mut script = Script::new(conn);
+    if !decisions.is_empty() {
+        script.push(|values| {
+            let rows: Vec<String> = decisions
+                .iter()
+                .map(|new| {
+                    let row = [
+                        values.bind(new.request_id),
+                        values.bind(new.person.as_ref().map(PersonName::as_str)),
+                        values.bind(new.platform.as_str()),
+                        values.bind(new.platform_user.as_str()),
+                        values.bind(new.verdict.as_str()),
+                        values.bind(new.comment.as_deref()),
+                        values.bind(new.refused_reason.as_deref()),
+                        values.bind(millis(new.at)),
+                    ];
+                    format!("({})", row.join(", "))
+                })
+                .collect();
+            format!(
+                "INSERT INTO decisions (request_id, person, platform, platform_user, verdict, \
+                 comment, refused_reason, decided_at) VALUES {}",
+                rows.join(", ")
+            )
+        })?;
     }
-    let sql = format!(
-        "INSERT INTO decisions (request_id, person, platform, platform_user, verdict, comment, \
-         refused_reason, decided_at) VALUES {}",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(&sql).bind(request_id);
-    for new in decisions {
-        query = query
-            .bind(new.person.as_ref().map(PersonName::as_str))
-            .bind(new.platform.as_str())
-            .bind(&new.platform_user)
-            .bind(new.verdict.as_str())
-            .bind(new.comment.as_deref())
-            .bind(new.refused_reason.as_deref())
-            .bind(millis(new.at));
+    let counted: Vec<(i64, u32)> = new_approvers
+        .iter()
+        .filter(|(_, added)| **added > 0)
+        .map(|(request, added)| (*request, *added))
+        .collect();
+    if !counted.is_empty() {
+        script.push(|values| {
+            let cases: Vec<String> = counted
+                .iter()
+                .map(|(request, added)| {
+                    let request = values.bind(*request);
+                    format!("WHEN {request} THEN {}", values.bind(i64::from(*added)))
+                })
+                .collect();
+            let ids: Vec<String> = counted
+                .iter()
+                .map(|(request, _)| values.bind(*request))
+                .collect();
+            format!(
+                "UPDATE approval_requests SET approvals_counted = approvals_counted + \
+                 CASE id {} ELSE 0 END WHERE id IN ({})",
+                cases.join(" "),
+                ids.join(", ")
+            )
+        })?;
     }
-    query.execute(&mut *conn).await?;
-    if new_approvers > 0 {
-        sqlx::query(
-            "UPDATE approval_requests SET approvals_counted = approvals_counted + $2 WHERE id = $1",
-        )
-        .bind(request_id)
-        .bind(i64::from(new_approvers))
-        .execute(conn)
-        .await?;
-    }
+    script.run(conn).await?;
     Ok(())
 }
 

@@ -3,10 +3,14 @@
 //! Record them inside the same write as the event's effects, so a crash between the two can
 //! neither lose the event nor apply it twice.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::columns::{millis, to_json};
+use crate::script::{Part, Script};
 use crate::{Storage, StorageError};
 
 /// Records that `source` (e.g. `github`) delivered `delivery_id`. Returns `true` the first time,
@@ -35,23 +39,47 @@ pub async fn record_webhook_deliveries(
     conn: &mut AnyConnection,
     deliveries: &[(&str, &str)],
     at: DateTime<Utc>,
-) -> Result<std::collections::HashSet<(String, String)>, StorageError> {
+) -> Result<HashSet<(String, String)>, StorageError> {
+    let mut script = Script::new(conn);
+    let Some(part) = push_deliveries(&mut script, deliveries, at)? else {
+        return Ok(HashSet::new());
+    };
+    first_seen(script.run(conn).await?.take(part))
+}
+
+/// Adds [`record_webhook_deliveries`]'s statement to `script`; `None` when there is nothing to
+/// record. Read its rows with [`first_seen`].
+pub(crate) fn push_deliveries<'q>(
+    script: &mut Script<'q>,
+    deliveries: &[(&'q str, &'q str)],
+    at: DateTime<Utc>,
+) -> Result<Option<Part>, StorageError> {
     if deliveries.is_empty() {
-        return Ok(std::collections::HashSet::new());
+        return Ok(None);
     }
-    let rows: Vec<String> = (0..deliveries.len())
-        .map(|i| format!("(${}, ${}, $1)", 2 * i + 2, 2 * i + 3))
-        .collect();
-    let sql = format!(
-        "INSERT INTO webhook_deliveries (source, delivery_id, received_at) VALUES {} \
-         ON CONFLICT DO NOTHING RETURNING source, delivery_id",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query_as::<_, (String, String)>(&sql).bind(millis(at));
-    for (source, id) in deliveries {
-        query = query.bind(*source).bind(*id);
-    }
-    Ok(query.fetch_all(conn).await?.into_iter().collect())
+    script
+        .push(|values| {
+            let at = values.bind(millis(at));
+            let rows: Vec<String> = deliveries
+                .iter()
+                .map(|(source, id)| {
+                    format!("({}, {}, {at})", values.bind(*source), values.bind(*id))
+                })
+                .collect();
+            format!(
+                "INSERT INTO webhook_deliveries (source, delivery_id, received_at) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING source, delivery_id",
+                rows.join(", ")
+            )
+        })
+        .map(Some)
+}
+
+/// The deliveries [`push_deliveries`]'s statement recorded for the first time.
+pub(crate) fn first_seen(rows: Vec<AnyRow>) -> Result<HashSet<(String, String)>, StorageError> {
+    rows.iter()
+        .map(|row| Ok((row.try_get("source")?, row.try_get("delivery_id")?)))
+        .collect()
 }
 
 /// Whether `source` already delivered `delivery_id` (checked before applying an event whose

@@ -15,6 +15,8 @@
 
 mod columns;
 mod error;
+mod params;
+mod script;
 mod sqlite;
 mod storage;
 mod upserted;

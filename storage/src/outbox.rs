@@ -18,6 +18,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
 use crate::columns::{count, dialect, json, millis, opt_time, time, to_json, word};
+use crate::params::numbered;
 use crate::{Backend, Storage, StorageError, Upserted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -220,6 +221,42 @@ pub async fn unclaimed_pending_outbox(
     .bind(millis(at))
     .fetch_optional(conn)
     .await?)
+}
+
+/// For each of `payloads` (items of `kind` due `now`), whether [`unclaimed_pending_outbox`]
+/// would find an item standing for it: one statement for a batch of card edits.
+pub async fn unclaimed_pending_outboxes(
+    conn: &mut AnyConnection,
+    kind: &str,
+    payloads: &[serde_json::Value],
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>, StorageError> {
+    if payloads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lock = match dialect(conn) {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let texts = payloads
+        .iter()
+        .map(|payload| to_json("payload", payload))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sql = format!(
+        "SELECT payload FROM outbox WHERE state = 'pending' AND leased_by IS NULL \
+         AND kind = $1 AND (next_attempt_at <= $2 OR attempts > 0 OR deferrals > 0) \
+         AND payload IN ({}){lock}",
+        numbered(3, texts.len())
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql)
+        .bind(kind)
+        .bind(millis(now));
+    for text in &texts {
+        query = query.bind(text);
+    }
+    let found: std::collections::HashSet<String> =
+        query.fetch_all(conn).await?.into_iter().collect();
+    Ok(texts.iter().map(|text| found.contains(text)).collect())
 }
 
 /// Leases up to `limit` due items to `worker` until `lease_until` and counts an attempt for

@@ -14,6 +14,7 @@ use crate::columns::{flag, json, parsed, time, word};
 use crate::decisions::approvers;
 use crate::deployments::{current_deployment, Deployment, SmokeResult};
 use crate::locks::{active_lock, Lock};
+use crate::params::numbered;
 use crate::releases::{release_columns, Release};
 use crate::{Storage, StorageError};
 
@@ -174,14 +175,13 @@ async fn per_environment_rows(
                              FROM approval_requests"
         }
     };
-    let placeholders: Vec<String> = (1..=release_ids.len()).map(|n| format!("${n}")).collect();
     let environment_condition = match environment {
         Some(_) => format!(" AND environment = ${}", release_ids.len() + 1),
         None => String::new(),
     };
     let sql = format!(
         "SELECT {columns} WHERE release_id IN ({}){environment_condition} ORDER BY id",
-        placeholders.join(", ")
+        numbered(1, release_ids.len())
     );
     let mut query = sqlx::query(&sql);
     for id in release_ids {

@@ -463,12 +463,12 @@ async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_coun
         async move { interact(via, app, payload).await.status }
     });
     let release_once_queued = async {
-        // The first click's write waits for the disk; every other click queues behind it.
+        // The first batches' writes wait for the disk; every other click queues behind them.
         let mut waiting = app.state.engine.clicks_waiting();
-        let queued = waiting.wait_for(|waiting| *waiting == payloads.len() - 1);
+        let queued = waiting.wait_for(|waiting| *waiting == payloads.len());
         tokio::time::timeout(std::time::Duration::from_secs(10), queued)
             .await
-            .expect("every click but the first queued within 10 s")
+            .expect("every click reached the engine within 10 s")
             .expect("the engine is running");
         held.release().await;
     };
@@ -513,6 +513,85 @@ async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_coun
         .map(|call| &call.body["text"])
         .collect();
     assert_eq!(replies.len(), 1, "{rest:#?}");
+    app.teardown().await;
+}
+
+/// Clicks on different requests that queue together are decided in one batch, each request
+/// against its own state: one completes, the other keeps counting.
+#[tokio::test]
+async fn clicks_on_several_requests_are_batched_and_each_request_keeps_its_own_count() {
+    const PER_REQUEST: usize = 20;
+    const CART_SHA: &str = "fedcba9876543210fedcba9876543210fedcba98";
+    const CART_CI_TOKEN: &str = "cart-ci-token";
+    let slack = FakeSlack::start().await;
+    let via = Via::http(SIGNING_SECRET);
+    // One reviewer more than will click, so the cart is still short of one at the end.
+    let (people, shop_policy) = reviewer_group(PER_REQUEST + 2, 2);
+    let (_, cart_policy) = reviewer_group(PER_REQUEST + 2, PER_REQUEST + 2);
+    let cart = format!(
+        "[apps.cart]\nimage = \"ghcr.io/acme/cart\"\nrepository = \"acme/cart\"\n\
+         ci_token = \"{CART_CI_TOKEN}\"\nchannels = {{ slack = \"{CHANNEL}\" }}\n\n\
+         [apps.cart.environments.staging]\n\n\
+         [apps.cart.environments.production]\nafter = \"staging\"\n{cart_policy}\n"
+    );
+    let app = start(&slack, &via, &shop_policy, &format!("{people}\n{cart}")).await;
+    let shop_request = staging_healthy(&app, SHA).await;
+    let build = json!({"event": "build", "app": "cart", "sha": CART_SHA,
+        "image": format!("ghcr.io/acme/cart:{CART_SHA}"), "author": "alice"});
+    ci::report(&app, CART_CI_TOKEN, build).await;
+    let healthy = json!({"event": "deployed", "app": "cart", "environment": "staging",
+        "sha": CART_SHA, "status": "success", "smoke": ci::smoke_passed()});
+    let cart_request = ci::opened_request(&ci::report(&app, CART_CI_TOKEN, healthy).await);
+    // One approval on each first, so the clicks below find both policies in memory and need
+    // no read while the writes are held.
+    for request in [shop_request, cart_request] {
+        let first = click(&slack, &reviewer(PER_REQUEST), "approve", request);
+        assert_eq!(interact(&via, &app, &first).await.status, 200);
+    }
+    let payloads: Vec<Value> = (0..PER_REQUEST)
+        .flat_map(|n| {
+            [shop_request, cart_request]
+                .map(|request| click(&slack, &reviewer(n), "approve", request))
+        })
+        .collect();
+
+    let writes_before = app.storage().write_stats().writes;
+    let held = app.hold_writes().await;
+    let clicks = payloads.iter().map(|payload| {
+        let (app, via) = (&app, &via);
+        async move { interact(via, app, payload).await.status }
+    });
+    let release_once_queued = async {
+        let mut waiting = app.state.engine.clicks_waiting();
+        let queued = waiting.wait_for(|waiting| *waiting == payloads.len());
+        tokio::time::timeout(std::time::Duration::from_secs(10), queued)
+            .await
+            .expect("every click reached the engine within 10 s")
+            .expect("the engine is running");
+        held.release().await;
+    };
+    let (statuses, ()) = tokio::join!(futures::future::join_all(clicks), release_once_queued);
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+
+    let writes = app.storage().write_stats().writes - writes_before;
+    // The queued clicks of both requests go into one batch; with the outbox's own writes for
+    // the approval's effects that stays far below one write per click.
+    assert!(
+        writes < 12,
+        "{} clicks on two requests took {writes} writes: they were not written together",
+        payloads.len()
+    );
+    // The shop needed one more approval: the first of its clicks completed it, and the rest
+    // found it decided (refused, and not recorded).
+    assert_eq!(app.request_state(shop_request).await, "approved");
+    assert_eq!(app.approver_count(shop_request).await, 2);
+    assert_eq!(app.decision_count(shop_request).await, 2);
+    // The cart counted every click, and still waits for its last reviewer.
+    assert_eq!(app.request_state(cart_request).await, "waiting");
+    assert_eq!(app.approver_count(cart_request).await, PER_REQUEST + 1);
+    assert_eq!(app.decision_count(cart_request).await, PER_REQUEST + 1);
+    // Posting and editing the cards is what the tests above check.
+    slack.inbox().take_all();
     app.teardown().await;
 }
 

@@ -137,14 +137,12 @@ impl Engine {
                 return Ok(outcome);
             }
         }
-        self.decide_in_batch(
+        self.decide_in_batch(Click {
             request_id,
-            Click {
-                actor,
-                verdict,
-                delivery,
-            },
-        )
+            actor,
+            verdict,
+            delivery,
+        })
         .await
     }
 
@@ -347,4 +345,27 @@ impl Engine {
         let mut conn = self.storage.reader().await?;
         crate::cards::load_card(&mut conn, &self.config, key, self.clock.now()).await
     }
+}
+
+/// Records many deliveries in one statement (a batch); for each, whether it is the first
+/// delivery: `None` (nothing to de-duplicate) always is, and of one id twice in a batch, the
+/// first occurrence.
+pub(super) async fn first_deliveries(
+    conn: &mut AnyConnection,
+    batch: &[Option<&InboundDelivery>],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<bool>, StorageError> {
+    let keys: Vec<(&str, &str)> = batch
+        .iter()
+        .flatten()
+        .map(|delivery| (delivery.source, delivery.id.as_str()))
+        .collect();
+    let mut fresh = deliveries::record_webhook_deliveries(conn, &keys, now).await?;
+    Ok(batch
+        .iter()
+        .map(|delivery| match delivery {
+            None => true,
+            Some(delivery) => fresh.remove(&(delivery.source.to_owned(), delivery.id.clone())),
+        })
+        .collect())
 }

@@ -137,6 +137,38 @@ pub(super) async fn update_card_at(
     Ok(())
 }
 
+/// Re-renders each of `cards` (of its app) everywhere it was posted, now: as
+/// [`update_card_at`] for each, with one look-up for the waiting edits of a platform.
+pub(super) async fn update_cards_now(
+    conn: &mut AnyConnection,
+    config: &Config,
+    cards: &[(&AppName, CardKey)],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let mut by_kind: std::collections::BTreeMap<String, Vec<NewOutboxItem>> = Default::default();
+    for (app, card) in cards {
+        for (platform, _) in config.chat_channels(app) {
+            let effect = ChatEffect::UpdateCard { card: *card };
+            let item = effect.outbox_item(platform, unique(platform, &effect), now);
+            let items = by_kind.entry(item.kind.clone()).or_default();
+            if !items.iter().any(|other| other.payload == item.payload) {
+                items.push(item);
+            }
+        }
+    }
+    for (kind, items) in by_kind {
+        let payloads: Vec<serde_json::Value> =
+            items.iter().map(|item| item.payload.clone()).collect();
+        let waiting = outbox::unclaimed_pending_outboxes(conn, &kind, &payloads, now).await?;
+        for (item, waiting) in items.into_iter().zip(waiting) {
+            if !waiting {
+                enqueue(conn, item).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Says `text` in every chat channel of the app.
 pub(super) async fn announce(
     conn: &mut AnyConnection,

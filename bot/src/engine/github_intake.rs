@@ -10,6 +10,8 @@ use greenlight_storage::{
 };
 
 use super::audit::{self, Entry, WorkflowRun};
+use super::batch_queue::BatchQueue;
+use super::decisions::first_deliveries;
 use super::gates::{join_new_github_gate, GateOutcome};
 use super::{Engine, InboundDelivery};
 use crate::clock::span;
@@ -57,7 +59,8 @@ pub struct RecordedGate {
 
 impl Engine {
     /// Adds `workflow_run_completed` to the release log of each app. `false` when the delivery
-    /// was seen before, and nothing was written.
+    /// was seen before, and nothing was written. Runs arriving while others are being written
+    /// are stored together in the next write (a busy repository's webhooks).
     pub async fn record_workflow_run(
         &self,
         run: CompletedWorkflowRun,
@@ -74,19 +77,24 @@ impl Engine {
                 entry.to_new(&run.actor, now)
             })
             .collect();
-        let delivery = run.delivery;
-        self.storage
-            .write(move |conn| {
-                Box::pin(async move {
-                    if !first_time(conn, &delivery, now).await? {
-                        return Ok(false);
-                    }
-                    for entry in &entries {
-                        greenlight_storage::audit::record_audit(conn, entry).await?;
-                    }
-                    Ok(true)
-                })
-            })
+        let writer = || {
+            let (storage, clock) = (self.storage.clone(), self.clock.clone());
+            move |runs: Vec<RunEntries>| {
+                let storage = storage.clone();
+                let now = clock.now();
+                async move {
+                    storage
+                        .write(move |conn| Box::pin(record_runs(conn, runs, now)))
+                        .await
+                }
+            }
+        };
+        let run = RunEntries {
+            delivery: run.delivery,
+            entries,
+        };
+        self.workflow_runs
+            .submit(run, &self.background, "workflow run batches", writer)
             .await
     }
 
@@ -158,6 +166,39 @@ impl Engine {
         }
         Ok(stored)
     }
+}
+
+/// A completed run's release-log entries, waiting for their batch.
+#[derive(Debug)]
+pub(crate) struct RunEntries {
+    delivery: InboundDelivery,
+    entries: Vec<NewAuditEntry>,
+}
+
+/// Runs waiting to be stored together.
+pub(crate) type WorkflowRunQueue = BatchQueue<RunEntries, bool>;
+
+pub(super) fn workflow_run_queue() -> WorkflowRunQueue {
+    // 128 runs of one app: 128 rows in each of two statements.
+    BatchQueue::new("greenlight_workflow_runs_waiting", 128, 2)
+}
+
+/// Stores the runs whose delivery is new, in two statements; for each, whether it was new.
+async fn record_runs(
+    conn: &mut AnyConnection,
+    runs: Vec<RunEntries>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<bool, StorageError>>, StorageError> {
+    let deliveries: Vec<_> = runs.iter().map(|run| Some(&run.delivery)).collect();
+    let fresh = first_deliveries(conn, &deliveries, now).await?;
+    let entries: Vec<&NewAuditEntry> = runs
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, fresh)| **fresh)
+        .flat_map(|(run, _)| &run.entries)
+        .collect();
+    greenlight_storage::audit::record_audits(conn, &entries).await?;
+    Ok(fresh.into_iter().map(Ok).collect())
 }
 
 /// Records the delivery as seen in the write that applies it; `false` for a redelivery, which

@@ -5,6 +5,7 @@
 //! checks the request against configuration once and applies it in one transaction.
 
 pub mod audit;
+mod batch_queue;
 mod card_commits;
 mod commands;
 mod decision_batch;
@@ -54,8 +55,19 @@ pub use rollback::{RollbackPlan, RollbackRefusal};
 pub use timers::{run_timers, TimerPass};
 pub use verifier::run_verifier;
 
+/// Cheap to clone (one reference count), as every click and command does.
 #[derive(Clone)]
-pub struct Engine {
+pub struct Engine(Arc<EngineParts>);
+
+impl std::ops::Deref for Engine {
+    type Target = EngineParts;
+
+    fn deref(&self) -> &EngineParts {
+        &self.0
+    }
+}
+
+pub struct EngineParts {
     pub(crate) config: Arc<Config>,
     pub(crate) storage: Storage,
     pub(crate) clock: Clock,
@@ -66,8 +78,10 @@ pub struct Engine {
     pub(crate) smoke: SmokeRunner,
     /// Review policies parsed once per request, for the click path.
     pub(crate) policies: Arc<PolicyCache>,
-    /// Reviewers' clicks waiting to be decided together, per request.
-    pub(crate) decision_queues: Arc<decision_batch::DecisionQueues>,
+    /// Reviewers' clicks waiting to be decided together.
+    decision_queue: Arc<decision_batch::DecisionQueue>,
+    /// Completed workflow runs waiting to be stored together.
+    workflow_runs: Arc<github_intake::WorkflowRunQueue>,
     /// The flags applications read from memory: told of every flag change once it committed.
     pub(crate) flags: FlagStore,
     /// This process among the replicas: command deploys it starts are recorded as its own.
@@ -94,7 +108,7 @@ impl Engine {
         replica: Replica,
         followers: Followers,
     ) -> Self {
-        Self {
+        Self(Arc::new(EngineParts {
             background: followers.background,
             replica,
             config,
@@ -104,9 +118,10 @@ impl Engine {
             outbox_wakeup: followers.outbox_wakeup,
             smoke,
             policies: Arc::default(),
-            decision_queues: Arc::default(),
+            decision_queue: Arc::new(decision_batch::decision_queue()),
+            workflow_runs: Arc::new(github_intake::workflow_run_queue()),
             flags,
-        }
+        }))
     }
 
     pub fn clock(&self) -> &Clock {

@@ -1,7 +1,8 @@
 //! Loads what a decision depends on into the pure core's `RequestSnapshot`.
 
 use greenlight_commands::{Approvals, PersonName, RequestSnapshot};
-use greenlight_storage::{approvals, decisions, AnyConnection, ApprovalRequest, StorageError};
+use greenlight_storage::approvals::{self, DecisionContext};
+use greenlight_storage::{decisions, AnyConnection, ApprovalRequest, StorageError};
 
 use crate::config::Config;
 use crate::stored_policy::StoredPolicy;
@@ -37,7 +38,18 @@ pub async fn snapshot_with(
 ) -> Result<RequestSnapshot, StorageError> {
     let context = approvals::decision_context(conn, request).await?;
     let approvals = load_approvals(conn, request, reading).await?;
-    Ok(RequestSnapshot {
+    Ok(snapshot_from(config, request, policy, context, approvals))
+}
+
+/// The snapshot of `request` from what was read for it (a batch reads many requests' at once).
+pub fn snapshot_from(
+    config: &Config,
+    request: &ApprovalRequest,
+    policy: &StoredPolicy,
+    context: DecisionContext,
+    approvals: Approvals,
+) -> RequestSnapshot {
+    RequestSnapshot {
         app: request.app.clone(),
         environment: request.environment.clone(),
         sha: request.sha.clone(),
@@ -47,10 +59,10 @@ pub async fn snapshot_with(
         approvals,
         locked: context.lock_reason,
         github_gate: context.github_gate,
-    })
+    }
 }
 
-async fn load_approvals(
+pub(super) async fn load_approvals(
     conn: &mut AnyConnection,
     request: &ApprovalRequest,
     reading: Reading<'_>,

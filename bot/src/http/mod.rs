@@ -34,7 +34,7 @@ use tracing::Span;
 pub use error::ApiError;
 pub use limits::Limits;
 use limits::RouteLimitsFactory;
-pub use state::AppState;
+pub use state::{AppParts, AppState};
 
 /// Default request body limit (SPEC §5); routes that need more (GitHub: 25 MB) raise their own.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

@@ -15,8 +15,35 @@ use crate::flags::FlagStore;
 use crate::outbox::OutboxWorker;
 use crate::replica::Replica;
 
+/// Cheap to clone, which axum does for every request and every middleware: one reference count
+/// rather than one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+
+    /// The same state with other HTTP limits.
+    #[must_use]
+    pub fn with_limits(self, limits: Limits) -> Self {
+        let mut parts = AppParts::clone(&self.0);
+        parts.limits = limits;
+        Self::new(parts)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+#[derive(Clone)]
+pub struct AppParts {
     pub config: Arc<Config>,
     pub storage: Storage,
     pub engine: Engine,

@@ -243,3 +243,188 @@ async fn concurrent_deciders_take_turns_and_exactly_one_approves() {
     })
     .await;
 }
+
+/// A batch of clicks over several requests reads everything it decides with in one call: the
+/// deliveries seen for the first time (a repeat within the batch or a redelivery is not), the
+/// requests whether or not they still wait, their contexts, and exactly the asked pairs that
+/// approved before. Its rows and counts are then stored per request.
+#[tokio::test]
+async fn a_batch_over_several_requests_reads_and_records_each_request_apart() {
+    each_backend(|storage| async move {
+        let shop = release(&storage, "shop", 1, at(0)).await;
+        let cart = release(&storage, "cart", 1, at(0)).await;
+        let waiting = storage
+            .insert_approval_request(new_request(shop.id, "production"))
+            .await
+            .expect("shop request");
+        let other = storage
+            .insert_approval_request(new_request(cart.id, "production"))
+            .await
+            .expect("cart request");
+        storage
+            .record_decision(click(
+                waiting.id,
+                Some("alice"),
+                Platform::Slack,
+                DecisionVerdict::Approve,
+            ))
+            .await
+            .expect("alice approved the shop before");
+        storage
+            .transition_approval_request(other.id, ended(ApprovalState::Rejected, 450))
+            .await
+            .expect("cart rejected");
+        storage
+            .record_webhook_delivery("slack", "seen-before", at(100))
+            .await
+            .expect("an earlier delivery");
+
+        let (waiting_id, other_id) = (waiting.id, other.id);
+        let reading = storage
+            .write(move |conn| {
+                Box::pin(async move {
+                    let alice = PersonName::parse("alice").expect("alice");
+                    let bob = PersonName::parse("bob").expect("bob");
+                    decisions::read_for_batch(
+                        conn,
+                        &[("slack", "new"), ("slack", "seen-before"), ("slack", "new")],
+                        &[waiting_id, other_id, 999_999],
+                        // Alice approved the shop, not the cart; Bob approved nothing.
+                        &[(waiting_id, &alice), (other_id, &alice), (waiting_id, &bob)],
+                        at(500),
+                    )
+                    .await
+                })
+            })
+            .await
+            .expect("batch read");
+        let first_seen: Vec<_> = reading.first_seen.iter().cloned().collect();
+        assert_eq!(first_seen, vec![("slack".to_owned(), "new".to_owned())]);
+        assert_eq!(reading.requests.len(), 2, "the unknown id is not there");
+        assert_eq!(reading.requests[&waiting.id].state, ApprovalState::Waiting);
+        assert_eq!(reading.requests[&other.id].state, ApprovalState::Rejected);
+        assert_eq!(reading.contexts.len(), 2);
+        assert_eq!(reading.contexts[&waiting.id].lock_reason, None);
+        let approved: Vec<_> = reading.approved.iter().cloned().collect();
+        assert_eq!(
+            approved,
+            vec![(waiting.id, PersonName::parse("alice").expect("alice"))]
+        );
+
+        let rows = vec![
+            click(
+                waiting.id,
+                Some("bob"),
+                Platform::Slack,
+                DecisionVerdict::Approve,
+            ),
+            click(
+                other.id,
+                Some("carol"),
+                Platform::Discord,
+                DecisionVerdict::Approve,
+            ),
+            click(
+                waiting.id,
+                Some("dave"),
+                Platform::Slack,
+                DecisionVerdict::Approve,
+            ),
+        ];
+        let counts = std::collections::BTreeMap::from([(waiting.id, 2), (other.id, 1)]);
+        storage
+            .write(move |conn| {
+                Box::pin(
+                    async move { decisions::record_decision_batch(conn, &rows, &counts).await },
+                )
+            })
+            .await
+            .expect("batch recorded");
+        let shop_approvers = storage.approvers(waiting.id).await.expect("approvers");
+        assert_eq!(shop_approvers.len(), 3, "{shop_approvers:?}");
+        let shop_now = storage.approval_request(waiting.id).await.expect("shop");
+        assert_eq!(shop_now.approvals_counted, 3);
+        let cart_now = storage.approval_request(other.id).await.expect("cart");
+        assert_eq!(cart_now.approvals_counted, 1);
+        let cart_decisions = storage.decisions(other.id).await.expect("cart decisions");
+        assert_eq!(cart_decisions.len(), 1);
+        assert_eq!(cart_decisions[0].platform, Platform::Discord);
+    })
+    .await;
+}
+
+/// Concurrent batches over the same requests, named in opposite orders, take turns on the
+/// requests (PostgreSQL: row locks taken in id order, so no deadlock) and each counts what
+/// the ones before it committed.
+#[tokio::test]
+async fn concurrent_batches_over_the_same_requests_take_turns() {
+    each_backend(|storage| async move {
+        let mut ids = Vec::new();
+        for app in ["shop", "cart", "blog"] {
+            let release = release(&storage, app, 1, at(0)).await;
+            let request = storage
+                .insert_approval_request(new_request(release.id, "production"))
+                .await
+                .expect("request");
+            ids.push(request.id);
+        }
+        let batches = (0..8).map(|n| {
+            let storage = storage.clone();
+            let mut ids = ids.clone();
+            if n % 2 == 1 {
+                ids.reverse();
+            }
+            async move {
+                storage
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            let reading =
+                                decisions::read_for_batch(conn, &[], &ids, &[], at(500)).await?;
+                            let person = format!("reviewer{n}");
+                            let rows: Vec<NewDecision> = ids
+                                .iter()
+                                .map(|id| {
+                                    click(
+                                        *id,
+                                        Some(&person),
+                                        Platform::Slack,
+                                        DecisionVerdict::Approve,
+                                    )
+                                })
+                                .collect();
+                            let counts = ids.iter().map(|id| (*id, 1)).collect();
+                            decisions::record_decision_batch(conn, &rows, &counts).await?;
+                            // What this batch saw before it added its own.
+                            Ok(ids
+                                .iter()
+                                .map(|id| reading.requests[id].approvals_counted)
+                                .collect::<Vec<_>>())
+                        })
+                    })
+                    .await
+            }
+        });
+        let seen = futures::future::join_all(batches).await;
+        let mut first_request_counts: Vec<u32> = seen
+            .iter()
+            .map(|outcome| {
+                *outcome
+                    .as_ref()
+                    .expect("batch")
+                    .iter()
+                    .min()
+                    .expect("counts")
+            })
+            .collect();
+        first_request_counts.sort_unstable();
+        // Each batch saw a distinct number of earlier batches: none read a stale count.
+        for request in &ids {
+            let now = storage.approval_request(*request).await.expect("request");
+            assert_eq!(now.approvals_counted, 8);
+        }
+        let mut distinct = first_request_counts.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 8, "{seen:?}");
+    })
+    .await;
+}
