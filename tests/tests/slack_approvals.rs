@@ -542,11 +542,19 @@ async fn clicks_on_several_requests_are_batched_and_each_request_keeps_its_own_c
     let healthy = json!({"event": "deployed", "app": "cart", "environment": "staging",
         "sha": CART_SHA, "status": "success", "smoke": ci::smoke_passed()});
     let cart_request = ci::opened_request(&ci::report(&app, CART_CI_TOKEN, healthy).await);
+    // Both cards posted, so their edits are due at once.
+    for _ in [shop_request, cart_request] {
+        slack.next_call("chat.postMessage", CHANNEL).await;
+    }
     // One approval on each first, so the clicks below find both policies in memory and need
     // no read while the writes are held.
     for request in [shop_request, cart_request] {
         let first = click(&slack, &reviewer(PER_REQUEST), "approve", request);
         assert_eq!(interact(&via, &app, &first).await.status, 200);
+    }
+    app.deliver_due().await;
+    for _ in [shop_request, cart_request] {
+        slack.next_call("chat.update", CHANNEL).await;
     }
     let payloads: Vec<Value> = (0..PER_REQUEST)
         .flat_map(|n| {
@@ -590,8 +598,24 @@ async fn clicks_on_several_requests_are_batched_and_each_request_keeps_its_own_c
     assert_eq!(app.request_state(cart_request).await, "waiting");
     assert_eq!(app.approver_count(cart_request).await, PER_REQUEST + 1);
     assert_eq!(app.decision_count(cart_request).await, PER_REQUEST + 1);
-    // Posting and editing the cards is what the tests above check.
-    slack.inbox().take_all();
+    // Each card is edited once, showing its own request's approvals.
+    app.deliver_due().await;
+    let calls = slack.inbox().take_all();
+    for request in [shop_request, cart_request] {
+        let card = app
+            .state
+            .engine
+            .card(greenlight::cards::CardKey::Approval(request))
+            .await
+            .expect("card");
+        let expected = greenlight::slack::card_message(&card).to_json();
+        let edits = calls
+            .iter()
+            .filter(|call| call.path == "/api/chat.update")
+            .filter(|call| call.body["blocks"] == expected["blocks"])
+            .count();
+        assert_eq!(edits, 1, "request {request}: {calls:#?}");
+    }
     app.teardown().await;
 }
 
