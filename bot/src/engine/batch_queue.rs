@@ -233,7 +233,7 @@ mod tests {
                 let sizes = Arc::clone(&sizes);
                 let mut released = released.clone();
                 async move {
-                    sizes.lock().unwrap().push(items.len());
+                    sizes.lock().expect("sizes").push(items.len());
                     // The first batch waits until the others have queued behind it.
                     let _ = released.wait_for(|go| *go).await;
                     Ok(items.into_iter().map(|n| Ok(n * 10)).collect())
@@ -251,20 +251,23 @@ mod tests {
             }));
             if n == 0 {
                 // The first item is taken alone before the rest arrive.
-                while sizes.lock().unwrap().is_empty() {
+                while sizes.lock().expect("sizes").is_empty() {
                     tokio::task::yield_now().await;
                 }
             }
         }
         // Every item is in: one being written, four queued behind it.
-        waiting.wait_for(|n| *n == 5).await.unwrap();
-        release.send(true).unwrap();
+        waiting
+            .wait_for(|n| *n == 5)
+            .await
+            .expect("the queue is alive");
+        release.send(true).expect("the writer listens");
         let mut answers = Vec::new();
         for call in calls {
-            answers.push(call.await.unwrap().unwrap());
+            answers.push(call.await.expect("the caller finished").expect("answered"));
         }
         assert_eq!(answers, vec![0, 10, 20, 30, 40]);
-        assert_eq!(*sizes.lock().unwrap(), vec![1, 4]);
+        assert_eq!(*sizes.lock().expect("sizes"), vec![1, 4]);
         assert_eq!(*queue.waiting().borrow(), 0, "every item answered");
     }
 
@@ -283,8 +286,8 @@ mod tests {
         let failed = queue
             .submit(13, &background, "test batches", || write)
             .await;
-        assert!(failed.unwrap_err().is_conflict());
+        assert!(failed.is_err_and(|error| error.is_conflict()));
         let next = queue.submit(7, &background, "test batches", || write).await;
-        assert_eq!(next.unwrap(), 7);
+        assert_eq!(next.expect("the next batch is written"), 7);
     }
 }
