@@ -3,17 +3,28 @@
 //! not per item).
 //!
 //! Up to `runners` tasks take batches one after another while work waits; each stops when it
-//! finds the queue empty, and the next item starts one again. With two, one batch is being
-//! decided at the writer while the other commits, so the writer does not sit idle between them.
+//! finds the queue empty, and the next item starts one again. More than one helps only where
+//! the database takes several writes at once (PostgreSQL); behind SQLite's one writer a second
+//! runner only queues, and splits the waiting items into smaller batches.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use greenlight_storage::StorageError;
+use greenlight_storage::{Backend, StorageError};
 use tokio::sync::{oneshot, watch};
 
 use crate::background::Background;
+
+/// How many batches to write at once on `backend`: one behind SQLite's single writer (a second
+/// would only queue there, and the items arriving meanwhile make the next batch bigger), two on
+/// PostgreSQL, whose connections write side by side.
+pub(crate) fn runners_for(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 2,
+    }
+}
 
 /// An item waiting for its batch, and where its answer goes.
 type Waiting<T, A> = (T, oneshot::Sender<Result<A, StorageError>>);

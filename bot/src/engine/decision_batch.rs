@@ -17,10 +17,12 @@ use chrono::{DateTime, Utc};
 use greenlight_commands::{
     approval, Actor, Approvals, Decision, Effect, PersonName, Refusal, RequestSnapshot, Verdict,
 };
-use greenlight_storage::{decisions, AnyConnection, ApprovalRequest, NewDecision, StorageError};
+use greenlight_storage::{
+    decisions, AnyConnection, ApprovalRequest, Backend, NewDecision, StorageError,
+};
 use tokio::sync::watch;
 
-use super::batch_queue::BatchQueue;
+use super::batch_queue::{runners_for, BatchQueue};
 use super::decisions::{accepted_text, count, ChatActor, DecisionReply, InboundDelivery};
 use super::effects::{self, Context};
 use super::snapshot::{load_approvals, snapshot_from, Reading};
@@ -50,14 +52,15 @@ const MAX_CLICKS: usize = 128;
 /// requests first (PostgreSQL with several replicas); within one process batches take turns.
 const ATTEMPTS: usize = 8;
 
-/// Batches being written at once (see [`BatchQueue`]).
-const RUNNERS: usize = 2;
-
 /// Clicks waiting for a batch, over all requests.
 pub(crate) type DecisionQueue = BatchQueue<Click, Option<DecisionReply>>;
 
-pub(super) fn decision_queue() -> DecisionQueue {
-    BatchQueue::new("greenlight_decision_clicks_waiting", MAX_CLICKS, RUNNERS)
+pub(super) fn decision_queue(backend: Backend) -> DecisionQueue {
+    BatchQueue::new(
+        "greenlight_decision_clicks_waiting",
+        MAX_CLICKS,
+        runners_for(backend),
+    )
 }
 
 impl Engine {
@@ -101,13 +104,18 @@ impl Engine {
             match written {
                 Err(error) if error.is_conflict() => last_conflict = Some(error),
                 Err(error) => return Err(error),
-                Ok(answers) => {
+                Ok(Written { answers, enqueued }) => {
                     tracing::debug!(
                         clicks = answers.len(),
+                        enqueued,
                         took_ms = started.elapsed().as_secs_f64() * 1e3,
                         "decision batch written"
                     );
-                    self.outbox_wakeup.notify_one();
+                    // Waking the outbox for nothing would cost the writer a claim: under a
+                    // platform's pause most batches only count on cards already waiting.
+                    if enqueued {
+                        self.outbox_wakeup.notify_one();
+                    }
                     for (answer, platform) in answers.iter().zip(platforms) {
                         if let Ok(reply) = answer {
                             count(platform, reply.as_ref());
@@ -119,6 +127,12 @@ impl Engine {
         }
         Err(last_conflict.unwrap_or_else(|| StorageError::conflict("decisions kept conflicting")))
     }
+}
+
+/// What a batch's write answers, and whether it gave the outbox something new to deliver.
+struct Written {
+    answers: Vec<Answer>,
+    enqueued: bool,
 }
 
 /// One request of a batch: as read, then kept current as its clicks are decided.
@@ -137,7 +151,7 @@ async fn decide_all(
     policies: &PolicyCache,
     clicks: &[Click],
     now: DateTime<Utc>,
-) -> Result<Vec<Answer>, StorageError> {
+) -> Result<Written, StorageError> {
     let people: Vec<Option<&PersonName>> = clicks
         .iter()
         .map(|click| config.person_on(click.actor.platform, &click.actor.user_id))
@@ -146,6 +160,7 @@ async fn decide_all(
 
     let mut rows = DecisionRows::default();
     let mut cards = Vec::new();
+    let mut enqueued = false;
     let mut answers = Vec::with_capacity(clicks.len());
     for ((click, person), fresh) in clicks.iter().zip(&people).zip(fresh) {
         if !fresh {
@@ -226,6 +241,7 @@ async fn decide_all(
                 now,
             };
             effects::enqueue_effects(conn, &context, &effects).await?;
+            enqueued |= !effects.is_empty();
         }
         answers.push(Ok(Some(match decided {
             Ok(decision) => DecisionReply::Accepted(accepted_text(&decision)),
@@ -240,8 +256,8 @@ async fn decide_all(
             _ => None,
         })
         .collect();
-    effects::update_cards_now(conn, config, &cards, now).await?;
-    Ok(answers)
+    enqueued |= effects::update_cards_now(conn, config, &cards, now).await? > 0;
+    Ok(Written { answers, enqueued })
 }
 
 /// Records the clicks' deliveries and reads every request they are on, with what their

@@ -139,13 +139,15 @@ pub(super) async fn update_card_at(
 
 /// Re-renders each of `cards` (of its app) everywhere it was posted, now: as
 /// [`update_card_at`] for each, with one look-up for the waiting edits of a platform.
+/// Returns how many edits were enqueued (a card with an edit already waiting gets none).
 pub(super) async fn update_cards_now(
     conn: &mut AnyConnection,
     config: &Config,
     cards: &[(&AppName, CardKey)],
     now: DateTime<Utc>,
-) -> Result<(), StorageError> {
+) -> Result<usize, StorageError> {
     let mut by_kind: std::collections::BTreeMap<String, Vec<NewOutboxItem>> = Default::default();
+    let mut enqueued = 0;
     for (app, card) in cards {
         for (platform, _) in config.chat_channels(app) {
             let effect = ChatEffect::UpdateCard { card: *card };
@@ -163,10 +165,11 @@ pub(super) async fn update_cards_now(
         for (item, waiting) in items.into_iter().zip(waiting) {
             if !waiting {
                 enqueue(conn, item).await?;
+                enqueued += 1;
             }
         }
     }
-    Ok(())
+    Ok(enqueued)
 }
 
 /// Says `text` in every chat channel of the app.

@@ -6,11 +6,12 @@
 use chrono::{DateTime, Utc};
 use greenlight_commands::{AppName, CommitSha, EnvironmentName};
 use greenlight_storage::{
-    deliveries, gates, AnyConnection, GithubGate, NewAuditEntry, NewGithubGate, StorageError,
+    deliveries, gates, AnyConnection, Backend, GithubGate, NewAuditEntry, NewGithubGate,
+    StorageError,
 };
 
 use super::audit::{self, Entry, WorkflowRun};
-use super::batch_queue::BatchQueue;
+use super::batch_queue::{runners_for, BatchQueue};
 use super::decisions::first_deliveries;
 use super::gates::{join_new_github_gate, GateOutcome};
 use super::{Engine, InboundDelivery};
@@ -178,9 +179,13 @@ pub(crate) struct RunEntries {
 /// Runs waiting to be stored together.
 pub(crate) type WorkflowRunQueue = BatchQueue<RunEntries, bool>;
 
-pub(super) fn workflow_run_queue() -> WorkflowRunQueue {
+pub(super) fn workflow_run_queue(backend: Backend) -> WorkflowRunQueue {
     // 128 runs of one app: 128 rows in each of two statements.
-    BatchQueue::new("greenlight_workflow_runs_waiting", 128, 2)
+    BatchQueue::new(
+        "greenlight_workflow_runs_waiting",
+        128,
+        runners_for(backend),
+    )
 }
 
 /// Stores the runs whose delivery is new, in two statements; for each, whether it was new.

@@ -108,6 +108,7 @@ impl Engine {
         replica: Replica,
         followers: Followers,
     ) -> Self {
+        let backend = storage.backend();
         Self(Arc::new(EngineParts {
             background: followers.background,
             replica,
@@ -118,8 +119,8 @@ impl Engine {
             outbox_wakeup: followers.outbox_wakeup,
             smoke,
             policies: Arc::default(),
-            decision_queue: Arc::new(decision_batch::decision_queue()),
-            workflow_runs: Arc::new(github_intake::workflow_run_queue()),
+            decision_queue: Arc::new(decision_batch::decision_queue(backend)),
+            workflow_runs: Arc::new(github_intake::workflow_run_queue(backend)),
             flags,
         }))
     }
