@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, FromRow, Row};
 use crate::approvals::{ApprovalRequest, DecisionContext};
 use crate::columns::{millis, opt_parsed, parsed, time, word};
 use crate::script::{Part, Script};
-use crate::{approvals, deliveries};
+use crate::{approvals, deliveries, outbox};
 use crate::{Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -225,16 +225,21 @@ pub struct BatchReading {
     pub contexts: HashMap<i64, DecisionContext>,
     /// The `(request, person)` pairs asked that already have a counted approval.
     pub approved: HashSet<(i64, PersonName)>,
+    /// For each of the `edits` asked about, whether an unclaimed item due now stands for it
+    /// (as [`unclaimed_pending_outbox`](crate::outbox::unclaimed_pending_outbox) finds one).
+    pub waiting_edits: Vec<bool>,
 }
 
-/// Records the batch's `deliveries`, claims its `requests` and reads their contexts and who
-/// among `asked` approved before: on SQLite in one round trip to the connection's thread,
-/// since a batch is written while every click in it waits.
+/// Records the batch's `deliveries`, claims its `requests` and reads their contexts, who
+/// among `asked` approved before, and which of the outbox `edits` (`(kind, payload)`, e.g.
+/// the requests' card edits) already have an item waiting: on SQLite in one round trip to the
+/// connection's thread, since a batch is written while every click in it waits.
 pub async fn read_for_batch(
     conn: &mut AnyConnection,
     deliveries: &[(&str, &str)],
     requests: &[i64],
     asked: &[(i64, &PersonName)],
+    edits: &[(String, serde_json::Value)],
     at: DateTime<Utc>,
 ) -> Result<BatchReading, StorageError> {
     let mut script = Script::new(conn);
@@ -242,6 +247,7 @@ pub async fn read_for_batch(
     let locked = approvals::push_lock_requests(&mut script, requests)?;
     let contexts = approvals::push_decision_contexts(&mut script, requests)?;
     let approved = push_approved_among(&mut script, asked)?;
+    let waiting = outbox::push_unclaimed_pending(&mut script, edits, at)?;
     let mut results = script.run(conn).await?;
     let mut reading = BatchReading::default();
     if let Some(part) = first_seen {
@@ -256,6 +262,10 @@ pub async fn read_for_batch(
     if let Some(part) = approved {
         reading.approved = approved_pairs(results.take(part), asked)?;
     }
+    reading.waiting_edits = match waiting {
+        Some(part) => outbox::unclaimed_found(results.take(part), edits)?,
+        None => Vec::new(),
+    };
     Ok(reading)
 }
 

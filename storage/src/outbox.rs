@@ -8,6 +8,7 @@
 //! A claim ends delivered, failed (one attempt used, retried later or dead) or deferred: the
 //! platform had paused the call, so the item waits for the pause without using an attempt.
 
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -18,7 +19,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
 use crate::columns::{count, dialect, json, millis, opt_time, time, to_json, word};
-use crate::params::numbered;
+use crate::script::{Part, Script};
 use crate::{Backend, Storage, StorageError, Upserted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -223,40 +224,62 @@ pub async fn unclaimed_pending_outbox(
     .await?)
 }
 
-/// For each of `payloads` (items of `kind` due `now`), whether [`unclaimed_pending_outbox`]
-/// would find an item standing for it: one statement for a batch of card edits.
-pub async fn unclaimed_pending_outboxes(
-    conn: &mut AnyConnection,
-    kind: &str,
-    payloads: &[serde_json::Value],
+/// Adds to `script` the look-up of [`unclaimed_pending_outbox`] for several items at once:
+/// `items` as `(kind, payload)`, due `now`. Read the rows with [`unclaimed_found`]. On
+/// PostgreSQL the rows found stay locked until the caller's write commits, as there.
+pub(crate) fn push_unclaimed_pending<'q>(
+    script: &mut Script<'q>,
+    items: &[(String, serde_json::Value)],
     now: DateTime<Utc>,
-) -> Result<Vec<bool>, StorageError> {
-    if payloads.is_empty() {
-        return Ok(Vec::new());
+) -> Result<Option<Part>, StorageError> {
+    if items.is_empty() {
+        return Ok(None);
     }
-    let lock = match dialect(conn) {
+    let lock = match script.backend() {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let texts = payloads
+    let kinds: BTreeSet<&str> = items.iter().map(|(kind, _)| kind.as_str()).collect();
+    let payloads = items
         .iter()
-        .map(|payload| to_json("payload", payload))
-        .collect::<Result<Vec<_>, _>>()?;
-    let sql = format!(
-        "SELECT payload FROM outbox WHERE state = 'pending' AND leased_by IS NULL \
-         AND kind = $1 AND (next_attempt_at <= $2 OR attempts > 0 OR deferrals > 0) \
-         AND payload IN ({}){lock}",
-        numbered(3, texts.len())
-    );
-    let mut query = sqlx::query_scalar::<_, String>(&sql)
-        .bind(kind)
-        .bind(millis(now));
-    for text in &texts {
-        query = query.bind(text);
-    }
-    let found: std::collections::HashSet<String> =
-        query.fetch_all(conn).await?.into_iter().collect();
-    Ok(texts.iter().map(|text| found.contains(text)).collect())
+        .map(|(_, payload)| to_json("payload", payload))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    script
+        .push(|values| {
+            let now = values.bind(millis(now));
+            let kinds: Vec<String> = kinds
+                .iter()
+                .map(|kind| values.bind((*kind).to_owned()))
+                .collect();
+            let payloads: Vec<String> = payloads
+                .into_iter()
+                .map(|payload| values.bind(payload))
+                .collect();
+            format!(
+                "SELECT kind, payload FROM outbox WHERE state = 'pending' AND leased_by IS NULL \
+                 AND (next_attempt_at <= {now} OR attempts > 0 OR deferrals > 0) \
+                 AND kind IN ({}) AND payload IN ({}){lock}",
+                kinds.join(", "),
+                payloads.join(", ")
+            )
+        })
+        .map(Some)
+}
+
+/// For each of `items` (as given to [`push_unclaimed_pending`]), whether its statement found an
+/// item standing for it.
+pub(crate) fn unclaimed_found(
+    rows: Vec<AnyRow>,
+    items: &[(String, serde_json::Value)],
+) -> Result<Vec<bool>, StorageError> {
+    let found = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)))
+        .collect::<Result<HashSet<(String, String)>, sqlx::Error>>()?;
+    items
+        .iter()
+        .map(|(kind, payload)| Ok(found.contains(&(kind.clone(), to_json("payload", payload)?))))
+        .collect()
 }
 
 /// Leases up to `limit` due items to `worker` until `lease_until` and counts an attempt for

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use greenlight_commands::{
-    approval, Actor, Approvals, Decision, Effect, PersonName, Refusal, RequestSnapshot, Verdict,
+    approval, Actor, Approvals, Decision, Effect, PersonName, Platform, Refusal, RequestSnapshot,
+    Verdict,
 };
 use greenlight_storage::{
     decisions, AnyConnection, ApprovalRequest, Backend, NewDecision, StorageError,
@@ -156,7 +157,11 @@ async fn decide_all(
         .iter()
         .map(|click| config.person_on(click.actor.platform, &click.actor.user_id))
         .collect();
-    let (fresh, mut on_requests) = read_batch(conn, config, policies, clicks, &people, now).await?;
+    let BatchRead {
+        fresh,
+        mut on_requests,
+        waiting_edits,
+    } = read_batch(conn, config, policies, clicks, &people, now).await?;
 
     let mut rows = DecisionRows::default();
     let mut cards = Vec::new();
@@ -256,14 +261,23 @@ async fn decide_all(
             _ => None,
         })
         .collect();
-    enqueued |= effects::update_cards_now(conn, config, &cards, now).await? > 0;
+    enqueued |= effects::update_cards_now(conn, config, &cards, &waiting_edits, now).await? > 0;
     Ok(Written { answers, enqueued })
 }
 
+/// What a batch reads before deciding.
+struct BatchRead {
+    /// For each click, whether it is its delivery's first (a click without a delivery id
+    /// always is; of two clicks with one id in a batch, the first).
+    fresh: Vec<bool>,
+    on_requests: HashMap<i64, Result<OnRequest, StorageError>>,
+    /// The requests' cards that have an edit waiting, by platform.
+    waiting_edits: HashSet<(Platform, CardKey)>,
+}
+
 /// Records the clicks' deliveries and reads every request they are on, with what their
-/// decisions depend on: one round trip whatever the number of requests. For each click,
-/// whether it is its delivery's first (a click without a delivery id always is; of two clicks
-/// with one id in a batch, the first).
+/// decisions depend on and which of their cards have an edit waiting: one round trip whatever
+/// the number of requests.
 async fn read_batch(
     conn: &mut AnyConnection,
     config: &Config,
@@ -271,7 +285,7 @@ async fn read_batch(
     clicks: &[Click],
     people: &[Option<&PersonName>],
     now: DateTime<Utc>,
-) -> Result<(Vec<bool>, HashMap<i64, Result<OnRequest, StorageError>>), StorageError> {
+) -> Result<BatchRead, StorageError> {
     let deliveries: Vec<(&str, &str)> = clicks
         .iter()
         .filter_map(|click| click.delivery.as_ref())
@@ -288,7 +302,16 @@ async fn read_batch(
         .filter_map(|(click, person)| Some((click.request_id, (*person)?)))
         .collect();
     let asked: Vec<(i64, &PersonName)> = asked.into_iter().collect();
-    let mut reading = decisions::read_for_batch(conn, &deliveries, &ids, &asked, now).await?;
+    let cards: Vec<CardKey> = ids.iter().map(|id| CardKey::Approval(*id)).collect();
+    let edits = effects::card_edits(&cards);
+    let mut reading =
+        decisions::read_for_batch(conn, &deliveries, &ids, &asked, &edits.items, now).await?;
+    let waiting_edits = edits
+        .cards
+        .into_iter()
+        .zip(&reading.waiting_edits)
+        .filter_map(|(card, waiting)| waiting.then_some(card))
+        .collect();
     let fresh = clicks
         .iter()
         .map(|click| match &click.delivery {
@@ -334,7 +357,11 @@ async fn read_batch(
             }
         }
     }
-    Ok((fresh, on_requests))
+    Ok(BatchRead {
+        fresh,
+        on_requests,
+        waiting_edits,
+    })
 }
 
 fn decision_row(

@@ -1,6 +1,8 @@
 //! Turns the pure core's effects into outbox items, in the same write as the state change that
 //! caused them. This is where an effect learns which platforms and channels it goes to.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use greenlight_commands::approval::StateChange;
 use greenlight_commands::{AppName, Effect, GateAnswer, Platform};
@@ -138,38 +140,50 @@ pub(super) async fn update_card_at(
 }
 
 /// Re-renders each of `cards` (of its app) everywhere it was posted, now: as
-/// [`update_card_at`] for each, with one look-up for the waiting edits of a platform.
-/// Returns how many edits were enqueued (a card with an edit already waiting gets none).
+/// [`update_card_at`] for each, except that which cards have an edit waiting on which platform
+/// was looked up before, with the batch's reads ([`card_edits`]; `waiting`). Returns how many
+/// edits were enqueued.
 pub(super) async fn update_cards_now(
     conn: &mut AnyConnection,
     config: &Config,
     cards: &[(&AppName, CardKey)],
+    waiting: &HashSet<(Platform, CardKey)>,
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
-    let mut by_kind: std::collections::BTreeMap<String, Vec<NewOutboxItem>> = Default::default();
-    let mut enqueued = 0;
+    let mut enqueued = HashSet::new();
     for (app, card) in cards {
         for (platform, _) in config.chat_channels(app) {
+            if waiting.contains(&(platform, *card)) || !enqueued.insert((platform, *card)) {
+                continue;
+            }
             let effect = ChatEffect::UpdateCard { card: *card };
             let item = effect.outbox_item(platform, unique(platform, &effect), now);
-            let items = by_kind.entry(item.kind.clone()).or_default();
-            if !items.iter().any(|other| other.payload == item.payload) {
-                items.push(item);
-            }
+            enqueue(conn, item).await?;
         }
     }
-    for (kind, items) in by_kind {
-        let payloads: Vec<serde_json::Value> =
-            items.iter().map(|item| item.payload.clone()).collect();
-        let waiting = outbox::unclaimed_pending_outboxes(conn, &kind, &payloads, now).await?;
-        for (item, waiting) in items.into_iter().zip(waiting) {
-            if !waiting {
-                enqueue(conn, item).await?;
-                enqueued += 1;
-            }
+    Ok(enqueued.len())
+}
+
+/// The outbox items that would edit each of `cards` on each platform: which card on which
+/// platform, and the item as `(kind, payload)`, in the same order. What [`update_cards_now`]
+/// needs looked up.
+pub(super) fn card_edits(cards: &[CardKey]) -> CardEdits {
+    let mut edits = CardEdits::default();
+    for card in cards {
+        let effect = ChatEffect::UpdateCard { card: *card };
+        for platform in Platform::ALL {
+            edits.cards.push((*platform, *card));
+            edits.items.push((effect.kind(*platform), effect.payload()));
         }
     }
-    Ok(enqueued)
+    edits
+}
+
+/// See [`card_edits`].
+#[derive(Debug, Default)]
+pub(super) struct CardEdits {
+    pub cards: Vec<(Platform, CardKey)>,
+    pub items: Vec<(String, serde_json::Value)>,
 }
 
 /// Says `text` in every chat channel of the app.

@@ -278,6 +278,26 @@ async fn a_batch_over_several_requests_reads_and_records_each_request_apart() {
             .record_webhook_delivery("slack", "seen-before", at(100))
             .await
             .expect("an earlier delivery");
+        // The shop's card has an edit waiting on Slack; the cart's has none.
+        let card = |id: i64| serde_json::json!({"card": format!("approval:{id}")});
+        storage
+            .enqueue_outbox(greenlight_storage::NewOutboxItem {
+                kind: "slack.update_card".to_owned(),
+                idempotency_key: "edit-shop".to_owned(),
+                payload: card(waiting.id),
+                at: at(200),
+                not_before: None,
+            })
+            .await
+            .expect("an edit waiting");
+        let edits: Vec<(String, serde_json::Value)> = [
+            ("slack.update_card", card(waiting.id)),
+            ("discord.update_card", card(waiting.id)),
+            ("slack.update_card", card(other.id)),
+        ]
+        .into_iter()
+        .map(|(kind, payload)| (kind.to_owned(), payload))
+        .collect();
 
         let (waiting_id, other_id) = (waiting.id, other.id);
         let reading = storage
@@ -291,6 +311,7 @@ async fn a_batch_over_several_requests_reads_and_records_each_request_apart() {
                         &[waiting_id, other_id, 999_999],
                         // Alice approved the shop, not the cart; Bob approved nothing.
                         &[(waiting_id, &alice), (other_id, &alice), (waiting_id, &bob)],
+                        &edits,
                         at(500),
                     )
                     .await
@@ -310,6 +331,7 @@ async fn a_batch_over_several_requests_reads_and_records_each_request_apart() {
             approved,
             vec![(waiting.id, PersonName::parse("alice").expect("alice"))]
         );
+        assert_eq!(reading.waiting_edits, vec![true, false, false]);
 
         let rows = vec![
             click(
@@ -379,7 +401,8 @@ async fn concurrent_batches_over_the_same_requests_take_turns() {
                     .write(move |conn| {
                         Box::pin(async move {
                             let reading =
-                                decisions::read_for_batch(conn, &[], &ids, &[], at(500)).await?;
+                                decisions::read_for_batch(conn, &[], &ids, &[], &[], at(500))
+                                    .await?;
                             let person = format!("reviewer{n}");
                             let rows: Vec<NewDecision> = ids
                                 .iter()
