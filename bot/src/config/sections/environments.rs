@@ -234,24 +234,25 @@ fn gate(
         .required_approvals
         .map(|count| count.unwrap_or(ApprovalGate::DEFAULT_REQUIRED_APPROVALS));
     if let (Ok(reviewers), Ok(required)) = (&reviewers, required_approvals) {
-        if let Some(people) = known.distinct_people(reviewers) {
-            if usize::try_from(required).is_ok_and(|required| required > people.len()) {
-                let at = fields.path("required_approvals");
-                let people: Vec<&str> = people.into_iter().collect();
-                fields.problems().add(
-                    &at,
-                    format!(
-                        "{required} approvals required but the reviewers are only {} {} ({})",
-                        people.len(),
-                        if people.len() == 1 {
-                            "person"
-                        } else {
-                            "people"
-                        },
-                        people.join(", ")
-                    ),
-                );
-            }
+        let too_few = usize::try_from(required)
+            .ok()
+            .and_then(|required| known.too_few_people(reviewers, required));
+        if let Some(people) = too_few {
+            let at = fields.path("required_approvals");
+            let people: Vec<&str> = people.into_iter().collect();
+            fields.problems().add(
+                &at,
+                format!(
+                    "{required} approvals required but the reviewers are only {} {} ({})",
+                    people.len(),
+                    if people.len() == 1 {
+                        "person"
+                    } else {
+                        "people"
+                    },
+                    people.join(", ")
+                ),
+            );
         }
     }
     let approval_timeout = read

@@ -1,5 +1,6 @@
 //! `[people]` and `[groups]`, and the reviewer and operator lists that refer to them by name.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
@@ -24,6 +25,10 @@ pub(super) struct Known<'t> {
     groups: Vec<(&'t str, Vec<&'t str>)>,
     /// Where each group is in `groups`.
     group_index: HashMap<&'t str, usize>,
+    /// How many distinct people each reviewer list checked so far stands for (`None`: it names
+    /// someone unknown). Many environments name the same large group; each list is counted
+    /// once, so validation stays linear in the file.
+    distinct_counts: RefCell<HashMap<Vec<Principal>, Option<usize>>>,
 }
 
 impl<'t> Known<'t> {
@@ -57,6 +62,7 @@ impl<'t> Known<'t> {
                 .collect(),
             people,
             groups,
+            distinct_counts: RefCell::default(),
         }
     }
 
@@ -65,9 +71,35 @@ impl<'t> Known<'t> {
         Some(self.groups[index].1.as_slice())
     }
 
-    /// The distinct people `principals` stand for, or `None` if one of them is unknown (which
+    /// The distinct people `principals` stand for when they are fewer than `required`, to name
+    /// them in the problem; `None` when they are enough, or when one of them is unknown (which
     /// is reported where it is written).
-    pub(super) fn distinct_people(&self, principals: &[Principal]) -> Option<BTreeSet<&str>> {
+    pub(super) fn too_few_people(
+        &self,
+        principals: &[Principal],
+        required: usize,
+    ) -> Option<BTreeSet<&'t str>> {
+        let counted = self.distinct_counts.borrow().get(principals).copied();
+        let count = match counted {
+            Some(count) => count?,
+            None => {
+                let people = self.distinct_people(principals);
+                let count = people.as_ref().map(BTreeSet::len);
+                self.distinct_counts
+                    .borrow_mut()
+                    .insert(principals.to_vec(), count);
+                return people.filter(|people| people.len() < required);
+            }
+        };
+        if count < required {
+            self.distinct_people(principals)
+        } else {
+            None
+        }
+    }
+
+    /// The distinct people `principals` stand for, or `None` if one of them is unknown.
+    fn distinct_people(&self, principals: &[Principal]) -> Option<BTreeSet<&'t str>> {
         let mut people = BTreeSet::new();
         for principal in principals {
             match principal {

@@ -143,3 +143,36 @@ deploy = {{ kind = "github-protection-rule" }}
         ["apps.shop.environments.production.deploy.kind: github-protection-rule needs a gated environment (one with `after` and `reviewers`)"]
     );
 }
+
+/// Environments that name the same reviewers share one count of them (validation stays linear
+/// when a thousand apps name one large group), and each still gets its own problem when they
+/// are too few for it.
+#[test]
+fn environments_naming_the_same_reviewers_are_each_checked() {
+    let app = |name: &str, required: u32| {
+        format!(
+            r#"
+[apps.{name}]
+image = "ghcr.io/acme/{name}"
+ci_token = "ci-{name}"
+channels = {{ slack = "C0DEPLOYS" }}
+[apps.{name}.environments.staging]
+[apps.{name}.environments.production]
+after = "staging"
+reviewers = ["group:sre", "alice"]
+required_approvals = {required}
+"#
+        )
+    };
+    let text = format!(
+        "{}{}{}{}",
+        base(),
+        app("cart", 3),
+        app("shop", 2),
+        app("till", 3)
+    );
+    let too_few = |app: &str| {
+        format!("apps.{app}.environments.production.required_approvals: 3 approvals required but the reviewers are only 2 people (alice, bob)")
+    };
+    assert_eq!(problems(&text), vec![too_few("cart"), too_few("till")]);
+}
