@@ -372,23 +372,11 @@ pub async fn lock_waiting_request(
     }
 }
 
-/// Claims requests `ids` for one batch of decisions, as [`lock_waiting_request`] claims one,
-/// and returns every one of them that exists, waiting or not, by id. On PostgreSQL the
-/// waiting ones are locked in id order, so two replicas claiming overlapping batches take
-/// turns instead of deadlocking; the caller refuses clicks on those no longer waiting.
-pub async fn lock_requests(
-    conn: &mut AnyConnection,
-    ids: &[i64],
-) -> Result<HashMap<i64, ApprovalRequest>, StorageError> {
-    let mut script = Script::new(conn);
-    let Some(part) = push_lock_requests(&mut script, ids)? else {
-        return Ok(HashMap::new());
-    };
-    requests_by_id(script.run(conn).await?.take(part))
-}
-
-/// Adds [`lock_requests`]'s statements to `script`; read the requests with
-/// [`requests_by_id`].
+/// Adds to `script` the claim of requests `ids` for one batch of decisions, as
+/// [`lock_waiting_request`] claims one, and the read of every one of them that exists,
+/// waiting or not (read them with [`requests_by_id`]). On PostgreSQL the waiting ones are
+/// locked in id order, so two replicas claiming overlapping batches take turns instead of
+/// deadlocking; the caller refuses clicks on those no longer waiting.
 pub(crate) fn push_lock_requests(
     script: &mut Script<'_>,
     ids: &[i64],

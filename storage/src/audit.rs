@@ -106,14 +106,7 @@ pub async fn record_audits(
         );
         let mut query = sqlx::query(&sql);
         for new in chunk {
-            query = query
-                .bind(millis(new.occurred_at))
-                .bind(&new.actor)
-                .bind(new.app.as_ref().map(AppName::as_str))
-                .bind(new.environment.as_ref().map(EnvironmentName::as_str))
-                .bind(new.sha.as_ref().map(CommitSha::as_str))
-                .bind(&new.kind)
-                .bind(to_json("audit detail", &new.detail)?);
+            query = bind_entry(query, new)?;
         }
         query.execute(&mut *conn).await?;
     }
@@ -121,14 +114,21 @@ pub async fn record_audits(
 }
 
 /// `sql` (an [`INSERT`]) with the entry's values bound; refuses an entry without a kind.
-fn bound<'q>(
-    sql: &'q str,
-    new: &'q NewAuditEntry,
-) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>, StorageError> {
+fn bound<'q>(sql: &'q str, new: &'q NewAuditEntry) -> Result<AnyQuery<'q>, StorageError> {
     if new.kind.is_empty() {
         return Err(StorageError::invalid("audit kind", "must not be empty"));
     }
-    Ok(sqlx::query(sql)
+    bind_entry(sqlx::query(sql), new)
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the entry's seven values, in the column order of [`INSERT`], after `query`'s.
+fn bind_entry<'q>(
+    query: AnyQuery<'q>,
+    new: &'q NewAuditEntry,
+) -> Result<AnyQuery<'q>, StorageError> {
+    Ok(query
         .bind(millis(new.occurred_at))
         .bind(&new.actor)
         .bind(new.app.as_ref().map(AppName::as_str))

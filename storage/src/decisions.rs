@@ -155,19 +155,9 @@ pub async fn record_decision(
     }
 }
 
-/// Which of the `(request id, person)` pairs asked have a counted approval: one statement for
-/// a batch of clicks over one or many requests.
-pub async fn approved_among(
-    conn: &mut AnyConnection,
-    asked: &[(i64, &PersonName)],
-) -> Result<HashSet<(i64, PersonName)>, StorageError> {
-    let mut script = Script::new(conn);
-    let Some(part) = push_approved_among(&mut script, asked)? else {
-        return Ok(HashSet::new());
-    };
-    approved_pairs(script.run(conn).await?.take(part), asked)
-}
-
+/// Adds to `script` the look-up of which of the `(request id, person)` pairs asked have a
+/// counted approval, for a batch of clicks over one or many requests; read it with
+/// [`approved_pairs`].
 fn push_approved_among<'q>(
     script: &mut Script<'q>,
     asked: &[(i64, &'q PersonName)],
@@ -218,8 +208,8 @@ fn approved_pairs(
 pub struct BatchReading {
     /// The deliveries recorded for the first time, as `(source, delivery_id)`.
     pub first_seen: HashSet<(String, String)>,
-    /// The requests clicked on that exist, waiting or not; the waiting ones are claimed as
-    /// [`lock_requests`](crate::approvals::lock_requests) claims them.
+    /// The requests clicked on that exist, waiting or not; the waiting ones are claimed (on
+    /// PostgreSQL locked in id order, see `approvals::push_lock_requests`).
     pub requests: HashMap<i64, ApprovalRequest>,
     /// What each request's decisions depend on besides the request.
     pub contexts: HashMap<i64, DecisionContext>,

@@ -207,11 +207,8 @@ pub async fn unclaimed_pending_outbox(
         Backend::Sqlite => "",
     };
     let (when, at) = match due {
-        Due::Now(now) => (
-            "(next_attempt_at <= $3 OR attempts > 0 OR deferrals > 0)",
-            now,
-        ),
-        Due::NotBefore(at) => ("next_attempt_at >= $3", at),
+        Due::Now(now) => (stands_for_due_now("$3"), now),
+        Due::NotBefore(at) => ("next_attempt_at >= $3".to_owned(), at),
     };
     Ok(sqlx::query_as::<_, OutboxItem>(&format!(
         "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND leased_by IS NULL \
@@ -222,6 +219,12 @@ pub async fn unclaimed_pending_outbox(
     .bind(millis(at))
     .fetch_optional(conn)
     .await?)
+}
+
+/// The condition on a pending item that stands for one due at `now` (a placeholder): due by
+/// then, or waiting for a retry or a platform's pause, which every such call waits for anyway.
+fn stands_for_due_now(now: &str) -> String {
+    format!("(next_attempt_at <= {now} OR attempts > 0 OR deferrals > 0)")
 }
 
 /// Adds to `script` the look-up of [`unclaimed_pending_outbox`] for several items at once:
@@ -257,8 +260,8 @@ pub(crate) fn push_unclaimed_pending<'q>(
                 .collect();
             format!(
                 "SELECT kind, payload FROM outbox WHERE state = 'pending' AND leased_by IS NULL \
-                 AND (next_attempt_at <= {now} OR attempts > 0 OR deferrals > 0) \
-                 AND kind IN ({}) AND payload IN ({}){lock}",
+                 AND {} AND kind IN ({}) AND payload IN ({}){lock}",
+                stands_for_due_now(&now),
                 kinds.join(", "),
                 payloads.join(", ")
             )

@@ -430,6 +430,38 @@ async fn fifty_concurrent_approvals_make_one_approval_and_one_deploy(transport: 
     app.teardown().await;
 }
 
+/// Sends every one of `payloads` while the app's writes are held, releases the writes once all
+/// of them wait in the engine (the first batch's write waits for the disk, every other click
+/// queues behind it), and checks that each was answered 200.
+async fn click_while_writes_are_held(via: &Via, app: &TestApp, payloads: &[Value]) {
+    let held = app.hold_writes().await;
+    let clicks = payloads
+        .iter()
+        .map(|payload| async move { interact(via, app, payload).await.status });
+    let release_once_queued = async {
+        let mut waiting = app.state.engine.clicks_waiting();
+        let queued = waiting.wait_for(|waiting| *waiting == payloads.len());
+        tokio::time::timeout(std::time::Duration::from_secs(10), queued)
+            .await
+            .expect("every click reached the engine within 10 s")
+            .expect("the engine is running");
+        held.release().await;
+    };
+    let (statuses, ()) = tokio::join!(futures::future::join_all(clicks), release_once_queued);
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+}
+
+/// The Slack blocks of the request's card as it stands now.
+async fn card_blocks(app: &TestApp, request: i64) -> Value {
+    let card = app
+        .state
+        .engine
+        .card(greenlight::cards::CardKey::Approval(request))
+        .await
+        .expect("card");
+    greenlight::slack::card_message(&card).to_json()["blocks"].clone()
+}
+
 /// SPEC §13: clicks on one card that arrive while its last decision is being written wait and
 /// go into the next write together, yet each is decided on its own, in order. (Over HTTP only:
 /// Socket Mode hands a connection's envelopes over one at a time, so they cannot pile up.)
@@ -457,23 +489,7 @@ async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_coun
     payloads.push(click(&slack, &reviewer(3), "approve", request));
 
     let writes_before = app.storage().write_stats().writes;
-    let held = app.hold_writes().await;
-    let clicks = payloads.iter().map(|payload| {
-        let (app, via) = (&app, &via);
-        async move { interact(via, app, payload).await.status }
-    });
-    let release_once_queued = async {
-        // The first batches' writes wait for the disk; every other click queues behind them.
-        let mut waiting = app.state.engine.clicks_waiting();
-        let queued = waiting.wait_for(|waiting| *waiting == payloads.len());
-        tokio::time::timeout(std::time::Duration::from_secs(10), queued)
-            .await
-            .expect("every click reached the engine within 10 s")
-            .expect("the engine is running");
-        held.release().await;
-    };
-    let (statuses, ()) = tokio::join!(futures::future::join_all(clicks), release_once_queued);
-    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    click_while_writes_are_held(&via, &app, &payloads).await;
 
     assert_eq!(app.approver_count(request).await, CLICKS + 1);
     // The redelivery is not recorded; the second approval is, as already counted.
@@ -496,15 +512,9 @@ async fn clicks_arriving_while_a_write_is_on_disk_are_decided_together_each_coun
         .map(|call| &call.body)
         .collect();
     assert_eq!(edits.len(), 1, "{rest:#?}");
-    let card = app
-        .state
-        .engine
-        .card(greenlight::cards::CardKey::Approval(request))
-        .await
-        .expect("card");
-    let expected = greenlight::slack::card_message(&card).to_json();
     assert_eq!(
-        edits[0]["blocks"], expected["blocks"],
+        edits[0]["blocks"],
+        card_blocks(&app, request).await,
         "the edit shows all approvals"
     );
     let replies: Vec<&Value> = rest
@@ -564,22 +574,7 @@ async fn clicks_on_several_requests_are_batched_and_each_request_keeps_its_own_c
         .collect();
 
     let writes_before = app.storage().write_stats().writes;
-    let held = app.hold_writes().await;
-    let clicks = payloads.iter().map(|payload| {
-        let (app, via) = (&app, &via);
-        async move { interact(via, app, payload).await.status }
-    });
-    let release_once_queued = async {
-        let mut waiting = app.state.engine.clicks_waiting();
-        let queued = waiting.wait_for(|waiting| *waiting == payloads.len());
-        tokio::time::timeout(std::time::Duration::from_secs(10), queued)
-            .await
-            .expect("every click reached the engine within 10 s")
-            .expect("the engine is running");
-        held.release().await;
-    };
-    let (statuses, ()) = tokio::join!(futures::future::join_all(clicks), release_once_queued);
-    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    click_while_writes_are_held(&via, &app, &payloads).await;
 
     let writes = app.storage().write_stats().writes - writes_before;
     // The queued clicks of both requests go into one batch; with the outbox's own writes for
@@ -602,17 +597,11 @@ async fn clicks_on_several_requests_are_batched_and_each_request_keeps_its_own_c
     app.deliver_due().await;
     let calls = slack.inbox().take_all();
     for request in [shop_request, cart_request] {
-        let card = app
-            .state
-            .engine
-            .card(greenlight::cards::CardKey::Approval(request))
-            .await
-            .expect("card");
-        let expected = greenlight::slack::card_message(&card).to_json();
+        let expected = card_blocks(&app, request).await;
         let edits = calls
             .iter()
             .filter(|call| call.path == "/api/chat.update")
-            .filter(|call| call.body["blocks"] == expected["blocks"])
+            .filter(|call| call.body["blocks"] == expected)
             .count();
         assert_eq!(edits, 1, "request {request}: {calls:#?}");
     }
