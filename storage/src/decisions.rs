@@ -12,7 +12,7 @@ use crate::approvals::{ApprovalRequest, DecisionContext};
 use crate::columns::{millis, opt_parsed, parsed, time, word};
 use crate::script::{Part, Script};
 use crate::{approvals, deliveries, outbox};
-use crate::{Storage, StorageError};
+use crate::{Opening, Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
@@ -224,21 +224,24 @@ pub struct BatchReading {
 /// among `asked` approved before, and which of the outbox `edits` (`(kind, payload)`, e.g.
 /// the requests' card edits) already have an item waiting: on SQLite in one round trip to the
 /// connection's thread, since a batch is written while every click in it waits.
-pub async fn read_for_batch(
-    conn: &mut AnyConnection,
+///
+/// They are the batch's first statements: on SQLite they go with the `BEGIN` of its write
+/// ([`Opening`]), and the connection comes back for the rest of the write.
+pub async fn read_for_batch<'c>(
+    opening: Opening<'c>,
     deliveries: &[(&str, &str)],
     requests: &[i64],
     asked: &[(i64, &PersonName)],
     edits: &[(String, serde_json::Value)],
     at: DateTime<Utc>,
-) -> Result<BatchReading, StorageError> {
-    let mut script = Script::new(conn);
+) -> Result<(BatchReading, &'c mut AnyConnection), StorageError> {
+    let mut script = opening.script();
     let first_seen = deliveries::push_deliveries(&mut script, deliveries, at)?;
     let locked = approvals::push_lock_requests(&mut script, requests)?;
     let contexts = approvals::push_decision_contexts(&mut script, requests)?;
     let approved = push_approved_among(&mut script, asked)?;
     let waiting = outbox::push_unclaimed_pending(&mut script, edits, at)?;
-    let mut results = script.run(conn).await?;
+    let (mut results, conn) = opening.run(script).await?;
     let mut reading = BatchReading::default();
     if let Some(part) = first_seen {
         reading.first_seen = deliveries::first_seen(results.take(part))?;
@@ -256,7 +259,7 @@ pub async fn read_for_batch(
         Some(part) => outbox::unclaimed_found(results.take(part), edits)?,
         None => Vec::new(),
     };
-    Ok(reading)
+    Ok((reading, conn))
 }
 
 /// Records decisions in one statement, in order, and adds to each request's

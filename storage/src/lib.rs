@@ -15,6 +15,7 @@
 
 mod columns;
 mod error;
+mod opening;
 mod params;
 mod script;
 mod sqlite;
@@ -40,6 +41,7 @@ pub mod timeline;
 pub mod views;
 
 pub use error::StorageError;
+pub use opening::Opening;
 pub use storage::{Backend, Storage, WRITE_PROBE_EVERY};
 pub use upserted::Upserted;
 pub use writer::WriteStats;
@@ -54,7 +56,9 @@ pub use dora::{DoraMetrics, DoraWindow, Durations};
 pub use flags::{EnvironmentFlags, Flag, FlagChange, FlagTarget, FlagVersion};
 pub use gates::{GateAnswer, GithubGate, NewGithubGate};
 pub use locks::{Lock, LockOutcome, NewLock};
-pub use outbox::{Due, NewOutboxItem, OutboxCounts, OutboxItem, OutboxRetry, OutboxState};
+pub use outbox::{
+    Due, NewOutboxItem, OutboxCounts, OutboxDeferral, OutboxItem, OutboxRetry, OutboxState,
+};
 pub use releases::{NewRelease, Release};
 pub use replicas::ReplicaRow;
 pub use timeline::{DeployOutcome, FinishedDeploy, ReleaseStory, StoryFilter};

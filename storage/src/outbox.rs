@@ -8,7 +8,7 @@
 //! A claim ends delivered, failed (one attempt used, retried later or dead) or deferred: the
 //! platform had paused the call, so the item waits for the pause without using an attempt.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -397,6 +397,18 @@ pub async fn mark_outbox_failed(
     }
 }
 
+/// A claim that made no call because the platform had paused it, to record with
+/// [`mark_outbox_deferrals`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxDeferral {
+    pub id: i64,
+    /// The claim ([`OutboxItem::claim`]) that was deferred.
+    pub claim: u32,
+    pub reason: String,
+    /// When the pause ends: the item is due again then.
+    pub until: DateTime<Utc>,
+}
+
 /// Records that claim `claim` made no call because the platform had paused it, and that the
 /// item is due again `until` (the pause's end). The claim's attempt is given back (`attempts`
 /// as before the claim, `deferrals` one more), so however long or often a platform pauses us,
@@ -408,22 +420,67 @@ pub async fn mark_outbox_deferred(
     reason: &str,
     until: DateTime<Utc>,
 ) -> Result<OutboxItem, StorageError> {
-    let updated = sqlx::query_as::<_, OutboxItem>(&format!(
-        "UPDATE outbox SET attempts = attempts - 1, deferrals = deferrals + 1, \
-         next_attempt_at = $3, last_error = $4, leased_by = NULL \
-         WHERE id = $1 AND {CLAIM} = $2 AND attempts > 0 AND state = 'pending' \
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(i64::from(claim))
-    .bind(millis(until))
-    .bind(reason)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match updated {
-        Some(item) => Ok(item),
-        None => Err(lost_claim(conn, id, claim).await),
+    let deferral = OutboxDeferral {
+        id,
+        claim,
+        reason: reason.to_owned(),
+        until,
+    };
+    mark_outbox_deferrals(conn, std::slice::from_ref(&deferral))
+        .await?
+        .remove(0)
+}
+
+/// [`mark_outbox_deferred`] for several claims at once, one statement per pause (a pass whose
+/// platform is paused defers its items together). The results follow `deferrals`; a claim
+/// that was lost is that item's `Conflict` and leaves the others recorded.
+pub async fn mark_outbox_deferrals(
+    conn: &mut AnyConnection,
+    deferrals: &[OutboxDeferral],
+) -> Result<Vec<Result<OutboxItem, StorageError>>, StorageError> {
+    // Two values per claim; well under both backends' limit on values per statement.
+    const CLAIMS_PER_STATEMENT: usize = 256;
+    let mut pauses: Vec<(DateTime<Utc>, &str, Vec<&OutboxDeferral>)> = Vec::new();
+    for deferral in deferrals {
+        let same = |(until, reason, _): &&mut (DateTime<Utc>, &str, Vec<&OutboxDeferral>)| {
+            *until == deferral.until && *reason == deferral.reason
+        };
+        match pauses.iter_mut().find(same) {
+            Some((_, _, claims)) => claims.push(deferral),
+            None => pauses.push((deferral.until, &deferral.reason, vec![deferral])),
+        }
     }
+    let mut recorded: HashMap<i64, OutboxItem> = HashMap::with_capacity(deferrals.len());
+    for (until, reason, claims) in &pauses {
+        for chunk in claims.chunks(CLAIMS_PER_STATEMENT) {
+            let matches = (0..chunk.len())
+                .map(|n| format!("(id = ${} AND {CLAIM} = ${})", 3 + 2 * n, 4 + 2 * n))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let sql = format!(
+                "UPDATE outbox SET attempts = attempts - 1, deferrals = deferrals + 1, \
+                 next_attempt_at = $1, last_error = $2, leased_by = NULL \
+                 WHERE state = 'pending' AND attempts > 0 AND ({matches}) RETURNING {COLUMNS}"
+            );
+            let mut query = sqlx::query_as::<_, OutboxItem>(&sql)
+                .bind(millis(*until))
+                .bind(*reason);
+            for deferral in chunk {
+                query = query.bind(deferral.id).bind(i64::from(deferral.claim));
+            }
+            for item in query.fetch_all(&mut *conn).await? {
+                recorded.insert(item.id, item);
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(deferrals.len());
+    for deferral in deferrals {
+        results.push(match recorded.remove(&deferral.id) {
+            Some(item) => Ok(item),
+            None => Err(lost_claim(conn, deferral.id, deferral.claim).await),
+        });
+    }
+    Ok(results)
 }
 
 /// Why a report of claim `claim` changed nothing: the item is gone, or no longer that claim's.
@@ -561,6 +618,17 @@ impl Storage {
         let reason = reason.to_owned();
         self.write(move |conn| {
             Box::pin(async move { mark_outbox_deferred(conn, id, claim, &reason, until).await })
+        })
+        .await
+    }
+
+    /// See [`mark_outbox_deferrals`]: one write for all of them.
+    pub async fn mark_outbox_deferrals(
+        &self,
+        deferrals: Vec<OutboxDeferral>,
+    ) -> Result<Vec<Result<OutboxItem, StorageError>>, StorageError> {
+        self.write(move |conn| {
+            Box::pin(async move { mark_outbox_deferrals(conn, &deferrals).await })
         })
         .await
     }

@@ -110,9 +110,35 @@ impl<'q> Script<'q> {
 
     /// Runs the statements in order; the first that fails stops the rest.
     pub(crate) async fn run(self, conn: &mut AnyConnection) -> Result<Results, StorageError> {
+        self.run_after(None, conn).await
+    }
+
+    /// Runs `first` (a statement without values or rows, such as the `BEGIN` of a
+    /// transaction), then the statements: on SQLite in the same hand-off.
+    pub(crate) async fn run_after(
+        self,
+        first: Option<&str>,
+        conn: &mut AnyConnection,
+    ) -> Result<Results, StorageError> {
         match self.statements {
-            Statements::Joined { count: 0, .. } => Ok(Results(Vec::new())),
-            Statements::Joined { sql, args, count } => {
+            Statements::Joined { count: 0, .. } => {
+                if let Some(first) = first {
+                    sqlx::query(first).execute(&mut *conn).await?;
+                }
+                Ok(Results(Vec::new()))
+            }
+            Statements::Joined {
+                mut sql,
+                args,
+                count,
+            } => {
+                let count = match first {
+                    Some(first) => {
+                        sql.insert_str(0, &format!("{first};\n"));
+                        count + 1
+                    }
+                    None => count,
+                };
                 let mut results = vec![Vec::new()];
                 // sqlx 0.8 deprecates several statements in one prepared query
                 // (launchbadge/sqlx#3108) without removing it; should a later sqlx drop it,
@@ -134,9 +160,15 @@ impl<'q> Script<'q> {
                     ));
                 }
                 results.truncate(count);
+                if first.is_some() {
+                    results.remove(0);
+                }
                 Ok(Results(results))
             }
             Statements::Apart(statements) => {
+                if let Some(first) = first {
+                    sqlx::query(first).execute(&mut *conn).await?;
+                }
                 let mut results = Vec::with_capacity(statements.len());
                 for (sql, args) in statements {
                     results.push(sqlx::query_with(&sql, args).fetch_all(&mut *conn).await?);

@@ -1,6 +1,7 @@
 //! `Storage`: the handle the rest of Greenlight holds, chosen by the database URL.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 
+use crate::opening::Opening;
 use crate::writer::{Counters, WriteStats, Writer};
 use crate::{sqlite, StorageError};
 
@@ -239,12 +241,30 @@ impl Storage {
             + Send
             + 'static,
     {
+        self.write_opening(move |opening| {
+            Box::pin(async move {
+                let conn = opening.begin().await?;
+                work(conn).await
+            })
+        })
+        .await
+    }
+
+    /// [`write`](Self::write) for a write that may send its first statements with the
+    /// `BEGIN` of its transaction ([`Opening`]): the hot paths' batches, whose first
+    /// statements are their reads.
+    pub async fn write_opening<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(Opening<'c>) -> BoxFuture<'c, Result<T, StorageError>> + Send + 'static,
+    {
         if let Some(writer) = &self.inner.writer {
             return writer.write(work).await;
         }
         // PostgreSQL batches commits itself; each write is its own transaction.
         let mut tx = self.inner.pool.begin().await?;
-        match work(&mut tx).await {
+        let sent = AtomicBool::new(false);
+        match work(Opening::open(&mut tx, &sent)).await {
             Ok(value) => {
                 tx.commit().await?;
                 self.inner.counters.record_commit(1);

@@ -8,7 +8,7 @@
 //! is being fsynced, so batches grow exactly when it matters; when idle a write commits at once.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -16,6 +16,7 @@ use futures::FutureExt;
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::opening::Opening;
 use crate::{sqlite, StorageError};
 
 /// Upper bound on writes per transaction, so one commit never holds the lock for long.
@@ -55,9 +56,9 @@ impl Counters {
 
 /// One queued write with its result type erased, so writes of any type share one queue.
 trait Job: Send {
-    /// Runs the write on the writer's connection (inside its savepoint) and keeps its outcome.
-    /// Returns whether the savepoint should be kept.
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
+    /// Runs the write on the writer's connection (inside its savepoint, or opening the
+    /// transaction) and keeps its outcome. Returns whether its changes should be kept.
+    fn run<'c>(&'c mut self, opening: Opening<'c>) -> BoxFuture<'c, bool>;
     /// Answers the caller once the batch's fate is known.
     fn finish(self: Box<Self>, batch: Result<(), &Arc<sqlx::Error>>);
 }
@@ -71,17 +72,15 @@ struct TypedJob<T, F> {
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StorageError>>
-        + Send
-        + 'static,
+    F: for<'c> FnOnce(Opening<'c>) -> BoxFuture<'c, Result<T, StorageError>> + Send + 'static,
 {
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
+    fn run<'c>(&'c mut self, opening: Opening<'c>) -> BoxFuture<'c, bool> {
         Box::pin(async move {
             let Some(work) = self.work.take() else {
                 return false;
             };
             // A panicking write must not take the writer (and every other write) down with it.
-            let outcome = match AssertUnwindSafe(async move { work(conn).await })
+            let outcome = match AssertUnwindSafe(async move { work(opening).await })
                 .catch_unwind()
                 .await
             {
@@ -138,9 +137,7 @@ impl Writer {
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StorageError>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(Opening<'c>) -> BoxFuture<'c, Result<T, StorageError>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = TypedJob {
@@ -238,27 +235,34 @@ async fn commit_batch(
     }
 }
 
-/// Returns whether the transaction was committed (rather than rolled back with its only write).
+/// IMMEDIATE takes the write lock up front: a deferred transaction that upgrades from read to
+/// write fails with SQLITE_BUSY at once instead of honouring busy_timeout.
+const BEGIN: &str = "BEGIN IMMEDIATE";
+
+/// Returns whether a transaction was committed (rather than rolled back with its only write,
+/// or never opened by it).
 async fn run_transaction(
     conn: &mut AnyConnection,
     batch: &mut [Box<dyn Job>],
 ) -> Result<bool, sqlx::Error> {
-    // IMMEDIATE takes the write lock up front: a deferred transaction that upgrades from read to
-    // write fails with SQLITE_BUSY at once instead of honouring busy_timeout.
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     if let [job] = batch {
         // Alone in its batch, a write needs no savepoint: its failure rolls back everything.
-        let keep = job.run(&mut tx).await;
-        if keep {
-            tx.commit().await?;
-        } else {
-            tx.rollback().await?;
+        // Its transaction opens with its first statements (`Opening`), so it is ended here by
+        // hand rather than by a `Transaction` that would have sent its own `BEGIN`.
+        let sent = AtomicBool::new(false);
+        let keep = job.run(Opening::pending(conn, BEGIN, &sent)).await;
+        if !sent.load(Ordering::Acquire) {
+            return Ok(false);
         }
+        let end = if keep { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end).execute(&mut *conn).await?;
         return Ok(keep);
     }
+    let mut tx = conn.begin_with(BEGIN).await?;
     for job in batch.iter_mut() {
         let mut savepoint = tx.begin().await?;
-        if job.run(&mut savepoint).await {
+        let sent = AtomicBool::new(false);
+        if job.run(Opening::open(&mut savepoint, &sent)).await {
             savepoint.commit().await?;
         } else {
             savepoint.rollback().await?;

@@ -303,6 +303,10 @@ impl<A: ChatAdapter> ChatDeliverer<A> {
 
     async fn update_card(&self, key: CardKey) -> Result<(), DeliveryError> {
         let messages = self.posted(key).await?;
+        if let Some(paused) = self.all_paused(messages.iter().map(Call::Edit)) {
+            // Reading and rendering the card would be wasted: it is read afresh after the pause.
+            return Err(self.deferred(paused).into());
+        }
         let message = self.render(key, self.clock.now()).await?;
         let results =
             futures::future::join_all(messages.iter().map(|posted| {
@@ -328,6 +332,22 @@ impl<A: ChatAdapter> ChatDeliverer<A> {
             results.push(self.call(call, reply).await);
         }
         combine(results)
+    }
+
+    /// The pause lasting longest when every one of `calls` is paused now; `None` when any may
+    /// go (that one is then made, and the others defer as they call).
+    fn all_paused<'c>(&self, calls: impl Iterator<Item = Call<'c>>) -> Option<Paused> {
+        let mut longest: Option<Paused> = None;
+        for call in calls {
+            let paused = self.pace.pause_of(&self.adapter.route(call))?;
+            if longest
+                .as_ref()
+                .is_none_or(|held| paused.until > held.until)
+            {
+                longest = Some(paused);
+            }
+        }
+        longest
     }
 
     /// The card's messages on this platform; none yet means its post is still in the outbox

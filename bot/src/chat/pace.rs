@@ -120,6 +120,26 @@ impl Pace {
         }
     }
 
+    /// The pause `route` is under now, if any, without taking a place or counting a call: a
+    /// caller with work to do before the call (reading and rendering a card) asks first, so a
+    /// paused call costs nothing but its deferral.
+    pub fn pause_of(&self, route: &Route) -> Option<Paused> {
+        let now = self.clock.now();
+        let state = self.lock();
+        let until = Self::paused_until(&state, route, now)?;
+        Some(self.paused(route, until, "paused"))
+    }
+
+    /// The latest end of the pauses (global or of its route) that `route` is under at `now`.
+    fn paused_until(state: &State, route: &Route, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let key = state.pause_key(route);
+        [state.global, state.paused.get(&key).copied()]
+            .into_iter()
+            .flatten()
+            .filter(|until| *until > now)
+            .max()
+    }
+
     /// Waits for a place among the calls in flight, then lets the call go (counting it in its
     /// spacing) unless its route is paused or spaced: then `Paused` says until when. The
     /// permit is the call's place; drop it when the answer is in.
@@ -132,13 +152,7 @@ impl Pace {
         let now = self.clock.now();
         let mut state = self.lock();
         state.prune(now);
-        let key = state.pause_key(route);
-        let paused = [state.global, state.paused.get(&key).copied()]
-            .into_iter()
-            .flatten()
-            .filter(|until| *until > now)
-            .max();
-        if let Some(until) = paused {
+        if let Some(until) = Self::paused_until(&state, route, now) {
             return Err(self.paused(route, until, "paused"));
         }
         if let Some(spacing) = &route.spacing {

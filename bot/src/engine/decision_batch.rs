@@ -19,7 +19,7 @@ use greenlight_commands::{
     Verdict,
 };
 use greenlight_storage::{
-    decisions, AnyConnection, ApprovalRequest, Backend, NewDecision, StorageError,
+    decisions, AnyConnection, ApprovalRequest, Backend, NewDecision, Opening, StorageError,
 };
 use tokio::sync::watch;
 
@@ -96,9 +96,9 @@ impl Engine {
             let clicks = Arc::clone(&clicks);
             let written = self
                 .storage
-                .write(move |conn| {
+                .write_opening(move |opening| {
                     Box::pin(
-                        async move { decide_all(conn, &config, &policies, &clicks, now).await },
+                        async move { decide_all(opening, &config, &policies, &clicks, now).await },
                     )
                 })
                 .await;
@@ -147,7 +147,7 @@ struct OnRequest {
 /// Decides and stores `clicks`, in order, in the caller's write. A click on a request that
 /// cannot be read (gone, an unreadable policy) is answered with that error alone.
 async fn decide_all(
-    conn: &mut AnyConnection,
+    opening: Opening<'_>,
     config: &Config,
     policies: &PolicyCache,
     clicks: &[Click],
@@ -157,11 +157,14 @@ async fn decide_all(
         .iter()
         .map(|click| config.person_on(click.actor.platform, &click.actor.user_id))
         .collect();
-    let BatchRead {
-        fresh,
-        mut on_requests,
-        waiting_edits,
-    } = read_batch(conn, config, policies, clicks, &people, now).await?;
+    let (
+        BatchRead {
+            fresh,
+            mut on_requests,
+            waiting_edits,
+        },
+        conn,
+    ) = read_batch(opening, config, policies, clicks, &people, now).await?;
 
     let mut rows = DecisionRows::default();
     let mut cards = Vec::new();
@@ -278,14 +281,16 @@ struct BatchRead {
 /// Records the clicks' deliveries and reads every request they are on, with what their
 /// decisions depend on and which of their cards have an edit waiting: one round trip whatever
 /// the number of requests.
-async fn read_batch(
-    conn: &mut AnyConnection,
+/// They are the write's first statements, sent with the `BEGIN` of its transaction; the
+/// connection comes back for the rest of the write.
+async fn read_batch<'c>(
+    opening: Opening<'c>,
     config: &Config,
     policies: &PolicyCache,
     clicks: &[Click],
     people: &[Option<&PersonName>],
     now: DateTime<Utc>,
-) -> Result<BatchRead, StorageError> {
+) -> Result<(BatchRead, &'c mut AnyConnection), StorageError> {
     let deliveries: Vec<(&str, &str)> = clicks
         .iter()
         .filter_map(|click| click.delivery.as_ref())
@@ -304,8 +309,8 @@ async fn read_batch(
     let asked: Vec<(i64, &PersonName)> = asked.into_iter().collect();
     let cards: Vec<CardKey> = ids.iter().map(|id| CardKey::Approval(*id)).collect();
     let edits = effects::card_edits(&cards);
-    let mut reading =
-        decisions::read_for_batch(conn, &deliveries, &ids, &asked, &edits.items, now).await?;
+    let (mut reading, conn) =
+        decisions::read_for_batch(opening, &deliveries, &ids, &asked, &edits.items, now).await?;
     let waiting_edits = edits
         .cards
         .into_iter()
@@ -357,11 +362,14 @@ async fn read_batch(
             }
         }
     }
-    Ok(BatchRead {
-        fresh,
-        on_requests,
-        waiting_edits,
-    })
+    Ok((
+        BatchRead {
+            fresh,
+            on_requests,
+            waiting_edits,
+        },
+        conn,
+    ))
 }
 
 fn decision_row(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use greenlight_storage::{OutboxItem, OutboxRetry, Storage, StorageError};
+use greenlight_storage::{OutboxDeferral, OutboxItem, OutboxRetry, Storage, StorageError};
 use tokio::sync::{watch, Notify};
 
 use crate::background::StopSignal;
@@ -230,16 +230,54 @@ impl OutboxWorker {
             self.renewing_leases(deliveries).await
         };
         let mut summary = PassSummary::default();
+        let mut deferrals = Vec::new();
         for outcome in outcomes {
             match outcome? {
                 Outcome::Delivered => summary.delivered += 1,
                 Outcome::Retried => summary.retried += 1,
                 Outcome::Dead => summary.dead += 1,
-                Outcome::Deferred => summary.deferred += 1,
+                Outcome::Deferred(deferral) => deferrals.push(deferral),
             }
         }
+        summary.deferred = self.record_deferrals(&items, deferrals).await?;
         self.refresh_gauges(!items.is_empty()).await;
         Ok(summary)
+    }
+
+    /// Records the pass's deferrals in one write: when a platform pauses, every item of the
+    /// pass that calls it defers at once, and a write each would compete with the decisions
+    /// for the database. Returns how many were recorded; one whose claim was lost meanwhile
+    /// is left as the new claim has it.
+    async fn record_deferrals(
+        &self,
+        items: &[OutboxItem],
+        deferrals: Vec<OutboxDeferral>,
+    ) -> Result<u32, StorageError> {
+        if deferrals.is_empty() {
+            return Ok(0);
+        }
+        let results = self
+            .storage
+            .mark_outbox_deferrals(deferrals.clone())
+            .await?;
+        let mut recorded = 0;
+        for (deferral, result) in deferrals.iter().zip(results) {
+            let kind = items
+                .iter()
+                .find(|item| item.id == deferral.id)
+                .map_or("", |item| item.kind.as_str());
+            match result {
+                Ok(_) => {
+                    recorded += 1;
+                    tracing::info!(item = deferral.id, kind, reason = %deferral.reason, retry_at = %deferral.until, "delivery deferred until the platform's pause ends");
+                    metrics::counter!("greenlight_outbox_deliveries_total", "kind" => kind.to_owned(), "outcome" => "deferred").increment(1);
+                }
+                Err(error) => {
+                    tracing::warn!(item = deferral.id, kind, %error, "deferral not recorded");
+                }
+            }
+        }
+        Ok(recorded)
     }
 
     /// Runs `deliveries`, renewing the leases of this worker's items every third of a lease
@@ -326,11 +364,13 @@ impl OutboxWorker {
                 (Outcome::Delivered, "delivered")
             }
             Err(DeliveryError::Deferred { until, reason }) => {
-                self.storage
-                    .mark_outbox_deferred(item.id, item.claim(), &reason, until)
-                    .await?;
-                tracing::info!(item = item.id, kind = %item.kind, %reason, retry_at = %until, "delivery deferred until the platform's pause ends");
-                (Outcome::Deferred, "deferred")
+                // Recorded with the pass's other deferrals, and counted then.
+                return Ok(Outcome::Deferred(OutboxDeferral {
+                    id: item.id,
+                    claim: item.claim(),
+                    reason,
+                    until,
+                }));
             }
             Err(DeliveryError::Retry { after, reason }) => {
                 let retry = self.policy.next_attempt(item.id, item.attempts, after, now);
@@ -380,5 +420,6 @@ enum Outcome {
     Delivered,
     Retried,
     Dead,
-    Deferred,
+    /// Not yet recorded: the pass records its deferrals together.
+    Deferred(OutboxDeferral),
 }

@@ -316,6 +316,60 @@ async fn pauses_longer_than_the_retry_budget_never_make_an_item_dead() {
     assert_eq!(attempts, [1, 1, 1, 1, 1, 1, 1, 2]);
 }
 
+#[tokio::test]
+async fn a_pass_records_its_deferrals_in_one_write_beside_the_other_outcomes() {
+    let fixture = fixture().await;
+    let pause_end = fixture.clock.now() + chrono::Duration::seconds(60);
+    let paused = || {
+        Err(DeliveryError::Deferred {
+            until: pause_end,
+            reason: "chat.update paused".into(),
+        })
+    };
+    // Ten items: the first delivered, the second failing, the other eight deferred.
+    let mut answers = vec![Ok(()), Err(DeliveryError::retry("503"))];
+    answers.extend((0..8).map(|_| paused()));
+    let deliverer = Scripted::with(answers);
+    let worker = worker(&fixture, deliverer.clone());
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(enqueue(&fixture, "slack.update_card", &format!("edit-{n}")).await);
+    }
+    let before = fixture.storage.write_stats().writes;
+
+    let summary = worker.run_once().await.expect("pass");
+
+    assert_eq!(
+        summary,
+        PassSummary {
+            delivered: 1,
+            retried: 1,
+            dead: 0,
+            deferred: 8,
+        }
+    );
+    // The claim, one write per delivered or failed item, and one for all eight deferrals.
+    assert_eq!(fixture.storage.write_stats().writes - before, 4);
+    for id in &ids[2..] {
+        let item = fixture.storage.outbox_item(*id).await.expect("item");
+        assert_eq!(
+            (
+                item.state,
+                item.attempts,
+                item.deferrals,
+                item.next_attempt_at
+            ),
+            (OutboxState::Pending, 0, 1, pause_end)
+        );
+        assert_eq!(item.leased_by, None);
+        assert_eq!(item.last_error.as_deref(), Some("chat.update paused"));
+    }
+    let failed = fixture.storage.outbox_item(ids[1]).await.expect("item");
+    assert_eq!((failed.attempts, failed.deferrals), (1, 0));
+    let delivered = fixture.storage.outbox_item(ids[0]).await.expect("item");
+    assert_eq!(delivered.state, OutboxState::Delivered);
+}
+
 #[test]
 fn backoff_grows_caps_and_gives_up() {
     let policy = RetryPolicy::default();

@@ -301,12 +301,12 @@ async fn a_batch_over_several_requests_reads_and_records_each_request_apart() {
 
         let (waiting_id, other_id) = (waiting.id, other.id);
         let reading = storage
-            .write(move |conn| {
+            .write_opening(move |opening| {
                 Box::pin(async move {
                     let alice = PersonName::parse("alice").expect("alice");
                     let bob = PersonName::parse("bob").expect("bob");
                     decisions::read_for_batch(
-                        conn,
+                        opening,
                         &[("slack", "new"), ("slack", "seen-before"), ("slack", "new")],
                         &[waiting_id, other_id, 999_999],
                         // Alice approved the shop, not the cart; Bob approved nothing.
@@ -315,6 +315,7 @@ async fn a_batch_over_several_requests_reads_and_records_each_request_apart() {
                         at(500),
                     )
                     .await
+                    .map(|(reading, _)| reading)
                 })
             })
             .await
@@ -398,10 +399,10 @@ async fn concurrent_batches_over_the_same_requests_take_turns() {
             }
             async move {
                 storage
-                    .write(move |conn| {
+                    .write_opening(move |opening| {
                         Box::pin(async move {
-                            let reading =
-                                decisions::read_for_batch(conn, &[], &ids, &[], &[], at(500))
+                            let (reading, conn) =
+                                decisions::read_for_batch(opening, &[], &ids, &[], &[], at(500))
                                     .await?;
                             let person = format!("reviewer{n}");
                             let rows: Vec<NewDecision> = ids

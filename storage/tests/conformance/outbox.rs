@@ -1,7 +1,9 @@
 use std::collections::HashSet;
 
 use greenlight_storage::outbox::enqueue_outbox;
-use greenlight_storage::{NewOutboxItem, OutboxCounts, OutboxRetry, OutboxState, StorageError};
+use greenlight_storage::{
+    NewOutboxItem, OutboxCounts, OutboxDeferral, OutboxItem, OutboxRetry, OutboxState, StorageError,
+};
 use serde_json::json;
 
 use crate::audit::entry;
@@ -485,6 +487,77 @@ async fn a_deferred_claim_uses_no_attempt_and_still_fences_late_reports() {
             .await
             .expect_err("no such item");
         assert!(err.is_not_found(), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deferrals_recorded_together_keep_each_claim_fenced() {
+    each_backend(|storage| async move {
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            ids.push(
+                storage
+                    .enqueue_outbox(item(&format!("edit:{n}"), 0))
+                    .await
+                    .expect("enqueue")
+                    .into_inner()
+                    .id,
+            );
+        }
+        let claims = storage
+            .claim_due_outbox("w", at(0), at(30), 10)
+            .await
+            .expect("claim");
+        assert_eq!(claims.len(), 4);
+        let deferral = |item: &OutboxItem, claim: u32, until: i64, reason: &str| OutboxDeferral {
+            id: item.id,
+            claim,
+            reason: reason.to_owned(),
+            until: at(until),
+        };
+        // Two pauses among the first three; the fourth is reported with a claim it never had.
+        let deferrals = vec![
+            deferral(&claims[0], claims[0].claim(), 60, "chat.update paused"),
+            deferral(&claims[1], claims[1].claim(), 90, "chat.postMessage paused"),
+            deferral(&claims[2], claims[2].claim(), 60, "chat.update paused"),
+            deferral(&claims[3], claims[3].claim() + 1, 60, "chat.update paused"),
+        ];
+        let results = storage
+            .mark_outbox_deferrals(deferrals)
+            .await
+            .expect("one write");
+        assert_eq!(results.len(), 4);
+        for (result, (until, reason)) in results.iter().zip([
+            (60, "chat.update paused"),
+            (90, "chat.postMessage paused"),
+            (60, "chat.update paused"),
+        ]) {
+            let item = result.as_ref().expect("recorded");
+            assert_eq!(
+                (item.attempts, item.deferrals, item.next_attempt_at),
+                (0, 1, at(until))
+            );
+            assert_eq!(item.last_error.as_deref(), Some(reason));
+            assert_eq!(item.leased_by, None);
+        }
+        let err = results[3].as_ref().expect_err("a claim it never had");
+        assert!(err.is_conflict(), "{err:?}");
+        // The fenced one is untouched: still leased, its attempt still counted.
+        let untouched = storage.outbox_item(ids[3]).await.expect("item");
+        assert_eq!(
+            (
+                untouched.attempts,
+                untouched.deferrals,
+                untouched.leased_by.as_deref()
+            ),
+            (1, 0, Some("w"))
+        );
+        assert!(storage
+            .mark_outbox_deferrals(Vec::new())
+            .await
+            .expect("nothing to record")
+            .is_empty());
     })
     .await;
 }

@@ -1,8 +1,8 @@
 use greenlight_storage::audit::append_audit;
-use greenlight_storage::{AuditFilter, Backend, StorageError};
+use greenlight_storage::{decisions, AuditFilter, Backend, StorageError};
 
 use crate::audit::entry;
-use crate::support::each_backend;
+use crate::support::{at, each_backend};
 
 fn everything() -> AuditFilter {
     AuditFilter {
@@ -133,4 +133,66 @@ async fn postgresql_scheme_is_accepted() {
     assert_eq!(storage.backend(), Backend::Postgres);
     storage.ping().await.expect("ping");
     storage.close().await;
+}
+
+#[tokio::test]
+async fn statements_sent_with_the_begin_are_part_of_the_write() {
+    each_backend(|storage| async move {
+        let delivery = [("slack", "trigger-1")];
+        // The batch read records the delivery in the same hand-off as the BEGIN: when the
+        // write then fails, the record goes with it.
+        let err = storage
+            .write_opening(move |opening| {
+                Box::pin(async move {
+                    let (reading, conn) =
+                        decisions::read_for_batch(opening, &delivery, &[], &[], &[], at(1)).await?;
+                    assert_eq!(reading.first_seen.len(), 1, "first time seen");
+                    append_audit(conn, &entry(Some("shop"), None, 1)).await?;
+                    Err::<(), _>(StorageError::conflict("changed my mind"))
+                })
+            })
+            .await
+            .expect_err("must be refused");
+        assert!(err.is_conflict(), "{err:?}");
+        assert!(storage
+            .list_audit(&everything())
+            .await
+            .expect("audit")
+            .is_empty());
+
+        // A write that fails before any statement opens nothing, and the next one is whole.
+        let err = storage
+            .write_opening(|_opening| {
+                Box::pin(async move { Err::<(), _>(StorageError::invalid("click", "bad")) })
+            })
+            .await
+            .expect_err("refused before any statement");
+        assert!(matches!(err, StorageError::Invalid { .. }), "{err:?}");
+        let first_seen = storage
+            .write_opening(move |opening| {
+                Box::pin(async move {
+                    let (reading, conn) =
+                        decisions::read_for_batch(opening, &delivery, &[], &[], &[], at(2)).await?;
+                    append_audit(conn, &entry(Some("shop"), None, 2)).await?;
+                    Ok(reading.first_seen.len())
+                })
+            })
+            .await
+            .expect("write");
+        assert_eq!(first_seen, 1, "the failed write did not keep the delivery");
+        let again = storage
+            .write_opening(move |opening| {
+                Box::pin(async move {
+                    let (reading, _) =
+                        decisions::read_for_batch(opening, &delivery, &[], &[], &[], at(3)).await?;
+                    Ok(reading.first_seen.len())
+                })
+            })
+            .await
+            .expect("write");
+        assert_eq!(again, 0, "the committed write kept it");
+        let entries = storage.list_audit(&everything()).await.expect("audit");
+        assert_eq!(entries.len(), 1);
+    })
+    .await;
 }

@@ -181,3 +181,40 @@ fn only_a_few_calls_are_in_flight_at_once() {
     drop(held);
     assert!(pace.start(&route).now_or_never().is_some());
 }
+
+#[test]
+fn asking_about_a_pause_neither_waits_nor_counts_a_call() {
+    let (pace, clock) = pace();
+    let start = clock.now();
+    let update = method("chat.update");
+    let post = Route {
+        name: "chat.postMessage",
+        major: None,
+        spacing: Some(Spacing {
+            key: "C1".to_owned(),
+            every: Duration::from_secs(1),
+            burst: 1,
+        }),
+    };
+    // Every place among the calls in flight is taken: asking still answers at once.
+    let held: Vec<_> = (0..IN_FLIGHT_PER_PLATFORM)
+        .map(|_| pace.start(&update).now_or_never().expect("a place"))
+        .collect();
+    assert_eq!(pace.pause_of(&update), None);
+    pace.finish(
+        &update,
+        &Limits::default(),
+        Some(Some(Duration::from_secs(60))),
+    );
+    let paused = pace.pause_of(&update).expect("paused by the 429");
+    assert_eq!(paused.until, start + secs(60));
+    assert!(paused.reason.contains("chat.update"), "{}", paused.reason);
+    assert_eq!(pace.pause_of(&post), None, "another method is not paused");
+    drop(held);
+    // Asking twice about a spaced route uses none of its burst of one.
+    assert_eq!(pace.pause_of(&post), None);
+    assert_eq!(pace.pause_of(&post), None);
+    assert_eq!(goes(&pace, &post), Ok(()));
+    clock.advance(secs(60));
+    assert_eq!(pace.pause_of(&update), None, "the pause is over");
+}
