@@ -12,7 +12,7 @@ use crate::approvals::{ApprovalRequest, DecisionContext};
 use crate::columns::{millis, opt_parsed, parsed, time, word};
 use crate::script::{Part, Script};
 use crate::{approvals, deliveries, outbox};
-use crate::{Opening, Storage, StorageError};
+use crate::{NewOutboxItem, Open, Opening, Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
@@ -226,7 +226,7 @@ pub struct BatchReading {
 /// connection's thread, since a batch is written while every click in it waits.
 ///
 /// They are the batch's first statements: on SQLite they go with the `BEGIN` of its write
-/// ([`Opening`]), and the connection comes back for the rest of the write.
+/// ([`Opening`]), and the open transaction comes back for the rest of the write.
 pub async fn read_for_batch<'c>(
     opening: Opening<'c>,
     deliveries: &[(&str, &str)],
@@ -234,14 +234,14 @@ pub async fn read_for_batch<'c>(
     asked: &[(i64, &PersonName)],
     edits: &[(String, serde_json::Value)],
     at: DateTime<Utc>,
-) -> Result<(BatchReading, &'c mut AnyConnection), StorageError> {
+) -> Result<(BatchReading, Open<'c>), StorageError> {
     let mut script = opening.script();
     let first_seen = deliveries::push_deliveries(&mut script, deliveries, at)?;
     let locked = approvals::push_lock_requests(&mut script, requests)?;
     let contexts = approvals::push_decision_contexts(&mut script, requests)?;
     let approved = push_approved_among(&mut script, asked)?;
     let waiting = outbox::push_unclaimed_pending(&mut script, edits, at)?;
-    let (mut results, conn) = opening.run(script).await?;
+    let (mut results, open) = opening.run(script).await?;
     let mut reading = BatchReading::default();
     if let Some(part) = first_seen {
         reading.first_seen = deliveries::first_seen(results.take(part))?;
@@ -259,7 +259,7 @@ pub async fn read_for_batch<'c>(
         Some(part) => outbox::unclaimed_found(results.take(part), edits)?,
         None => Vec::new(),
     };
-    Ok((reading, conn))
+    Ok((reading, open))
 }
 
 /// Records decisions in one statement, in order, and adds to each request's
@@ -269,6 +269,33 @@ pub async fn read_for_batch<'c>(
 pub async fn record_decision_batch(
     conn: &mut AnyConnection,
     decisions: &[NewDecision],
+    new_approvers: &BTreeMap<i64, u32>,
+) -> Result<(), StorageError> {
+    let mut script = Script::new(conn);
+    push_decision_batch(&mut script, decisions, new_approvers)?;
+    script.run(conn).await?;
+    Ok(())
+}
+
+/// Ends a batch's write: [`record_decision_batch`] and the batch's new outbox items (its cards'
+/// edits), as the write's last statements, so that on SQLite the `COMMIT` goes with them
+/// ([`Open::finish`]).
+pub async fn finish_batch<'q>(
+    open: Open<'_>,
+    decisions: &'q [NewDecision],
+    new_approvers: &BTreeMap<i64, u32>,
+    items: &'q [NewOutboxItem],
+) -> Result<(), StorageError> {
+    let mut script = open.script();
+    push_decision_batch(&mut script, decisions, new_approvers)?;
+    outbox::push_enqueue(&mut script, items)?;
+    open.finish(script).await?;
+    Ok(())
+}
+
+fn push_decision_batch<'q>(
+    script: &mut Script<'q>,
+    decisions: &'q [NewDecision],
     new_approvers: &BTreeMap<i64, u32>,
 ) -> Result<(), StorageError> {
     if let Some(unknown) = decisions
@@ -283,7 +310,6 @@ pub async fn record_decision_batch(
             ),
         ));
     }
-    let mut script = Script::new(conn);
     if !decisions.is_empty() {
         script.push(|values| {
             let rows: Vec<String> = decisions
@@ -335,7 +361,6 @@ pub async fn record_decision_batch(
             )
         })?;
     }
-    script.run(conn).await?;
     Ok(())
 }
 

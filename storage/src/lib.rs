@@ -41,7 +41,7 @@ pub mod timeline;
 pub mod views;
 
 pub use error::StorageError;
-pub use opening::Opening;
+pub use opening::{Open, Opening};
 pub use storage::{Backend, Storage, WRITE_PROBE_EVERY};
 pub use upserted::Upserted;
 pub use writer::WriteStats;

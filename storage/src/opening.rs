@@ -4,7 +4,9 @@
 //! `BEGIN` along with it, one hand-off less per write (SPEC §13: decisions at write speed).
 //!
 //! The connection is only reachable through [`Opening::begin`] or [`Opening::run`], both of
-//! which open the transaction first, so no statement of the write can run outside it.
+//! which open the transaction first, so no statement of the write can run outside it. Likewise
+//! a write alone in its transaction may end it with its last statements ([`Open::finish`]):
+//! its `COMMIT` goes with them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,39 +16,46 @@ use crate::columns::dialect;
 use crate::script::{Results, Script};
 use crate::{Backend, StorageError};
 
+/// How far a write got with a transaction its writer left it to open and end.
+#[derive(Debug, Default)]
+pub(crate) struct Ends {
+    /// The `BEGIN` was sent (it may have failed): the transaction is to be ended.
+    pub(crate) begun: AtomicBool,
+    /// The write's last statements and the `COMMIT` after them succeeded: nothing is left
+    /// to end.
+    pub(crate) committed: AtomicBool,
+}
+
+/// What the writer leaves to a write.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Left {
+    /// The statement that opens the transaction; `None` when the transaction (or the
+    /// savepoint of this write) was opened before the write began.
+    pub(crate) begin: Option<&'static str>,
+    /// The statement that ends it after the write's last statements, if the write may.
+    pub(crate) commit: Option<&'static str>,
+}
+
+impl Left {
+    /// Nothing: the caller opens and ends the transaction.
+    pub(crate) const NOTHING: Self = Self {
+        begin: None,
+        commit: None,
+    };
+}
+
 /// The connection of a write whose transaction may not be open yet.
 pub struct Opening<'c> {
     conn: &'c mut AnyConnection,
-    /// The statement that opens the transaction, not sent yet; `None` once sent, or when the
-    /// transaction (or the savepoint of this write) was opened before the write began.
-    begin: Option<&'static str>,
-    /// Set once `begin` has been sent, for the writer to know whether to end a transaction.
-    sent: &'c AtomicBool,
+    left: Left,
+    ends: &'c Ends,
 }
 
 impl<'c> Opening<'c> {
-    /// For a write whose transaction the caller opens with `begin`, sent with the write's
-    /// first statements; `sent` tells the caller whether it was.
-    pub(crate) fn pending(
-        conn: &'c mut AnyConnection,
-        begin: &'static str,
-        sent: &'c AtomicBool,
-    ) -> Self {
-        Self {
-            conn,
-            begin: Some(begin),
-            sent,
-        }
-    }
-
-    /// For a write whose transaction is already open.
-    pub(crate) fn open(conn: &'c mut AnyConnection, sent: &'c AtomicBool) -> Self {
-        sent.store(true, Ordering::Release);
-        Self {
-            conn,
-            begin: None,
-            sent,
-        }
+    /// For a write that is `left` to open (and maybe end) its transaction; `ends` tells the
+    /// caller how far it got.
+    pub(crate) fn new(conn: &'c mut AnyConnection, left: Left, ends: &'c Ends) -> Self {
+        Self { conn, left, ends }
     }
 
     pub fn backend(&self) -> Backend {
@@ -54,30 +63,63 @@ impl<'c> Opening<'c> {
     }
 
     /// Opens the transaction (if it is not yet) and hands over the connection, for a write
-    /// that does not start with a script.
+    /// that does not start with a script; its transaction is ended by the caller.
     pub async fn begin(self) -> Result<&'c mut AnyConnection, StorageError> {
-        if let Some(begin) = self.begin {
-            self.sent.store(true, Ordering::Release);
+        if let Some(begin) = self.left.begin {
+            self.ends.begun.store(true, Ordering::Release);
             sqlx::query(begin).execute(&mut *self.conn).await?;
         }
         Ok(self.conn)
     }
 
     /// Runs `script` as the write's first statements, in the same hand-off as the `BEGIN`
-    /// that opens its transaction, and hands over the connection for the rest of the write.
-    pub(crate) async fn run(
-        self,
-        script: Script<'_>,
-    ) -> Result<(Results, &'c mut AnyConnection), StorageError> {
-        if self.begin.is_some() {
-            self.sent.store(true, Ordering::Release);
+    /// that opens its transaction, and hands over the open transaction for the rest.
+    pub(crate) async fn run(self, script: Script<'_>) -> Result<(Results, Open<'c>), StorageError> {
+        if self.left.begin.is_some() {
+            self.ends.begun.store(true, Ordering::Release);
         }
-        let results = script.run_after(self.begin, &mut *self.conn).await?;
-        Ok((results, self.conn))
+        let results = script.run_after(self.left.begin, &mut *self.conn).await?;
+        let open = Open {
+            conn: self.conn,
+            commit: self.left.commit,
+            ends: self.ends,
+        };
+        Ok((results, open))
     }
 
     /// A script for this write's database.
     pub(crate) fn script<'q>(&self) -> Script<'q> {
         Script::new(self.conn)
+    }
+}
+
+/// A write's open transaction.
+pub struct Open<'c> {
+    conn: &'c mut AnyConnection,
+    /// The `COMMIT` the write may send after its last statements.
+    commit: Option<&'static str>,
+    ends: &'c Ends,
+}
+
+impl<'c> Open<'c> {
+    /// A script for this write's database.
+    pub(crate) fn script<'q>(&self) -> Script<'q> {
+        Script::new(self.conn)
+    }
+
+    /// The connection, for the write's statements before its last ones.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self.conn
+    }
+
+    /// Runs `script` as the write's last statements: with the `COMMIT` after them when the
+    /// write is alone in its transaction, so it is committed when this returns `Ok`. The
+    /// write must then return `Ok` too: nothing can take it back.
+    pub(crate) async fn finish(self, script: Script<'_>) -> Result<Results, StorageError> {
+        let results = script.run_before(self.commit, self.conn).await?;
+        if self.commit.is_some() {
+            self.ends.committed.store(true, Ordering::Release);
+        }
+        Ok(results)
     }
 }

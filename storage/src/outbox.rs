@@ -177,6 +177,54 @@ pub async fn enqueue_outbox(
     Ok(Upserted::Existing(existing))
 }
 
+/// Adds `items` to `script` as one statement, each as [`enqueue_outbox`] adds it (an
+/// idempotency key already there keeps its item), for a write that needs none of them back.
+pub(crate) fn push_enqueue<'q>(
+    script: &mut Script<'q>,
+    items: &'q [NewOutboxItem],
+) -> Result<(), StorageError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    if items.iter().any(|item| item.idempotency_key.is_empty()) {
+        return Err(StorageError::invalid(
+            "idempotency key",
+            "must not be empty",
+        ));
+    }
+    let payloads = items
+        .iter()
+        .map(|item| to_json("payload", &item.payload))
+        .collect::<Result<Vec<String>, StorageError>>()?;
+    script.push(|values| {
+        let rows: Vec<String> = items
+            .iter()
+            .zip(payloads)
+            .map(|(item, payload)| {
+                let row = [
+                    values.bind(item.kind.as_str()),
+                    values.bind(item.idempotency_key.as_str()),
+                    values.bind(payload),
+                    values.bind(millis(item.not_before.unwrap_or(item.at).max(item.at))),
+                    values.bind(millis(item.at)),
+                ];
+                format!(
+                    "({}, 'pending', {}, {})",
+                    row[..3].join(", "),
+                    row[3],
+                    row[4]
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO outbox (kind, idempotency_key, payload, state, next_attempt_at, \
+             created_at) VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        )
+    })?;
+    Ok(())
+}
+
 /// When a new item would be delivered, for [`unclaimed_pending_outbox`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {

@@ -110,7 +110,7 @@ impl<'q> Script<'q> {
 
     /// Runs the statements in order; the first that fails stops the rest.
     pub(crate) async fn run(self, conn: &mut AnyConnection) -> Result<Results, StorageError> {
-        self.run_after(None, conn).await
+        self.run_between(None, None, conn).await
     }
 
     /// Runs `first` (a statement without values or rows, such as the `BEGIN` of a
@@ -120,10 +120,29 @@ impl<'q> Script<'q> {
         first: Option<&str>,
         conn: &mut AnyConnection,
     ) -> Result<Results, StorageError> {
+        self.run_between(first, None, conn).await
+    }
+
+    /// Runs the statements, then `last` (without values or rows, such as a `COMMIT`) unless
+    /// one of them failed: on SQLite in the same hand-off.
+    pub(crate) async fn run_before(
+        self,
+        last: Option<&str>,
+        conn: &mut AnyConnection,
+    ) -> Result<Results, StorageError> {
+        self.run_between(None, last, conn).await
+    }
+
+    async fn run_between(
+        self,
+        first: Option<&str>,
+        last: Option<&str>,
+        conn: &mut AnyConnection,
+    ) -> Result<Results, StorageError> {
         match self.statements {
             Statements::Joined { count: 0, .. } => {
-                if let Some(first) = first {
-                    sqlx::query(first).execute(&mut *conn).await?;
+                for statement in first.into_iter().chain(last) {
+                    sqlx::query(statement).execute(&mut *conn).await?;
                 }
                 Ok(Results(Vec::new()))
             }
@@ -132,13 +151,13 @@ impl<'q> Script<'q> {
                 args,
                 count,
             } => {
-                let count = match first {
-                    Some(first) => {
-                        sql.insert_str(0, &format!("{first};\n"));
-                        count + 1
-                    }
-                    None => count,
-                };
+                if let Some(first) = first {
+                    sql.insert_str(0, &format!("{first};\n"));
+                }
+                if let Some(last) = last {
+                    sql.push_str(&format!(";\n{last}"));
+                }
+                let sent = count + usize::from(first.is_some()) + usize::from(last.is_some());
                 let mut results = vec![Vec::new()];
                 // sqlx 0.8 deprecates several statements in one prepared query
                 // (launchbadge/sqlx#3108) without removing it; should a later sqlx drop it,
@@ -153,16 +172,16 @@ impl<'q> Script<'q> {
                         Either::Right(row) => results.last_mut().expect("one open").push(row),
                     }
                 }
-                if results.len() != count + 1 {
+                if results.len() != sent + 1 {
                     return Err(StorageError::invalid(
                         "script",
-                        format!("{count} statements gave {} results", results.len() - 1),
+                        format!("{sent} statements gave {} results", results.len() - 1),
                     ));
                 }
-                results.truncate(count);
                 if first.is_some() {
                     results.remove(0);
                 }
+                results.truncate(count);
                 Ok(Results(results))
             }
             Statements::Apart(statements) => {
@@ -172,6 +191,9 @@ impl<'q> Script<'q> {
                 let mut results = Vec::with_capacity(statements.len());
                 for (sql, args) in statements {
                     results.push(sqlx::query_with(&sql, args).fetch_all(&mut *conn).await?);
+                }
+                if let Some(last) = last {
+                    sqlx::query(last).execute(&mut *conn).await?;
                 }
                 Ok(Results(results))
             }

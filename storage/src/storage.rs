@@ -1,7 +1,6 @@
 //! `Storage`: the handle the rest of Greenlight holds, chosen by the database URL.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 
-use crate::opening::Opening;
+use crate::opening::{Ends, Left, Opening};
 use crate::writer::{Counters, WriteStats, Writer};
 use crate::{sqlite, StorageError};
 
@@ -263,8 +262,8 @@ impl Storage {
         }
         // PostgreSQL batches commits itself; each write is its own transaction.
         let mut tx = self.inner.pool.begin().await?;
-        let sent = AtomicBool::new(false);
-        match work(Opening::open(&mut tx, &sent)).await {
+        let ends = Ends::default();
+        match work(Opening::new(&mut tx, Left::NOTHING, &ends)).await {
             Ok(value) => {
                 tx.commit().await?;
                 self.inner.counters.record_commit(1);

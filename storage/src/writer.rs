@@ -8,7 +8,7 @@
 //! is being fsynced, so batches grow exactly when it matters; when idle a write commits at once.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -16,7 +16,7 @@ use futures::FutureExt;
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::opening::Opening;
+use crate::opening::{Ends, Left, Opening};
 use crate::{sqlite, StorageError};
 
 /// Upper bound on writes per transaction, so one commit never holds the lock for long.
@@ -247,11 +247,22 @@ async fn run_transaction(
 ) -> Result<bool, sqlx::Error> {
     if let [job] = batch {
         // Alone in its batch, a write needs no savepoint: its failure rolls back everything.
-        // Its transaction opens with its first statements (`Opening`), so it is ended here by
-        // hand rather than by a `Transaction` that would have sent its own `BEGIN`.
-        let sent = AtomicBool::new(false);
-        let keep = job.run(Opening::pending(conn, BEGIN, &sent)).await;
-        if !sent.load(Ordering::Acquire) {
+        // It opens its transaction with its first statements and may commit it with its last
+        // (`Opening`), so the transaction is ended here by hand, if at all, rather than by a
+        // `Transaction` that would have sent its own `BEGIN`.
+        let ends = Ends::default();
+        let left = Left {
+            begin: Some(BEGIN),
+            commit: Some("COMMIT"),
+        };
+        let keep = job.run(Opening::new(conn, left, &ends)).await;
+        if ends.committed.load(Ordering::Acquire) {
+            if !keep {
+                tracing::error!("a write failed after committing; its changes stay");
+            }
+            return Ok(true);
+        }
+        if !ends.begun.load(Ordering::Acquire) {
             return Ok(false);
         }
         let end = if keep { "COMMIT" } else { "ROLLBACK" };
@@ -261,8 +272,11 @@ async fn run_transaction(
     let mut tx = conn.begin_with(BEGIN).await?;
     for job in batch.iter_mut() {
         let mut savepoint = tx.begin().await?;
-        let sent = AtomicBool::new(false);
-        if job.run(Opening::open(&mut savepoint, &sent)).await {
+        let ends = Ends::default();
+        if job
+            .run(Opening::new(&mut savepoint, Left::NOTHING, &ends))
+            .await
+        {
             savepoint.commit().await?;
         } else {
             savepoint.rollback().await?;

@@ -19,7 +19,7 @@ use greenlight_commands::{
     Verdict,
 };
 use greenlight_storage::{
-    decisions, AnyConnection, ApprovalRequest, Backend, NewDecision, Opening, StorageError,
+    decisions, AnyConnection, ApprovalRequest, Backend, NewDecision, Open, Opening, StorageError,
 };
 use tokio::sync::watch;
 
@@ -163,7 +163,7 @@ async fn decide_all(
             mut on_requests,
             waiting_edits,
         },
-        conn,
+        mut open,
     ) = read_batch(opening, config, policies, clicks, &people, now).await?;
 
     let mut rows = DecisionRows::default();
@@ -192,8 +192,8 @@ async fn decide_all(
             && Approvals::names_needed(on.snapshot.approvals.count, required)
         {
             // One more approval completes the request, and its announcement names everyone.
-            rows.store(conn).await?;
-            let everyone = decisions::approvers(conn, click.request_id).await?;
+            rows.store(open.conn()).await?;
+            let everyone = decisions::approvers(open.conn(), click.request_id).await?;
             on.snapshot.approvals = Approvals::all(everyone.into_iter().collect());
         }
         let actor = Actor {
@@ -229,10 +229,11 @@ async fn decide_all(
         } else {
             // A state change or a message: stored after the decisions before it, as one
             // click's write would.
-            rows.store(conn).await?;
+            rows.store(open.conn()).await?;
             let request = on.request.clone();
             on.request =
-                effects::apply_change(conn, request, transition.change.as_ref(), now).await?;
+                effects::apply_change(open.conn(), request, transition.change.as_ref(), now)
+                    .await?;
             on.snapshot.state = on.request.state;
             let effects: Vec<Effect> = transition
                 .effects
@@ -248,7 +249,7 @@ async fn decide_all(
                 reply_to: &click.actor.reply_to,
                 now,
             };
-            effects::enqueue_effects(conn, &context, &effects).await?;
+            effects::enqueue_effects(open.conn(), &context, &effects).await?;
             enqueued |= !effects.is_empty();
         }
         answers.push(Ok(Some(match decided {
@@ -256,7 +257,6 @@ async fn decide_all(
             Err(refusal) => DecisionReply::Refused(refusal),
         })));
     }
-    rows.store(conn).await?;
     let cards: Vec<_> = cards
         .iter()
         .filter_map(|id| match on_requests.get(id) {
@@ -264,7 +264,10 @@ async fn decide_all(
             _ => None,
         })
         .collect();
-    enqueued |= effects::update_cards_now(conn, config, &cards, &waiting_edits, now).await? > 0;
+    let edits = effects::card_edit_items(config, &cards, &waiting_edits, now);
+    enqueued |= !edits.is_empty();
+    // The write's last statements: on SQLite its COMMIT goes with them.
+    decisions::finish_batch(open, &rows.rows, &rows.new_approvers, &edits).await?;
     Ok(Written { answers, enqueued })
 }
 
@@ -282,7 +285,7 @@ struct BatchRead {
 /// decisions depend on and which of their cards have an edit waiting: one round trip whatever
 /// the number of requests.
 /// They are the write's first statements, sent with the `BEGIN` of its transaction; the
-/// connection comes back for the rest of the write.
+/// open transaction comes back for the rest of the write.
 async fn read_batch<'c>(
     opening: Opening<'c>,
     config: &Config,
@@ -290,7 +293,7 @@ async fn read_batch<'c>(
     clicks: &[Click],
     people: &[Option<&PersonName>],
     now: DateTime<Utc>,
-) -> Result<(BatchRead, &'c mut AnyConnection), StorageError> {
+) -> Result<(BatchRead, Open<'c>), StorageError> {
     let deliveries: Vec<(&str, &str)> = clicks
         .iter()
         .filter_map(|click| click.delivery.as_ref())
@@ -309,7 +312,7 @@ async fn read_batch<'c>(
     let asked: Vec<(i64, &PersonName)> = asked.into_iter().collect();
     let cards: Vec<CardKey> = ids.iter().map(|id| CardKey::Approval(*id)).collect();
     let edits = effects::card_edits(&cards);
-    let (mut reading, conn) =
+    let (mut reading, mut open) =
         decisions::read_for_batch(opening, &deliveries, &ids, &asked, &edits.items, now).await?;
     let waiting_edits = edits
         .cards
@@ -334,7 +337,7 @@ async fn read_batch<'c>(
         else {
             continue;
         };
-        let policy = match policies.get(conn, &request).await {
+        let policy = match policies.get(open.conn(), &request).await {
             Ok(policy) => policy,
             // This request's policy alone is unreadable: only its clicks fail.
             Err(error @ StorageError::Invalid { .. }) => {
@@ -343,7 +346,7 @@ async fn read_batch<'c>(
             }
             Err(error) => return Err(error),
         };
-        let approvals = load_approvals(conn, &request, Reading::DecisionBy(None)).await?;
+        let approvals = load_approvals(open.conn(), &request, Reading::DecisionBy(None)).await?;
         let snapshot = snapshot_from(config, &request, &policy, context, approvals);
         on_requests.insert(
             id,
@@ -368,7 +371,7 @@ async fn read_batch<'c>(
             on_requests,
             waiting_edits,
         },
-        conn,
+        open,
     ))
 }
 

@@ -139,29 +139,28 @@ pub(super) async fn update_card_at(
     Ok(())
 }
 
-/// Re-renders each of `cards` (of its app) everywhere it was posted, now: as
-/// [`update_card_at`] for each, except that which cards have an edit waiting on which platform
-/// was looked up before, with the batch's reads ([`card_edits`]; `waiting`). Returns how many
-/// edits were enqueued.
-pub(super) async fn update_cards_now(
-    conn: &mut AnyConnection,
+/// The outbox items that re-render each of `cards` (of its app) everywhere it was posted,
+/// now: as [`update_card_at`] adds for each, except that which cards have an edit waiting on
+/// which platform was looked up before, with the batch's reads ([`card_edits`]; `waiting`).
+/// For a batch to store with its last statements.
+pub(super) fn card_edit_items(
     config: &Config,
     cards: &[(&AppName, CardKey)],
     waiting: &HashSet<(Platform, CardKey)>,
     now: DateTime<Utc>,
-) -> Result<usize, StorageError> {
-    let mut enqueued = HashSet::new();
+) -> Vec<NewOutboxItem> {
+    let mut items = Vec::new();
+    let mut added = HashSet::new();
     for (app, card) in cards {
         for (platform, _) in config.chat_channels(app) {
-            if waiting.contains(&(platform, *card)) || !enqueued.insert((platform, *card)) {
+            if waiting.contains(&(platform, *card)) || !added.insert((platform, *card)) {
                 continue;
             }
             let effect = ChatEffect::UpdateCard { card: *card };
-            let item = effect.outbox_item(platform, unique(platform, &effect), now);
-            enqueue(conn, item).await?;
+            items.push(effect.outbox_item(platform, unique(platform, &effect), now));
         }
     }
-    Ok(enqueued.len())
+    items
 }
 
 /// The outbox items that would edit each of `cards` on each platform: which card on which

@@ -401,7 +401,7 @@ async fn concurrent_batches_over_the_same_requests_take_turns() {
                 storage
                     .write_opening(move |opening| {
                         Box::pin(async move {
-                            let (reading, conn) =
+                            let (reading, mut open) =
                                 decisions::read_for_batch(opening, &[], &ids, &[], &[], at(500))
                                     .await?;
                             let person = format!("reviewer{n}");
@@ -417,7 +417,7 @@ async fn concurrent_batches_over_the_same_requests_take_turns() {
                                 })
                                 .collect();
                             let counts = ids.iter().map(|id| (*id, 1)).collect();
-                            decisions::record_decision_batch(conn, &rows, &counts).await?;
+                            decisions::record_decision_batch(open.conn(), &rows, &counts).await?;
                             // What this batch saw before it added its own.
                             Ok(ids
                                 .iter()
@@ -449,6 +449,71 @@ async fn concurrent_batches_over_the_same_requests_take_turns() {
         let mut distinct = first_request_counts.clone();
         distinct.dedup();
         assert_eq!(distinct.len(), 8, "{seen:?}");
+    })
+    .await;
+}
+
+/// A batch ends with its decisions, counts and card edits as its last statements (on SQLite
+/// with the COMMIT): all of them are kept together, or, when one is refused, none.
+#[tokio::test]
+async fn a_batch_finishes_with_its_decisions_counts_and_card_edits_together() {
+    each_backend(|storage| async move {
+        let shop = release(&storage, "shop", 1, at(0)).await;
+        let request = storage
+            .insert_approval_request(new_request(shop.id, "production"))
+            .await
+            .expect("request");
+        let id = request.id;
+        let edit = |key: &str| greenlight_storage::NewOutboxItem {
+            kind: "slack.update_card".to_owned(),
+            idempotency_key: key.to_owned(),
+            payload: serde_json::json!({"card": format!("approval:{id}")}),
+            at: at(500),
+            not_before: None,
+        };
+        let finish = |rows: Vec<NewDecision>, items: Vec<greenlight_storage::NewOutboxItem>| {
+            let storage = storage.clone();
+            async move {
+                storage
+                    .write_opening(move |opening| {
+                        Box::pin(async move {
+                            let (_, open) =
+                                decisions::read_for_batch(opening, &[], &[id], &[], &[], at(500))
+                                    .await?;
+                            let counts = std::collections::BTreeMap::from([(id, 1)]);
+                            decisions::finish_batch(open, &rows, &counts, &items).await
+                        })
+                    })
+                    .await
+            }
+        };
+
+        // A stranger's decision cannot count: refused before anything is sent, nothing kept.
+        let stranger = click(id, None, Platform::Slack, DecisionVerdict::Approve);
+        let err = finish(vec![stranger], vec![edit("edit-0")])
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, StorageError::Invalid { .. }), "{err:?}");
+        assert!(storage.decisions(id).await.expect("decisions").is_empty());
+
+        let bob = click(id, Some("bob"), Platform::Slack, DecisionVerdict::Approve);
+        finish(vec![bob], vec![edit("edit-1")])
+            .await
+            .expect("finished");
+        assert_eq!(storage.decisions(id).await.expect("decisions").len(), 1);
+        let now = storage.approval_request(id).await.expect("request");
+        assert_eq!(now.approvals_counted, 1);
+        let pending = storage.outbox_counts().await.expect("outbox").pending;
+        assert_eq!(pending, 1, "the card edit is stored with the decision");
+
+        // The same edit again (its idempotency key) keeps the first; the next write is whole.
+        let carol = click(id, Some("carol"), Platform::Slack, DecisionVerdict::Approve);
+        finish(vec![carol], vec![edit("edit-1")])
+            .await
+            .expect("finished");
+        assert_eq!(storage.outbox_counts().await.expect("outbox").pending, 1);
+        let now = storage.approval_request(id).await.expect("request");
+        assert_eq!(now.approvals_counted, 2);
     })
     .await;
 }

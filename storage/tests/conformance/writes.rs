@@ -144,10 +144,10 @@ async fn statements_sent_with_the_begin_are_part_of_the_write() {
         let err = storage
             .write_opening(move |opening| {
                 Box::pin(async move {
-                    let (reading, conn) =
+                    let (reading, mut open) =
                         decisions::read_for_batch(opening, &delivery, &[], &[], &[], at(1)).await?;
                     assert_eq!(reading.first_seen.len(), 1, "first time seen");
-                    append_audit(conn, &entry(Some("shop"), None, 1)).await?;
+                    append_audit(open.conn(), &entry(Some("shop"), None, 1)).await?;
                     Err::<(), _>(StorageError::conflict("changed my mind"))
                 })
             })
@@ -171,9 +171,9 @@ async fn statements_sent_with_the_begin_are_part_of_the_write() {
         let first_seen = storage
             .write_opening(move |opening| {
                 Box::pin(async move {
-                    let (reading, conn) =
+                    let (reading, mut open) =
                         decisions::read_for_batch(opening, &delivery, &[], &[], &[], at(2)).await?;
-                    append_audit(conn, &entry(Some("shop"), None, 2)).await?;
+                    append_audit(open.conn(), &entry(Some("shop"), None, 2)).await?;
                     Ok(reading.first_seen.len())
                 })
             })
