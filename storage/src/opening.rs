@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::AnyConnection;
 
-use crate::columns::dialect;
 use crate::script::{Results, Script};
-use crate::{Backend, StorageError};
+use crate::StorageError;
 
 /// How far a write got with a transaction its writer left it to open and end.
 #[derive(Debug, Default)]
@@ -56,10 +55,6 @@ impl<'c> Opening<'c> {
     /// caller how far it got.
     pub(crate) fn new(conn: &'c mut AnyConnection, left: Left, ends: &'c Ends) -> Self {
         Self { conn, left, ends }
-    }
-
-    pub fn backend(&self) -> Backend {
-        dialect(self.conn)
     }
 
     /// Opens the transaction (if it is not yet) and hands over the connection, for a write

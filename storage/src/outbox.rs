@@ -142,6 +142,13 @@ impl<'r> FromRow<'r, AnyRow> for OutboxItem {
     }
 }
 
+impl NewOutboxItem {
+    /// When the item is first due: at `not_before`, but never before it was added.
+    fn first_attempt_at(&self) -> DateTime<Utc> {
+        self.not_before.unwrap_or(self.at).max(self.at)
+    }
+}
+
 /// Adds an item; call it inside the write that makes the state change. The same idempotency
 /// key twice returns the existing item unchanged.
 pub async fn enqueue_outbox(
@@ -161,7 +168,7 @@ pub async fn enqueue_outbox(
     .bind(&new.kind)
     .bind(&new.idempotency_key)
     .bind(to_json("payload", &new.payload)?)
-    .bind(millis(new.not_before.unwrap_or(new.at).max(new.at)))
+    .bind(millis(new.first_attempt_at()))
     .bind(millis(new.at))
     .fetch_optional(&mut *conn)
     .await?;
@@ -205,7 +212,7 @@ pub(crate) fn push_enqueue<'q>(
                     values.bind(item.kind.as_str()),
                     values.bind(item.idempotency_key.as_str()),
                     values.bind(payload),
-                    values.bind(millis(item.not_before.unwrap_or(item.at).max(item.at))),
+                    values.bind(millis(item.first_attempt_at())),
                     values.bind(millis(item.at)),
                 ];
                 format!(

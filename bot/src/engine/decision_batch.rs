@@ -284,6 +284,7 @@ struct BatchRead {
 /// Records the clicks' deliveries and reads every request they are on, with what their
 /// decisions depend on and which of their cards have an edit waiting: one round trip whatever
 /// the number of requests.
+///
 /// They are the write's first statements, sent with the `BEGIN` of its transaction; the
 /// open transaction comes back for the rest of the write.
 async fn read_batch<'c>(
