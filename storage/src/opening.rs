@@ -73,7 +73,9 @@ impl<'c> Opening<'c> {
         if self.left.begin.is_some() {
             self.ends.begun.store(true, Ordering::Release);
         }
-        let results = script.run_after(self.left.begin, &mut *self.conn).await?;
+        let results = script
+            .run_between(self.left.begin, None, &mut *self.conn)
+            .await?;
         let open = Open {
             conn: self.conn,
             commit: self.left.commit,
@@ -111,7 +113,7 @@ impl<'c> Open<'c> {
     /// write is alone in its transaction, so it is committed when this returns `Ok`. The
     /// write must then return `Ok` too: nothing can take it back.
     pub(crate) async fn finish(self, script: Script<'_>) -> Result<Results, StorageError> {
-        let results = script.run_before(self.commit, self.conn).await?;
+        let results = script.run_between(None, self.commit, self.conn).await?;
         if self.commit.is_some() {
             self.ends.committed.store(true, Ordering::Release);
         }

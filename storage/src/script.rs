@@ -113,27 +113,10 @@ impl<'q> Script<'q> {
         self.run_between(None, None, conn).await
     }
 
-    /// Runs `first` (a statement without values or rows, such as the `BEGIN` of a
-    /// transaction), then the statements: on SQLite in the same hand-off.
-    pub(crate) async fn run_after(
-        self,
-        first: Option<&str>,
-        conn: &mut AnyConnection,
-    ) -> Result<Results, StorageError> {
-        self.run_between(first, None, conn).await
-    }
-
-    /// Runs the statements, then `last` (without values or rows, such as a `COMMIT`) unless
-    /// one of them failed: on SQLite in the same hand-off.
-    pub(crate) async fn run_before(
-        self,
-        last: Option<&str>,
-        conn: &mut AnyConnection,
-    ) -> Result<Results, StorageError> {
-        self.run_between(None, last, conn).await
-    }
-
-    async fn run_between(
+    /// Runs `first`, the statements, then `last` unless one of them failed: `first` and
+    /// `last` are statements without values or rows (the `BEGIN` and `COMMIT` of a
+    /// transaction), on SQLite sent in the same hand-off as the statements.
+    pub(crate) async fn run_between(
         self,
         first: Option<&str>,
         last: Option<&str>,

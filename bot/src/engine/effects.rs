@@ -164,7 +164,7 @@ pub(super) fn card_edit_items(
 }
 
 /// The outbox items that would edit each of `cards` on each platform: which card on which
-/// platform, and the item as `(kind, payload)`, in the same order. What [`update_cards_now`]
+/// platform, and the item as `(kind, payload)`, in the same order. What [`card_edit_items`]
 /// needs looked up.
 pub(super) fn card_edits(cards: &[CardKey]) -> CardEdits {
     let mut edits = CardEdits::default();
